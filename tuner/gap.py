@@ -1,0 +1,132 @@
+"""The honest generalization gap, measured every epoch.
+
+Keras's ``loss`` and ``accuracy`` in ``History`` are not the training error: they include the L1/L2
+penalty, are taken with dropout active and batch norm in training mode, and average over a model that
+changes during the epoch. Its ``val_loss`` includes the penalty too. :class:`HonestGap` evaluates the
+training split (or a fixed, seeded subset of it) and the validation split at the end of each epoch in
+inference mode, with the data loss only, so that ``gap_loss = val_loss - train_loss`` and
+``gap_<metric>`` compare like with like. Keras's own figures stay available as ``keras_<name>``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from tuner.errors import NonFiniteLoss
+from tuner.optimizers import current_learning_rate
+
+__all__ = ["HonestGap", "evaluate_split", "primary_metric", "metric_functions", "HIGHER_IS_BETTER"]
+
+HIGHER_IS_BETTER = {"accuracy": True, "mae": False, "mse": False, "rmse": False, "loss": False}
+
+
+def primary_metric(task: str) -> str:
+    """The headline metric of a task: accuracy for classification, mean absolute error for regression."""
+    return "mae" if task == "regression" else "accuracy"
+
+
+def _accuracy(task: str) -> Callable[[np.ndarray, np.ndarray], float]:
+    def accuracy(y: np.ndarray, p: np.ndarray) -> float:
+        y = np.asarray(y)
+        if task == "binary":
+            return float(np.mean((p.reshape(-1) > 0.5) == (y.reshape(-1) > 0.5)))
+        labels = y if y.ndim == 1 else np.argmax(y, axis=-1)
+        return float(np.mean(np.argmax(p, axis=-1) == labels))
+
+    return accuracy
+
+
+def metric_functions(task: str) -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
+    """Metrics computed on inference-mode predictions, by name."""
+    if task == "regression":
+        return {
+            "mae": lambda y, p: float(np.mean(np.abs(p.reshape(-1) - y.reshape(-1)))),
+            "rmse": lambda y, p: float(np.sqrt(np.mean((p.reshape(-1) - y.reshape(-1)) ** 2))),
+        }
+    return {"accuracy": _accuracy(task)}
+
+
+def evaluate_split(model: Any, x: np.ndarray, y: np.ndarray, *, loss_fn: Any, task: str,
+                   batch_size: int = 4096) -> dict[str, float]:
+    """Data loss and metrics of ``model`` on ``(x, y)`` in inference mode (no dropout, BN moving stats).
+
+    The regularization penalty is not included: the loss is ``loss_fn(y, model(x, training=False))``
+    averaged over examples, exactly what ``model.evaluate`` reports for an unregularized model.
+    """
+    parts = [model.predict_on_batch(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    pred = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
+    per_example = loss_fn(y, pred)
+    out = {"loss": float(ops.convert_to_numpy(ops.mean(per_example)))}
+    for name, fn in metric_functions(task).items():
+        out[name] = fn(y, pred)
+    return out
+
+
+class HonestGap(keras.callbacks.Callback):
+    """Adds honest train/validation loss and metrics and their gaps to the logs of every epoch.
+
+    Put it first among the callbacks: it rewrites the epoch's ``logs`` in place, so that early stopping,
+    pruning and ``History`` all see the honest figures. Keras's own figures are kept as ``keras_loss``,
+    ``keras_accuracy``, ``keras_val_loss``, ... (``keras_`` marks them as biased by the penalty, dropout
+    and batch-norm training mode).
+
+    Args:
+        train: ``(x, y)`` of the training split, or the subset of it to evaluate.
+        val: ``(x, y)`` of the validation split.
+        loss: the loss name or function (data loss only).
+        task: ``"binary"``, ``"multiclass"`` or ``"regression"``.
+        record_lr: also log the learning rate as ``lr``. Defaults to `True`.
+
+    Raises:
+        NonFiniteLoss: when the training loss of an epoch is NaN or infinite ("non-finite loss at
+            epoch N").
+    """
+
+    def __init__(self, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], *, loss: Any,
+                 task: str, record_lr: bool = True) -> None:
+        super().__init__()
+        self.train = train
+        self.val = val
+        self.loss_fn = keras.losses.get(loss) if isinstance(loss, str) else loss
+        self.task = task
+        self.record_lr = record_lr
+        self.metric = primary_metric(task)
+        self.history: dict[str, list[float]] = {}
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.history = {}
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is None:
+            logs = {}
+        keras_loss = logs.get("loss")
+        if keras_loss is not None and not math.isfinite(float(keras_loss)):
+            self.model.stop_training = True
+            raise NonFiniteLoss(f"non-finite loss at epoch {epoch + 1}")
+        keras_figures = {f"keras_{k}": float(v) for k, v in logs.items() if not k.startswith(("train_", "gap_"))}
+        train = evaluate_split(self.model, *self.train, loss_fn=self.loss_fn, task=self.task)
+        val = evaluate_split(self.model, *self.val, loss_fn=self.loss_fn, task=self.task)
+        if not math.isfinite(train["loss"]):
+            self.model.stop_training = True
+            raise NonFiniteLoss(f"non-finite loss at epoch {epoch + 1}")
+        for key in list(logs):
+            if not key.startswith("keras_"):
+                del logs[key]
+        logs.update(keras_figures)
+        for name in train:
+            logs[f"train_{name}"] = train[name]
+            logs[f"val_{name}"] = val[name]
+        logs["gap_loss"] = val["loss"] - train["loss"]
+        for name in metric_functions(self.task):
+            sign = 1.0 if HIGHER_IS_BETTER[name] else -1.0
+            logs[f"gap_{name}"] = sign * (train[name] - val[name])
+        if self.record_lr and getattr(self.model, "optimizer", None) is not None:
+            logs["lr"] = current_learning_rate(self.model.optimizer)
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(float(value))

@@ -1,0 +1,193 @@
+"""The catalogue of parameters a search space may set: their type, domain, default and meaning.
+
+Every knob here is read by the model builder or the training step. A space file that does not name a
+knob gets its default. Names of Keras objects (activations, initializers, optimizers, losses) are not
+listed here: they are checked with Keras's own ``get()`` lookups.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Knob", "KNOBS", "check_value"]
+
+Check = Callable[[Any], "str | None"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Knob:
+    name: str
+    kind: str  # "int", "float", "str", "bool"
+    default: Any
+    doc: str
+    check: Check | None = None
+    per_layer: bool = False
+    nullable: bool = False
+    group: str = "model"
+
+
+def _interval(low: float | None, high: float | None, *, low_open: bool = False, high_open: bool = False) -> Check:
+    lo = "(" if low_open else "["
+    hi = ")" if high_open else "]"
+    text = f"must be in {lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
+
+    def check(value: Any) -> str | None:
+        if not math.isfinite(value):
+            return "must be a finite number"
+        if low is not None and (value < low or (low_open and value == low)):
+            return text
+        if high is not None and (value > high or (high_open and value == high)):
+            return text
+        return None
+
+    return check
+
+
+def _options(*options: str) -> Check:
+    def check(value: Any) -> str | None:
+        if value not in options:
+            return f"must be one of {list(options)}"
+        return None
+
+    return check
+
+
+def _keras_name(module: str, *, extra: tuple[str, ...] = ()) -> Check:
+    """Check a name with Keras's own ``get()`` (``keras.activations.get`` and friends)."""
+
+    def check(value: Any) -> str | None:
+        if not isinstance(value, str):
+            return f"must be the name of a Keras {module[:-1]}"
+        if value in extra:
+            return None
+        import keras
+
+        getter = getattr(keras, module).get
+        try:
+            obj = getter(value)
+        except Exception:
+            obj = None
+        if obj is None:
+            return f"must be a name that keras.{module}.get() knows"
+        return None
+
+    return check
+
+
+def _optimizer_name(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return "must be the name of a Keras optimizer"
+    import keras
+
+    try:
+        keras.optimizers.get(value)
+    except Exception:
+        return "must be a name that keras.optimizers.get() knows (adam, adamw, sgd, rmsprop, nadam, ...)"
+    return None
+
+
+REGULARIZER_KINDS = ("none", "l1", "l2", "l1_l2")
+BN_PLACEMENTS = ("off", "before", "after")
+SCHEDULES = ("constant", "exponential", "inverse_time", "linear", "cosine")
+SCALINGS = ("standard", "minmax", "none")
+OUTPUT_ACTIVATIONS = ("auto", "softmax", "sigmoid", "linear")
+FAMILIES = ("mlp",)
+
+_knobs: list[Knob] = [
+    # -- architecture
+    Knob("family", "str", "mlp", "Model family.", _options(*FAMILIES)),
+    Knob("n_layers", "int", 2, "Number of hidden layers (depth); 0 gives a linear model.", _interval(0, 64)),
+    Knob("units", "int", 64, "Width of a hidden layer.", _interval(1, 1_000_000), per_layer=True),
+    Knob("activation", "str", "relu", "Hidden activation, any name keras.activations.get() knows "
+         "(relu, tanh, sigmoid, elu, selu, gelu, swish, leaky_relu, ...).", _keras_name("activations"), per_layer=True),
+    Knob("kernel_initializer", "str", "glorot_uniform", "Kernel initializer of hidden and output layers, any name "
+         "keras.initializers.get() knows (random_normal, random_uniform, zeros, he_normal, he_uniform, glorot_normal, "
+         "glorot_uniform, lecun_normal, lecun_uniform, orthogonal, ...).", _keras_name("initializers")),
+    Knob("bias_initializer", "str", "zeros", "Bias initializer, as kernel_initializer.", _keras_name("initializers")),
+    Knob("output_activation", "str", "auto", "Output activation; auto picks what the task implies (softmax for "
+         "multiclass, sigmoid for binary, linear for regression).", _options(*OUTPUT_ACTIVATIONS)),
+    # -- regularization
+    Knob("dropout", "float", 0.0, "Dropout rate after each hidden layer.", _interval(0.0, 1.0, high_open=True),
+         per_layer=True, group="regularization"),
+    Knob("input_dropout", "float", 0.0, "Dropout rate on the inputs.", _interval(0.0, 1.0, high_open=True),
+         group="regularization"),
+    Knob("kernel_regularizer", "str", "none", "Kernel penalty: none, l1, l2 or l1_l2 (elastic net).",
+         _options(*REGULARIZER_KINDS), group="regularization"),
+    Knob("kernel_l1", "float", 0.01, "L1 factor of the kernel penalty (l1, l1_l2).", _interval(0.0, None),
+         group="regularization"),
+    Knob("kernel_l2", "float", 0.01, "L2 factor of the kernel penalty (l2, l1_l2).", _interval(0.0, None),
+         group="regularization"),
+    Knob("bias_regularizer", "str", "none", "Bias penalty: none, l1, l2 or l1_l2.", _options(*REGULARIZER_KINDS),
+         group="regularization"),
+    Knob("bias_l1", "float", 0.01, "L1 factor of the bias penalty.", _interval(0.0, None), group="regularization"),
+    Knob("bias_l2", "float", 0.01, "L2 factor of the bias penalty.", _interval(0.0, None), group="regularization"),
+    Knob("activity_regularizer", "str", "none", "Penalty on hidden-layer outputs: none, l1, l2 or l1_l2.",
+         _options(*REGULARIZER_KINDS), group="regularization"),
+    Knob("activity_l1", "float", 0.01, "L1 factor of the activity penalty.", _interval(0.0, None),
+         group="regularization"),
+    Knob("activity_l2", "float", 0.01, "L2 factor of the activity penalty.", _interval(0.0, None),
+         group="regularization"),
+    Knob("batch_norm", "str", "off", "Batch normalization: off, before the activation or after it.",
+         _options(*BN_PLACEMENTS), group="regularization"),
+    Knob("bn_momentum", "float", 0.99, "Momentum of the batch-norm moving statistics.",
+         _interval(0.0, 1.0, low_open=True, high_open=True), group="regularization"),
+    Knob("bn_epsilon", "float", 0.001, "Epsilon added to the batch-norm variance.", _interval(0.0, 1.0, low_open=True),
+         group="regularization"),
+    # -- optimization
+    Knob("optimizer", "str", "adam", "Optimizer, any name keras.optimizers.get() knows (adam, adamw, sgd, "
+         "rmsprop, nadam, adamax, adagrad, lion, ...).", _optimizer_name, group="optimization"),
+    Knob("learning_rate", "float", 0.001, "Initial (peak) learning rate.", _interval(0.0, 10.0, low_open=True),
+         group="optimization"),
+    Knob("momentum", "float", 0.0, "Momentum (sgd, rmsprop).", _interval(0.0, 1.0, high_open=True),
+         group="optimization"),
+    Knob("nesterov", "bool", False, "Nesterov momentum (sgd).", group="optimization"),
+    Knob("weight_decay", "float", None, "Decoupled weight decay (adamw and others); null keeps the optimizer's own.",
+         _interval(0.0, None), nullable=True, group="optimization"),
+    Knob("clipnorm", "float", None, "Clip each gradient to this norm; null for none.",
+         _interval(0.0, None, low_open=True), nullable=True, group="optimization"),
+    Knob("lr_schedule", "str", "constant", "Learning-rate schedule: constant, exponential, inverse_time, linear "
+         "or cosine.", _options(*SCHEDULES), group="optimization"),
+    Knob("decay_rate", "float", 0.9, "Decay rate (exponential, inverse_time).", _interval(0.0, None, low_open=True),
+         group="optimization"),
+    Knob("decay_steps", "int", None, "Optimizer steps of one decay period; null: one epoch for exponential and "
+         "inverse_time, the whole run for linear and cosine.", _interval(1, None), nullable=True,
+         group="optimization"),
+    Knob("staircase", "bool", False, "Decay in discrete steps (exponential, inverse_time).", group="optimization"),
+    Knob("end_lr_factor", "float", 0.0, "Final learning rate as a fraction of the initial one (linear, cosine).",
+         _interval(0.0, 1.0), group="optimization"),
+    Knob("warmup_epochs", "float", 0.0, "Epochs of linear warm-up from 0 to the learning rate, before the schedule.",
+         _interval(0.0, None), group="optimization"),
+    Knob("loss", "str", "auto", "Loss; auto picks what the task implies (sparse_categorical_crossentropy, "
+         "binary_crossentropy, mse). Any name keras.losses.get() knows that fits the task (categorical_crossentropy, "
+         "mae, huber, ...).", _keras_name("losses", extra=("auto",)), group="optimization"),
+    # -- training
+    Knob("batch_size", "int", 32, "Mini-batch size.", _interval(1, None), group="training"),
+    Knob("epochs", "int", 20, "Maximum number of epochs.", _interval(1, 100_000), group="training"),
+    Knob("patience", "int", 5, "Early-stopping patience in epochs on the honest validation loss (best weights "
+         "restored); 0 turns early stopping off.", _interval(0, None), group="training"),
+    Knob("scaling", "str", "standard", "Feature scaling fitted on the training split: standard, minmax or none.",
+         _options(*SCALINGS), group="training"),
+]
+
+KNOBS: dict[str, Knob] = {k.name: k for k in _knobs}
+
+
+def check_value(knob: Knob, value: Any) -> str | None:
+    """Return the rule ``value`` breaks for ``knob``, or None when it is acceptable."""
+    if value is None:
+        return None if knob.nullable else f"must not be null ({knob.name} is a {knob.kind})"
+    if knob.kind == "bool":
+        return None if isinstance(value, bool) else "must be true or false"
+    if knob.kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "must be an integer"
+    elif knob.kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return "must be a number"
+    elif knob.kind == "str":
+        if not isinstance(value, str):
+            return "must be a string"
+    return knob.check(value) if knob.check is not None else None

@@ -1,0 +1,575 @@
+"""The study engine: Optuna studies over a search space, each trial a real Keras training run.
+
+A :class:`Study` ties a :class:`~tuner.SearchSpace`, a :class:`~tuner.Dataset` and
+:class:`StudySettings` together. ``Study.run()`` creates or resumes the named Optuna study (SQLite in
+``mlruns/optuna.db`` by default), runs trials until the study holds ``n_trials`` finished trials, and
+records everything in MLflow (:mod:`tuner.tracking`). Each trial stores its honest gap, verdict, chosen
+epoch, parameter count and wall time as Optuna user attributes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import math
+import os
+import sys
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tuner._logging import get_logger
+from tuner.errors import ConfigError, Problem, TrialFailed
+from tuner.results import StudyResults, TrialReport
+
+__all__ = ["Study", "StudySettings", "TrialReport", "create_study", "run_study", "SAMPLERS", "PRUNERS",
+           "default_storage", "objective_direction"]
+
+_logger = get_logger(__name__)
+
+SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "grid", "nsga2")
+PRUNERS = ("median", "hyperband", "successive_halving", "percentile", "none")
+_COUNTED = ("COMPLETE", "PRUNED", "FAIL")
+DEFAULT_N_TRIALS = 12
+
+
+def default_storage(store: Path = Path("mlruns")) -> str:
+    """The default Optuna storage: ``sqlite:///mlruns/optuna.db``."""
+    return f"sqlite:///{store.as_posix()}/optuna.db"
+
+
+def objective_direction(metric: str) -> str:
+    """``maximize`` for accuracy-like metrics, ``minimize`` for losses, errors and gaps."""
+    name = metric.split("_", 1)[-1] if metric.startswith(("val_", "train_")) else metric
+    if metric.startswith("gap_"):
+        return "minimize"
+    return "maximize" if name in ("accuracy",) else "minimize"
+
+
+@dataclasses.dataclass
+class StudySettings:
+    """How a study runs. The CLI and the Python API share these defaults.
+
+    Args:
+        study_name: the Optuna study (and MLflow experiment) name. Defaults to ``<space>-<dataset>``.
+        n_trials: the total number of finished trials wanted in the study; a resumed study runs only
+            what is missing. Defaults to `12`.
+        timeout: stop starting trials after this many seconds. Defaults to `None`.
+        sampler: one of ``tpe``, ``random``, ``cmaes``, ``gp``, ``qmc``, ``grid``, ``nsga2``. Defaults to `"tpe"`.
+        pruner: one of ``median``, ``hyperband``, ``successive_halving``, ``percentile``, ``none``.
+            Defaults to `"median"`.
+        objective: validation metrics to optimize (``val_accuracy``, ``val_loss``, ``gap_loss``, ...);
+            two or more make a multi-objective study. Defaults to ``val_accuracy`` for classification
+            and ``val_loss`` for regression.
+        storage: any Optuna storage URL. Defaults to ``sqlite:///mlruns/optuna.db``.
+        tracking_uri: any MLflow tracking URI; ``None`` uses ``MLFLOW_TRACKING_URI`` or
+            ``sqlite:///mlruns/mlflow.db``. ``"none"`` turns tracking off.
+        seed: seeds the sampler and each trial (``seed + trial number``). Defaults to `0`.
+        gap_subset: rows of the training split evaluated for the honest gap. Defaults to `10_000`.
+        log_best_model: log the best model to MLflow at the end. Defaults to `True`.
+    """
+
+    study_name: str | None = None
+    n_trials: int = DEFAULT_N_TRIALS
+    timeout: float | None = None
+    sampler: str = "tpe"
+    pruner: str = "median"
+    objective: tuple[str, ...] = ()
+    storage: str | None = None
+    tracking_uri: str | None = None
+    seed: int = 0
+    gap_subset: int | None = 10_000
+    log_best_model: bool = True
+
+    def validate(self, task: str) -> None:
+        problems = []
+        if self.sampler not in SAMPLERS:
+            problems.append(Problem("--sampler", "sampler", f"must be one of {list(SAMPLERS)}", value=self.sampler))
+        if self.pruner not in PRUNERS:
+            problems.append(Problem("--pruner", "pruner", f"must be one of {list(PRUNERS)}", value=self.pruner))
+        if not isinstance(self.n_trials, int) or self.n_trials < 1:
+            problems.append(Problem("--n-trials", "n_trials", "must be a positive integer", value=self.n_trials))
+        if self.timeout is not None and not self.timeout > 0:
+            problems.append(Problem("--timeout", "timeout", "must be a positive number of seconds", value=self.timeout))
+        metric = "mae" if task == "regression" else "accuracy"
+        allowed = {f"{p}_{m}" for p in ("val", "gap", "train") for m in ("loss", metric)}
+        if task == "regression":
+            allowed |= {"val_rmse", "gap_rmse", "train_rmse"}
+        for obj in self.objective:
+            if obj not in allowed:
+                problems.append(Problem("--objective", "objective", f"must be one of {sorted(allowed)} for a {task} task",
+                                        value=obj))
+        if len(self.objective) != len(set(self.objective)):
+            problems.append(Problem("--objective", "objective", "must not repeat a metric", value=list(self.objective)))
+        if problems:
+            raise ConfigError(problems)
+
+
+class _PruningCallback:
+    """Reports the first objective each epoch to Optuna and prunes when the pruner says so."""
+
+    def __init__(self, trial: Any, monitor: str) -> None:
+        import keras
+
+        class _Callback(keras.callbacks.Callback):
+            def on_epoch_end(cb_self, epoch: int, logs: dict | None = None) -> None:  # noqa: N805
+                import optuna
+
+                value = (logs or {}).get(monitor)
+                if value is None or not math.isfinite(float(value)):
+                    return
+                trial.report(float(value), step=epoch + 1)
+                if trial.should_prune():
+                    cb_self.model.stop_training = True
+                    raise optuna.TrialPruned(f"pruned at epoch {epoch + 1} ({monitor}={float(value):.4g})")
+
+        self.callback = _Callback()
+
+
+class Study:
+    """A tuning study: a search space, a dataset, settings, an Optuna study and its MLflow records.
+
+    Args:
+        space: the :class:`~tuner.SearchSpace` (or a path / shipped space name).
+        dataset: a :class:`~tuner.Dataset` (or a built-in name / file path). Defaults to `"digits"`.
+        settings: :class:`StudySettings`; keyword arguments override its fields.
+        builder: ``builder(params, input_shape, *, task, n_outputs) -> keras.Model`` to use instead of
+            the built-in MLP. Spaces, pruning, tracking and gap reports work the same.
+        fixed: parameters to fix (as ``--set``), validated like the space file.
+    """
+
+    def __init__(self, space: Any = "default", dataset: Any = "digits", settings: StudySettings | None = None, *,
+                 builder: Callable[..., Any] | None = None, fixed: Mapping[str, Any] | None = None,
+                 **overrides: Any) -> None:
+        from tuner.datasets import load_dataset
+        from tuner.model_builder import check_task_fit
+        from tuner.search_space import SearchSpace, load_space
+
+        self.space = space if isinstance(space, SearchSpace) else load_space(space)
+        if fixed:
+            self.space = self.space.with_fixed(fixed)
+        self.dataset = dataset if not isinstance(dataset, (str, os.PathLike)) else load_dataset(str(dataset))
+        self.settings = dataclasses.replace(settings or StudySettings(), **overrides)
+        s = self.settings
+        if isinstance(s.objective, str):
+            s.objective = tuple(x.strip() for x in s.objective.split(",") if x.strip())
+        if not s.objective:
+            s.objective = ("val_loss",) if self.dataset.task == "regression" else ("val_accuracy",)
+        s.validate(self.dataset.task)
+        if s.study_name is None:
+            s.study_name = f"{self.space.name}-{self.dataset.name}"
+        if s.storage is None:
+            s.storage = default_storage()
+        self.builder = builder
+        for loss in self._possible("loss"):
+            for act in self._possible("output_activation"):
+                check_task_fit({"loss": loss, "output_activation": act}, self.dataset.task, source=self.space.source)
+        if s.sampler == "grid":
+            self.space.grid()
+        self.directions = [objective_direction(m) for m in s.objective]
+        self._optuna_study: Any = None
+        self.tracker: Any = None
+        self.best_test: dict[str, float] | None = None
+        self._best_model_path: str | None = None
+        self._best_model_trial: int | None = None
+
+    def _possible(self, name: str) -> list[Any]:
+        from tuner.knobs import KNOBS
+
+        p = self.space.params.get(name)
+        if p is None:
+            return [KNOBS[name].default]
+        return p.possible_values() or [KNOBS[name].default]
+
+    # -- Optuna objects ----------------------------------------------------------------------
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.settings.objective) > 1
+
+    def _sampler(self) -> Any:
+        import optuna
+
+        s = self.settings
+        seed = s.seed
+        if s.sampler == "tpe":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
+        if s.sampler == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if s.sampler == "cmaes":
+            return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+        if s.sampler == "gp":
+            try:
+                import torch  # noqa: F401
+            except ImportError:
+                raise ConfigError([Problem("--sampler", "sampler", "the gp sampler needs PyTorch: pip install torch",
+                                           value="gp")]) from None
+            return optuna.samplers.GPSampler(seed=seed)
+        if s.sampler == "qmc":
+            return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+        if s.sampler == "grid":
+            return optuna.samplers.GridSampler(self.space.grid(), seed=seed)
+        return optuna.samplers.NSGAIISampler(seed=seed)
+
+    def _pruner(self) -> Any:
+        import optuna
+
+        name = self.settings.pruner
+        if self.multi_objective and name != "none":
+            _logger.warning("pruning is disabled: Optuna cannot prune multi-objective studies (%s)",
+                            ",".join(self.settings.objective))
+            return optuna.pruners.NopPruner()
+        epochs = self._max_epochs()
+        if name == "median":
+            return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, epochs // 5))
+        if name == "hyperband":
+            return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
+        if name == "successive_halving":
+            return optuna.pruners.SuccessiveHalvingPruner()
+        if name == "percentile":
+            return optuna.pruners.PercentilePruner(25.0, n_startup_trials=5, n_warmup_steps=max(1, epochs // 5))
+        return optuna.pruners.NopPruner()
+
+    def _max_epochs(self) -> int:
+        p = self.space.params.get("epochs")
+        if p is None:
+            return 20
+        return int(p.value if p.is_fixed else (p.high if p.high is not None else max(p.choices or [20])))
+
+    def _storage(self) -> Any:
+        import optuna
+
+        url = self.settings.storage
+        if url.startswith("sqlite:///"):
+            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        if url.startswith(("sqlite", "postgresql", "mysql")):
+            engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine_kwargs, heartbeat_interval=15, grace_period=60,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+        return url
+
+    @property
+    def optuna_study(self) -> Any:
+        """The underlying ``optuna.Study`` (created or loaded on first use)."""
+        if self._optuna_study is None:
+            import optuna
+
+            study = optuna.create_study(study_name=self.settings.study_name, storage=self._storage(),
+                                        sampler=self._sampler(), pruner=self._pruner(),
+                                        directions=self.directions, load_if_exists=True)
+            self._check_same_study(study)
+            self._optuna_study = study
+        return self._optuna_study
+
+    def _check_same_study(self, study: Any) -> None:
+        """A resumed study must have the same space, dataset and objectives."""
+        import optuna
+
+        stored = study.user_attrs
+        mine = {"space": self.space.to_dict()["parameters"], "dataset": self.dataset.name,
+                "objective": list(self.settings.objective)}
+        if not stored.get("tuner"):
+            if len(study.trials) == 0:
+                study.set_user_attr("tuner", mine)
+                study.set_user_attr("dataset_description", self.dataset.describe())
+            return
+        theirs = stored["tuner"]
+        for key in ("dataset", "objective", "space"):
+            if theirs.get(key) != mine[key]:
+                raise ConfigError([Problem(self.settings.storage, f"study {self.settings.study_name!r}",
+                                           f"exists with another {key}; give a new --study name to start a "
+                                           "new study, or run with the same settings to resume it",
+                                           value=theirs.get(key) if key != "space" else "a different space")])
+        if list(study.directions) != [optuna.study.StudyDirection[d.upper()] for d in self.directions]:
+            raise ConfigError([Problem(self.settings.storage, f"study {self.settings.study_name!r}",
+                                       "exists with other directions", value=[d.name for d in study.directions])])
+
+    # -- running -------------------------------------------------------------------------------
+    def n_finished(self) -> int:
+        """Finished trials that count towards ``n_trials`` (complete, pruned, failed but not interrupted)."""
+        import optuna
+
+        states = tuple(getattr(optuna.trial.TrialState, s) for s in _COUNTED)
+        return sum(1 for t in self.optuna_study.get_trials(deepcopy=False, states=states)
+                   if t.user_attrs.get("fail_reason") != "interrupted")
+
+    def enqueue(self, params: Mapping[str, Any]) -> None:
+        """Warm start: the next trial tries these parameter values first."""
+        self.optuna_study.enqueue_trial(dict(params), skip_if_exists=True)
+
+    def run(self, *, n_trials: int | None = None, timeout: float | None = None, progress: bool = False,
+            on_trial: Callable[[TrialReport], None] | None = None) -> Study:
+        """Run trials until the study holds ``n_trials`` finished trials (or ``timeout`` passes).
+
+        A ``KeyboardInterrupt`` marks the running trial failed (reason ``interrupted``, which does not
+        count towards the total), closes the MLflow runs, and is raised again.
+        """
+        import optuna
+
+        # Optuna logs each failed trial with a traceback at WARNING; our own line names the reason.
+        debug = get_logger("tuner").isEnabledFor(10)
+        optuna.logging.set_verbosity(optuna.logging.WARNING if debug else optuna.logging.ERROR)
+        s = self.settings
+        target = n_trials if n_trials is not None else s.n_trials
+        timeout = timeout if timeout is not None else s.timeout
+        study = self.optuna_study
+        missing = target - self.n_finished()
+        self._start_tracking()
+        status = "FINISHED"
+        bar = None
+        try:
+            if missing <= 0:
+                _logger.info("study %r already holds %d finished trials (asked for %d): nothing to run",
+                             s.study_name, self.n_finished(), target)
+                return self
+            if progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=missing, desc=f"study {s.study_name}", unit="trial", file=sys.stderr,
+                           dynamic_ncols=True)
+
+            def after_trial(st: Any, frozen: Any) -> None:
+                if frozen.user_attrs.get("fail_reason") != "interrupted" and bar is not None:
+                    bar.update(1)
+                if on_trial is not None:
+                    on_trial(TrialReport.from_frozen(frozen))
+                if self.n_finished() >= target:
+                    st.stop()
+
+            while missing > 0:
+                study.optimize(self._objective, n_trials=missing, timeout=timeout, callbacks=[after_trial],
+                               catch=(TrialFailed,), gc_after_trial=False, show_progress_bar=False)
+                missing = target - self.n_finished()
+                if timeout is not None:
+                    break
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        except BaseException:
+            status = "FAILED"
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+            self._finish_tracking(status)
+        return self
+
+    def _objective(self, trial: Any) -> float | list[float]:
+        import keras
+        import optuna
+
+        from tuner.training import train_model
+
+        s = self.settings
+        params = self.space.suggest(trial)
+        trial.set_user_attr("resolved_params", params)
+        run_id = None
+        callbacks: list[Any] = []
+        epoch_logger = None
+        if self.tracker is not None:
+            from tuner.tracking import EpochLogger
+
+            run_id = self.tracker.start_trial(trial.number, params, study_name=s.study_name)
+            trial.set_user_attr("mlflow_run_id", run_id)
+            epoch_logger = EpochLogger(self.tracker, run_id)
+            callbacks.append(epoch_logger)
+        if not self.multi_objective:
+            callbacks.append(_PruningCallback(trial, s.objective[0]).callback)
+        state, reason, result = "failed", None, None
+        try:
+            result = train_model(params, self.dataset, seed=s.seed + trial.number, callbacks=callbacks,
+                                 builder=self.builder, gap_subset=s.gap_subset)
+            values = [float(result.metrics[m]) for m in s.objective]
+            if not all(math.isfinite(v) for v in values):
+                raise TrialFailed(f"non-finite objective {dict(zip(s.objective, values))}")
+            self._record_success(trial, result)
+            state = "complete"
+            if self._is_best(values) and s.log_best_model and self.tracker is not None:
+                self._keep_best_model(trial.number, result.model)
+            return values[0] if len(values) == 1 else values
+        except optuna.TrialPruned as err:
+            state, reason = "pruned", str(err)
+            trial.set_user_attr("prune_reason", reason)
+            raise
+        except KeyboardInterrupt:
+            state, reason = "interrupted", "interrupted"
+            trial.set_user_attr("fail_reason", reason)
+            raise
+        except TrialFailed as err:
+            reason = str(err)
+            trial.set_user_attr("fail_reason", reason)
+            raise
+        except ConfigError:
+            raise
+        except Exception as err:
+            reason = f"{type(err).__name__}: {err}".strip()[:1000]
+            trial.set_user_attr("fail_reason", reason)
+            raise TrialFailed(reason) from err
+        finally:
+            if self.tracker is not None and run_id is not None:
+                try:
+                    if epoch_logger is not None:
+                        epoch_logger.flush()
+                    self.tracker.end_trial(run_id, state=state, metrics=self._trial_metrics(result),
+                                           tags=self._trial_tags(result, reason))
+                except Exception as err:  # tracking must not lose the Optuna result
+                    _logger.warning("could not close MLflow run of trial %d: %s", trial.number, err)
+            if result is not None:
+                result.model = None
+            keras.backend.clear_session()
+            gc.collect()
+
+    def _record_success(self, trial: Any, result: Any) -> None:
+        trial.set_user_attr("metrics", result.metrics)
+        trial.set_user_attr("final_metrics", result.final_metrics)
+        trial.set_user_attr("gap_loss", result.metrics.get("gap_loss"))
+        trial.set_user_attr(f"gap_{result.metric}", result.metrics.get(f"gap_{result.metric}"))
+        trial.set_user_attr("verdict", result.diagnosis.verdict)
+        trial.set_user_attr("reason", result.diagnosis.reason)
+        trial.set_user_attr("suggestion", result.diagnosis.suggestion)
+        trial.set_user_attr("best_epoch", result.best_epoch)
+        trial.set_user_attr("epochs_run", result.epochs_run)
+        trial.set_user_attr("n_params", result.n_params)
+        trial.set_user_attr("wall_time", round(result.wall_time, 3))
+
+    @staticmethod
+    def _trial_metrics(result: Any) -> dict[str, float]:
+        if result is None:
+            return {}
+        out = {f"best_{k}": v for k, v in result.metrics.items()}
+        out.update({f"final_{k}": v for k, v in result.final_metrics.items()})
+        out.update(best_epoch=result.best_epoch, n_params=result.n_params, wall_time=result.wall_time)
+        return out
+
+    @staticmethod
+    def _trial_tags(result: Any, reason: str | None) -> dict[str, Any]:
+        tags: dict[str, Any] = {}
+        if result is not None:
+            tags.update(verdict=result.diagnosis.verdict, verdict_reason=result.diagnosis.reason,
+                        suggestion=result.diagnosis.suggestion)
+        if reason:
+            tags["fail_reason"] = reason
+        return tags
+
+    def _is_best(self, values: Sequence[float]) -> bool:
+        """Whether the first objective beats every complete trial so far."""
+        import optuna
+
+        done = [t.values[0] for t in self.optuna_study.get_trials(deepcopy=False,
+                                                                   states=(optuna.trial.TrialState.COMPLETE,))]
+        if not done:
+            return True
+        return values[0] > max(done) if self.directions[0] == "maximize" else values[0] < min(done)
+
+    def _keep_best_model(self, number: int, model: Any) -> None:
+        from tuner.tracking import save_model_tmp
+
+        if self._best_model_path:
+            Path(self._best_model_path).unlink(missing_ok=True)
+        self._best_model_path = save_model_tmp(model)
+        self._best_model_trial = number
+
+    # -- tracking ------------------------------------------------------------------------------
+    def _start_tracking(self) -> None:
+        s = self.settings
+        if s.tracking_uri == "none" or self.tracker is not None:
+            return
+        from tuner.tracking import MlflowTracker
+
+        self.tracker = MlflowTracker(s.study_name, tracking_uri=s.tracking_uri)
+        settings = dataclasses.asdict(s)
+        settings["objective"] = ",".join(s.objective)
+        settings["directions"] = ",".join(self.directions)
+        self.tracker.start_study(study_name=s.study_name, settings=settings, space_yaml=self.space.to_yaml(),
+                                 dataset=self.dataset.describe())
+        self.optuna_study.set_user_attr("mlflow_experiment_id", self.tracker.experiment_id)
+
+    def _finish_tracking(self, status: str) -> None:
+        best_info: dict[str, Any] = {}
+        try:
+            best = self.best_trial()
+        except ConfigError:
+            best = None
+        if best is not None:
+            self._finish_best(best)
+            best_info = {"metrics": {**best.metrics, **(self.best_test or {})}, "params": best.params,
+                         "tags": {"best_trial_number": best.number, "best_run_id": best.mlflow_run_id,
+                                  "best_verdict": best.verdict,
+                                  "best_model_uri": self.optuna_study.user_attrs.get("best_model_uri")}}
+        if self._best_model_path:
+            Path(self._best_model_path).unlink(missing_ok=True)
+            self._best_model_path = None
+        if self.tracker is not None:
+            try:
+                self.tracker.end_study(status=status, best=best_info)
+            except Exception as err:
+                _logger.warning("could not close the MLflow study run: %s", err)
+            self.tracker = None
+
+    def _finish_best(self, best: TrialReport) -> None:
+        """Log the best model (when this invocation trained it) and score it once on the test split."""
+        import keras
+
+        from tuner.training import evaluate_test
+
+        study = self.optuna_study
+        model = None
+        if self._best_model_path and self._best_model_trial == best.number:
+            model = keras.models.load_model(self._best_model_path)
+            if self.tracker is not None and best.mlflow_run_id:
+                try:
+                    from tuner.training import prepare_data
+
+                    params = study.trials[best.number].user_attrs.get("resolved_params") or best.params
+                    example = prepare_data(self.dataset, params).x_val[:5]
+                    uri = self.tracker.log_model(best.mlflow_run_id, model, example=example)
+                    study.set_user_attr("best_model_uri", uri)
+                    study.set_user_attr("best_model_trial", best.number)
+                except Exception as err:
+                    _logger.warning("could not log the best model to MLflow: %s", err)
+        elif study.user_attrs.get("best_model_trial") == best.number and study.user_attrs.get("best_test"):
+            self.best_test = study.user_attrs["best_test"]
+            return
+        if model is not None:
+            params = study.trials[best.number].user_attrs.get("resolved_params") or best.params
+            self.best_test = evaluate_test(model, self.dataset, params)
+            study.set_user_attr("best_test", self.best_test)
+            study.set_user_attr("best_test_trial", best.number)
+            keras.backend.clear_session()
+
+    # -- results -------------------------------------------------------------------------------
+    @property
+    def results(self) -> StudyResults:
+        return StudyResults(self.optuna_study)
+
+    def best_trial(self) -> TrialReport:
+        """The best trial (single objective) or the one selected on the Pareto front (multi-objective).
+
+        Raises:
+            ConfigError: when the study has no complete trial.
+        """
+        return self.results.best()
+
+    def trials(self) -> list[TrialReport]:
+        return self.results.trials()
+
+    def trials_dataframe(self) -> Any:
+        """A pandas DataFrame: one row per trial with its parameters, objective, honest metrics, gap and verdict."""
+        return self.results.trials_dataframe()
+
+
+def create_study(space: Any = "default", dataset: Any = "digits", **kwargs: Any) -> Study:
+    """Create (or load, to resume) a study with the CLI's defaults. See :class:`Study`."""
+    return Study(space, dataset, **kwargs)
+
+
+def run_study(space: Any = "default", dataset: Any = "digits", **kwargs: Any) -> Study:
+    """Create or resume a study and run it to ``n_trials`` finished trials. See :class:`Study`."""
+    run_kwargs = {k: kwargs.pop(k) for k in ("progress", "on_trial") if k in kwargs}
+    return Study(space, dataset, **kwargs).run(**run_kwargs)
+

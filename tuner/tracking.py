@@ -1,0 +1,205 @@
+"""MLflow records of a study: one parent run per invocation, one nested child run per trial.
+
+Written with ``mlflow.MlflowClient`` (not optuna-integration's deprecated callback): per-epoch metrics
+with their ``step``, logged in batches; run status FINISHED / KILLED (pruned, interrupted) / FAILED; the
+best model logged as a Keras model that loads back with ``mlflow.keras.load_model``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from tuner._logging import get_logger
+
+__all__ = ["MlflowTracker", "EpochLogger", "default_tracking_uri", "DEFAULT_STORE"]
+
+_logger = get_logger(__name__)
+
+DEFAULT_STORE = Path("mlruns")
+_MAX_METRICS_PER_BATCH = 1000
+_MAX_PARAMS_PER_BATCH = 100
+_MAX_PARAM_LENGTH = 6000
+STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED", "interrupted": "KILLED"}
+
+
+def default_tracking_uri(store: Path = DEFAULT_STORE) -> str:
+    """``MLFLOW_TRACKING_URI`` when set, else the SQLite store ``sqlite:///mlruns/mlflow.db``."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{store.as_posix()}/mlflow.db"
+
+
+def _local_store_dir(uri: str) -> Path | None:
+    """The folder holding a local SQLite tracking database, where artifacts go beside it."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///"):]).parent
+    return None
+
+
+def _param_value(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    if len(text) > _MAX_PARAM_LENGTH:
+        _logger.warning("parameter value truncated to %d characters for MLflow", _MAX_PARAM_LENGTH)
+        text = text[:_MAX_PARAM_LENGTH]
+    return text
+
+
+class MlflowTracker:
+    """Records a study in MLflow.
+
+    Args:
+        tracking_uri: any MLflow tracking URI. Defaults to :func:`default_tracking_uri`.
+        experiment: the experiment name (one per study).
+    """
+
+    def __init__(self, experiment: str, *, tracking_uri: str | None = None) -> None:
+        import mlflow
+        from mlflow import MlflowClient
+
+        self.tracking_uri = tracking_uri or default_tracking_uri()
+        store = _local_store_dir(self.tracking_uri)
+        if store is not None:
+            store.mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(self.tracking_uri)
+        self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        exp = self.client.get_experiment_by_name(experiment)
+        if exp is None:
+            location = None
+            if store is not None:
+                slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", experiment)
+                location = (store.resolve() / "artifacts" / slug).as_uri()
+            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+        else:
+            if exp.lifecycle_stage == "deleted":
+                self.client.restore_experiment(exp.experiment_id)
+            self.experiment_id = exp.experiment_id
+        self.parent_run_id: str | None = None
+
+    # -- batches ---------------------------------------------------------------------------
+    def log_metrics(self, run_id: str, rows: list[tuple[str, float, int]]) -> None:
+        """Log ``(key, value, step)`` rows in as few ``log_batch`` calls as MLflow allows."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, int(s)) for k, v, s in rows if v is not None and math.isfinite(float(v))]
+        for i in range(0, len(metrics), _MAX_METRICS_PER_BATCH):
+            self.client.log_batch(run_id, metrics=metrics[i:i + _MAX_METRICS_PER_BATCH], synchronous=True)
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(str(k), _param_value(v)) for k, v in params.items()]
+        for i in range(0, len(items), _MAX_PARAMS_PER_BATCH):
+            self.client.log_batch(run_id, params=items[i:i + _MAX_PARAMS_PER_BATCH], synchronous=True)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run_id, tags=[RunTag(str(k), str(v)) for k, v in tags.items()], synchronous=True)
+
+    # -- study (parent) run -------------------------------------------------------------------
+    def start_study(self, *, study_name: str, settings: Mapping[str, Any], space_yaml: str,
+                    dataset: Mapping[str, Any]) -> str:
+        run = self.client.create_run(self.experiment_id, run_name=f"{study_name} @ {time.strftime('%Y-%m-%d %H:%M:%S')}",
+                                     tags={"tuner.kind": "study", "tuner.study": study_name})
+        self.parent_run_id = run.info.run_id
+        self.log_params(self.parent_run_id, {k: v for k, v in settings.items() if v is not None})
+        self.set_tags(self.parent_run_id, {"dataset": dataset.get("name", ""), "task": dataset.get("task", "")})
+        self.client.log_text(self.parent_run_id, space_yaml, "space.yaml")
+        self.client.log_dict(self.parent_run_id, dict(dataset), "dataset.json")
+        self.client.log_dict(self.parent_run_id, dict(settings), "settings.json")
+        return self.parent_run_id
+
+    def end_study(self, *, status: str, best: Mapping[str, Any] | None = None) -> None:
+        if self.parent_run_id is None:
+            return
+        if best:
+            run_id = self.parent_run_id
+            metrics = [(f"best_{k}", v, 0) for k, v in best.get("metrics", {}).items()]
+            self.log_metrics(run_id, metrics)
+            self.log_params(run_id, {f"best.{k}": v for k, v in best.get("params", {}).items()})
+            self.set_tags(run_id, {k: v for k, v in best.get("tags", {}).items() if v is not None})
+        self.client.set_terminated(self.parent_run_id, status=status)
+
+    # -- trial (child) runs ------------------------------------------------------------------
+    def start_trial(self, number: int, params: Mapping[str, Any], *, study_name: str) -> str:
+        tags = {"mlflow.parentRunId": self.parent_run_id, "optuna_trial_number": str(number),
+                "tuner.study": study_name, "tuner.kind": "trial", "state": "running"}
+        run = self.client.create_run(self.experiment_id, run_name=f"trial-{number}",
+                                     tags={k: v for k, v in tags.items() if v is not None})
+        self.log_params(run.info.run_id, params)
+        return run.info.run_id
+
+    def end_trial(self, run_id: str, *, state: str, metrics: Mapping[str, float] | None = None,
+                  tags: Mapping[str, Any] | None = None) -> None:
+        if metrics:
+            self.log_metrics(run_id, [(k, v, 0) for k, v in metrics.items()])
+        self.set_tags(run_id, {"state": state, **{k: v for k, v in (tags or {}).items() if v is not None}})
+        self.client.set_terminated(run_id, status=STATUS[state])
+
+    def log_model(self, run_id: str, model: Any, *, example: Any = None) -> str:
+        """Log a Keras model as the ``model`` artifact of a run; returns its model URI.
+
+        ``example`` (a few input rows) gives the model a signature, so ``mlflow.pyfunc`` can serve it.
+        """
+        import mlflow
+        from mlflow.models import infer_signature
+
+        signature = None
+        if example is not None:
+            signature = infer_signature(example, model.predict_on_batch(example))
+        with mlflow.start_run(run_id=run_id, nested=True, log_system_metrics=False):
+            info = mlflow.keras.log_model(model, name="model", signature=signature,
+                                          pip_requirements=[f"keras=={keras.__version__}"])
+        return info.model_uri
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """Sends every epoch's logs to a trial's MLflow run with ``step`` = epoch (1-based).
+
+    Rows are buffered and sent with ``log_batch`` every ``flush_seconds`` and at the end, so the UI
+    shows a running trial's curves without one call per metric.
+    """
+
+    def __init__(self, tracker: MlflowTracker, run_id: str, *, flush_seconds: float = 10.0) -> None:
+        super().__init__()
+        self.tracker = tracker
+        self.run_id = run_id
+        self.flush_seconds = flush_seconds
+        self.rows: list[tuple[str, float, int]] = []
+        self.epochs = 0
+        self._last = time.monotonic()
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.rows, self.epochs, self._last = [], 0, time.monotonic()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.epochs = epoch + 1
+        self.rows.extend((k, float(v), epoch + 1) for k, v in (logs or {}).items())
+        if time.monotonic() - self._last > self.flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            self.tracker.log_metrics(self.run_id, self.rows)
+            self.rows = []
+        self._last = time.monotonic()
+
+
+def save_model_tmp(model: Any) -> str:
+    """Save a model to a temporary ``.keras`` file (to log later); returns the path."""
+    fd, path = tempfile.mkstemp(suffix=".keras", prefix="tuner-best-")
+    os.close(fd)
+    model.save(path)
+    return path

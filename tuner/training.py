@@ -1,0 +1,183 @@
+"""The training step: compile and fit one model from resolved parameters, with the honest gap.
+
+:func:`train_model` returns a :class:`TrainResult` holding the per-epoch history (honest and Keras's
+own figures), the chosen epoch, the metrics there, a verdict, wall time and parameter count.
+:func:`evaluate_test` scores a trained model once on the held-out test split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+from tuner.datasets import Dataset, scale
+from tuner.diagnosis import Diagnosis, DiagnosisRules, diagnose
+from tuner.gap import HonestGap, evaluate_split, primary_metric
+from tuner.knobs import KNOBS
+from tuner.model_builder import build_model, check_task_fit, resolve_loss
+from tuner.optimizers import build_optimizer
+
+__all__ = ["train_model", "evaluate_test", "TrainResult", "prepare_data", "ModelBuilder"]
+
+ModelBuilder = Callable[..., Any]
+"""``builder(params, input_shape, *, task, n_outputs) -> keras.Model`` (uncompiled)."""
+
+_ONE_HOT_LOSSES = {"categorical_crossentropy", "categorical_focal_crossentropy", "categorical_hinge",
+                   "kl_divergence", "kld", "kullback_leibler_divergence"}
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What one training run produced.
+
+    Attributes:
+        history: per-epoch figures by name: ``train_loss``, ``val_loss``, ``train_<metric>``,
+            ``val_<metric>``, ``gap_loss``, ``gap_<metric>``, ``lr`` (honest, inference mode, data loss
+            only) and ``keras_loss``, ``keras_val_loss``, ``keras_<metric>`` ... (Keras's own, biased).
+        best_epoch: the 1-based epoch whose weights the model keeps (early stopping restores it; without
+            early stopping it is the last epoch).
+        epochs_run: how many epochs ran.
+        metrics: the honest figures at ``best_epoch``.
+        final_metrics: the honest figures at the last epoch.
+        diagnosis: the over/underfitting verdict with its reason and suggestion.
+        wall_time: seconds spent in ``fit``.
+        n_params: the model's parameter count.
+        metric: the task's headline metric (``accuracy`` or ``mae``).
+        model: the trained ``keras.Model``.
+    """
+
+    history: dict[str, list[float]]
+    best_epoch: int
+    epochs_run: int
+    metrics: dict[str, float]
+    final_metrics: dict[str, float]
+    diagnosis: Diagnosis
+    wall_time: float
+    n_params: int
+    metric: str
+    stopped_early: bool
+    model: Any = dataclasses.field(repr=False, default=None)
+
+    def summary(self) -> dict[str, Any]:
+        """The result as JSON-able data (without the model and history)."""
+        return {"best_epoch": self.best_epoch, "epochs_run": self.epochs_run, "metrics": self.metrics,
+                "final_metrics": self.final_metrics, "verdict": self.diagnosis.verdict,
+                "reason": self.diagnosis.reason, "suggestion": self.diagnosis.suggestion,
+                "wall_time": self.wall_time, "n_params": self.n_params, "stopped_early": self.stopped_early}
+
+
+def _get(params: Mapping[str, Any], name: str) -> Any:
+    return params.get(name, KNOBS[name].default)
+
+
+def prepare_data(dataset: Dataset, params: Mapping[str, Any]) -> Dataset:
+    """The dataset scaled as ``params['scaling']`` asks (fitted on the training split; cached per dataset)."""
+    kind = _get(params, "scaling")
+    if dataset.scaling == kind:
+        return dataset
+    cache = dataset.__dict__.setdefault("_scaled_cache", {})
+    if kind not in cache:
+        cache[kind] = scale(dataset, kind)
+    return cache[kind]
+
+
+def _targets(y: np.ndarray, task: str, loss: str, n_classes: int | None) -> np.ndarray:
+    if task == "multiclass":
+        if loss in _ONE_HOT_LOSSES:
+            return np.eye(int(n_classes), dtype="float32")[np.asarray(y, dtype="int64")]
+        return np.asarray(y, dtype="int64")
+    return np.asarray(y, dtype="float32").reshape(-1, 1)
+
+
+def train_model(params: Mapping[str, Any], dataset: Dataset, *, seed: int = 0,
+                callbacks: Sequence[Any] = (), builder: ModelBuilder | None = None,
+                gap_subset: int | None = 10_000, rules: DiagnosisRules | None = None,
+                verbose: int = 0) -> TrainResult:
+    """Compile and fit one model, measuring the honest gap every epoch.
+
+    Args:
+        params: resolved parameters (missing knobs take their defaults).
+        dataset: the data, unscaled; scaling from ``params`` is fitted on its training split.
+        seed: seeds Keras, NumPy and Python's RNGs before the model is built. Defaults to `0`.
+        callbacks: extra Keras callbacks, run after the gap callback (so they see honest ``val_loss``).
+        builder: ``builder(params, input_shape, *, task, n_outputs) -> keras.Model``. Defaults to the
+            built-in MLP, :func:`tuner.build_model`.
+        gap_subset: evaluate the training split on at most this many rows (a fixed, seeded subset);
+            None for all. Defaults to `10_000`.
+        rules: thresholds of the verdict. Defaults to `DiagnosisRules()`.
+        verbose: passed to ``fit``. Defaults to `0`.
+
+    Returns:
+        A :class:`TrainResult`.
+
+    Raises:
+        NonFiniteLoss: when the loss diverges (the caller fails the trial).
+        ConfigError: when the parameters do not fit the task.
+    """
+    task = dataset.task
+    check_task_fit(params, task)
+    data = prepare_data(dataset, params)
+    loss = resolve_loss(params, task)
+    y_train = _targets(data.y_train, task, loss, data.n_classes)
+    y_val = _targets(data.y_val, task, loss, data.n_classes)
+
+    keras.utils.set_random_seed(seed)
+    build = builder or build_model
+    model = build(params, data.input_shape, task=task, n_outputs=data.n_outputs)
+
+    batch_size = int(_get(params, "batch_size"))
+    epochs = int(_get(params, "epochs"))
+    steps_per_epoch = max(1, int(np.ceil(len(data.x_train) / batch_size)))
+    metric = primary_metric(task)
+    model.compile(optimizer=build_optimizer(params, steps_per_epoch=steps_per_epoch, epochs=epochs),
+                  loss=loss, metrics=[metric], jit_compile=False)
+
+    x_sub, y_sub = data.x_train, y_train
+    if gap_subset is not None and len(x_sub) > gap_subset:
+        idx = np.sort(np.random.default_rng(seed).choice(len(x_sub), size=gap_subset, replace=False))
+        x_sub, y_sub = x_sub[idx], y_sub[idx]
+    gap = HonestGap((x_sub, y_sub), (data.x_val, y_val), loss=loss, task=task)
+    all_callbacks: list[Any] = [gap]
+    patience = int(_get(params, "patience"))
+    stopper = None
+    if patience > 0:
+        stopper = keras.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=patience,
+                                                restore_best_weights=True)
+        all_callbacks.append(stopper)
+    all_callbacks.extend(callbacks)
+
+    start = time.perf_counter()
+    model.fit(data.x_train, y_train, batch_size=batch_size, epochs=epochs, shuffle=True,
+              callbacks=all_callbacks, verbose=verbose)
+    wall = time.perf_counter() - start
+
+    history = gap.history
+    epochs_run = len(history.get("val_loss", []))
+    best = (stopper.best_epoch + 1) if stopper is not None else epochs_run
+    honest = [k for k in history if not k.startswith("keras_") and k != "lr"]
+    metrics = {k: history[k][best - 1] for k in honest}
+    final = {k: history[k][-1] for k in honest}
+    verdict = diagnose(task=task, chosen=metrics, history=history, chosen_epoch=best, y_train=data.y_train,
+                       rules=rules)
+    return TrainResult(history=history, best_epoch=best, epochs_run=epochs_run, metrics=metrics,
+                       final_metrics=final, diagnosis=verdict, wall_time=wall, n_params=int(model.count_params()),
+                       metric=metric, stopped_early=bool(stopper is not None and stopper.stopped_epoch > 0),
+                       model=model)
+
+
+def evaluate_test(model: Any, dataset: Dataset, params: Mapping[str, Any]) -> dict[str, float]:
+    """Score a trained model once on the held-out test split (honest: inference mode, data loss only).
+
+    Returns:
+        ``{"test_loss": ..., "test_<metric>": ...}``.
+    """
+    data = prepare_data(dataset, params)
+    loss = resolve_loss(params, data.task)
+    y_test = _targets(data.y_test, data.task, loss, data.n_classes)
+    scores = evaluate_split(model, data.x_test, y_test, loss_fn=keras.losses.get(loss), task=data.task)
+    return {f"test_{k}": v for k, v in scores.items()}
