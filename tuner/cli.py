@@ -346,6 +346,9 @@ def _install_interrupt_handler() -> None:
         if state["count"] > 1:
             os._exit(EXIT_INTERRUPTED)
         print("\ninterrupt: finishing up (press Ctrl-C again to exit at once)", file=sys.stderr)
+        from tuner.study import request_stop
+
+        request_stop()
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, handler)

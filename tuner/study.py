@@ -14,6 +14,7 @@ import gc
 import math
 import os
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -68,6 +69,8 @@ class StudySettings:
         seed: seeds the sampler and each trial (``seed + trial number``). Defaults to `0`.
         gap_subset: rows of the training split evaluated for the honest gap. Defaults to `10_000`.
         log_best_model: log the best model to MLflow at the end. Defaults to `True`.
+        pruner_startup_trials: trials completed before the median/percentile pruner may prune.
+            Defaults to `5`.
     """
 
     study_name: str | None = None
@@ -81,6 +84,7 @@ class StudySettings:
     seed: int = 0
     gap_subset: int | None = 10_000
     log_best_model: bool = True
+    pruner_startup_trials: int = 5
 
     def validate(self, task: str) -> None:
         problems = []
@@ -104,6 +108,39 @@ class StudySettings:
             problems.append(Problem("--objective", "objective", "must not repeat a metric", value=list(self.objective)))
         if problems:
             raise ConfigError(problems)
+
+
+_STOP = threading.Event()
+
+
+def request_stop() -> None:
+    """Ask running studies to stop: the running trial is failed as ``interrupted`` at its next epoch end.
+
+    The CLI calls this from its SIGINT handler, so an interrupt swallowed somewhere inside a library
+    still stops the study.
+    """
+    _STOP.set()
+
+
+def _check_stop() -> None:
+    if _STOP.is_set():
+        raise KeyboardInterrupt
+
+
+class _StopCallback:
+    """Raises ``KeyboardInterrupt`` at the end of a batch once a stop was requested."""
+
+    def __init__(self) -> None:
+        import keras
+
+        class _Callback(keras.callbacks.Callback):
+            def on_train_batch_end(cb_self, batch: int, logs: dict | None = None) -> None:  # noqa: N805
+                _check_stop()
+
+            def on_epoch_end(cb_self, epoch: int, logs: dict | None = None) -> None:  # noqa: N805
+                _check_stop()
+
+        self.callback = _Callback()
 
 
 class _PruningCallback:
@@ -223,13 +260,13 @@ class Study:
             return optuna.pruners.NopPruner()
         epochs = self._max_epochs()
         if name == "median":
-            return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, epochs // 5))
+            return optuna.pruners.MedianPruner(n_startup_trials=self.settings.pruner_startup_trials, n_warmup_steps=max(1, epochs // 5))
         if name == "hyperband":
             return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
         if name == "successive_halving":
             return optuna.pruners.SuccessiveHalvingPruner()
         if name == "percentile":
-            return optuna.pruners.PercentilePruner(25.0, n_startup_trials=5, n_warmup_steps=max(1, epochs // 5))
+            return optuna.pruners.PercentilePruner(25.0, n_startup_trials=self.settings.pruner_startup_trials, n_warmup_steps=max(1, epochs // 5))
         return optuna.pruners.NopPruner()
 
     def _max_epochs(self) -> int:
@@ -340,6 +377,7 @@ class Study:
                     on_trial(TrialReport.from_frozen(frozen))
                 if self.n_finished() >= target:
                     st.stop()
+                _check_stop()
 
             while missing > 0:
                 study.optimize(self._objective, n_trials=missing, timeout=timeout, callbacks=[after_trial],
@@ -366,6 +404,7 @@ class Study:
         from tuner.training import train_model
 
         s = self.settings
+        _check_stop()
         params = self.space.suggest(trial)
         trial.set_user_attr("resolved_params", params)
         run_id = None
@@ -378,6 +417,7 @@ class Study:
             trial.set_user_attr("mlflow_run_id", run_id)
             epoch_logger = EpochLogger(self.tracker, run_id)
             callbacks.append(epoch_logger)
+        callbacks.append(_StopCallback().callback)
         if not self.multi_objective:
             callbacks.append(_PruningCallback(trial, s.objective[0]).callback)
         state, reason, result = "failed", None, None
