@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from tuner.errors import ConfigError
+from tuner.errors import ConfigError, Problem
 
 __all__ = ["main"]
 
@@ -108,6 +108,12 @@ class StudyCommand(Command):
         parser.add_argument("--seed", type=int, default=0, help="seed of the sampler and the trials (default: 0).")
         parser.add_argument("--set", metavar="PARAM=VALUE", action="append", default=[], dest="overrides",
                             help="fix a parameter of the space, e.g. --set epochs=3 --set dropout=0.2 (repeatable).")
+        parser.add_argument("--workers", type=int, default=1, metavar="N",
+                            help="worker processes on this machine sharing the study (default: 1, in this process).")
+        parser.add_argument("--recycle-after", type=int, default=50, metavar="TRIALS",
+                            help="with --workers: restart a worker after this many trials (default: 50).")
+        parser.add_argument("--max-rss-mb", type=float, metavar="MIB",
+                            help="with --workers: restart a worker whose memory exceeds this after a trial.")
         parser.add_argument("--json", action="store_true", help="print the final summary as JSON.")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar.")
 
@@ -119,17 +125,19 @@ class StudyCommand(Command):
         space = load_space(args.space)  # validated before TensorFlow or any storage is touched
         if overrides:
             space = space.with_fixed(overrides)
-        from tuner.datasets import load_dataset
         from tuner.study import Study
 
-        dataset = load_dataset(args.dataset, target=args.target, task=args.task, seed=args.seed)
+        if args.workers < 1:
+            raise ConfigError([Problem("--workers", "workers", "must be a positive integer", value=args.workers)])
         settings = StudySettings(study_name=args.study, sampler=args.sampler, pruner=args.pruner,
                                  objective=tuple(x.strip() for x in (args.objective or "").split(",") if x.strip()),
                                  storage=args.storage, tracking_uri=args.tracking_uri, seed=args.seed,
                                  timeout=args.timeout)
         if args.n_trials is not None:
             settings.n_trials = args.n_trials
-        study = Study(space, dataset, settings)
+        study = Study(space, args.dataset, settings,
+                      dataset_options={"target": args.target, "task": args.task, "seed": args.seed})
+        dataset = study.dataset
         s = study.settings
         from tqdm import tqdm
 
@@ -147,13 +155,18 @@ class StudyCommand(Command):
                         f"epoch {report.best_epoch}  {_fmt(report.wall_time, 3)} s")
             else:
                 line = f"trial {report.number:>3}  {report.state}  {report.fail_reason or ''}"
-                if report.state == "pruned":
-                    trial = study.optuna_study.trials[report.number]
-                    line += trial.user_attrs.get("prune_reason", "")
             tqdm.write(line, file=sys.stdout)
 
         try:
-            study.run(progress=not args.no_progress and not args.json, on_trial=None if args.json else on_trial)
+            show = not args.no_progress and not args.json
+            if args.workers > 1:
+                from tuner.workers import run_workers
+
+                run_workers(study, args.workers, recycle_after=args.recycle_after, max_rss_mb=args.max_rss_mb,
+                            progress=show, on_trial=None if args.json else on_trial,
+                            verbosity=-1 if args.quiet else args.verbose)
+            else:
+                study.run(progress=show, on_trial=None if args.json else on_trial)
         except KeyboardInterrupt:
             print(f"\ninterrupted: {study.n_finished()} finished trials are kept in {s.storage}; run the same "
                   "command again to resume.", file=sys.stderr)
@@ -198,6 +211,42 @@ def _print_summary(study: Any, *, as_json: bool) -> int:
     if best.mlflow_run_id:
         print(f"  MLflow run {best.mlflow_run_id}; open the UI with: python -m tuner ui")
     return EXIT_OK
+
+
+class WorkerCommand(Command):
+    """Join an existing study and run its trials until it holds its total (from any machine).
+
+    The space, dataset and settings are read from the study's storage. For several machines use a
+    PostgreSQL (or MySQL) storage URL that every machine reaches.
+    """
+
+    name = "worker"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--study", metavar="NAME", required=True, help="study name.")
+        _add_store_options(parser)
+        parser.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: the study's).")
+        parser.add_argument("--parent-run-id", metavar="ID", help="MLflow parent run to record trials under.")
+        parser.add_argument("--recycle-after", type=int, metavar="TRIALS",
+                            help="exit with code 3 after this many trials (to be restarted with fresh memory).")
+        parser.add_argument("--max-rss-mb", type=float, metavar="MIB",
+                            help="exit with code 3 after a trial that leaves this process above this memory.")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from tuner.study import Study
+        from tuner.workers import EXIT_RECYCLE
+
+        overrides: dict[str, Any] = {}
+        if args.tracking_uri:
+            overrides["tracking_uri"] = args.tracking_uri
+        if args.parent_run_id:
+            overrides["parent_run_id"] = args.parent_run_id
+        study = Study.from_storage(args.study, args.storage, **overrides)
+        try:
+            study.run(max_trials=args.recycle_after, max_rss_mb=args.max_rss_mb)
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
+        return EXIT_RECYCLE if study.stopped_for == "recycle" else EXIT_OK
 
 
 class BestCommand(Command):
@@ -310,12 +359,8 @@ class UiCommand(Command):
             return EXIT_OK
 
 
-COMMANDS: dict[str, type[Command]] = {c.name: c for c in (StudyCommand, BestCommand, SpacesCommand, DatasetsCommand,
-                                                        UiCommand)}
-
-
-def _register(name: str, cls: type[Command]) -> None:
-    COMMANDS[name] = cls
+COMMANDS: dict[str, type[Command]] = {c.name: c for c in (StudyCommand, WorkerCommand, BestCommand, SpacesCommand,
+                                                        DatasetsCommand, UiCommand)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -362,9 +407,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     configure(verbosity)
     _quiet_backends(verbosity)
-    if args.command == "study":
+    if args.command in ("study", "worker"):
         _install_interrupt_handler()
-    if args.command in ("study", "spaces"):
+    if args.command in ("study", "spaces", "worker"):
         from tuner._backend import import_keras_quietly
 
         import_keras_quietly(show=verbosity > 0)

@@ -34,8 +34,7 @@ class TrialReport:
         attrs = trial.user_attrs
         fail_reason = attrs.get("fail_reason") or attrs.get("prune_reason")
         if fail_reason is None and trial.state.name == "FAIL":
-            fail_reason = "worker died (no heartbeat)" if "failed_because_of_stale" in str(trial.system_attrs) \
-                else "unknown"
+            fail_reason = "worker died (no heartbeat)"
         return cls(number=trial.number, state=trial.state.name.lower(), values=trial.values, params=dict(trial.params),
                    metrics=dict(attrs.get("metrics", {})), verdict=attrs.get("verdict"), reason=attrs.get("reason"),
                    suggestion=attrs.get("suggestion"), best_epoch=attrs.get("best_epoch"),
@@ -62,7 +61,12 @@ class StudyResults:
         return len(self.study.directions) > 1
 
     def trials(self) -> list[TrialReport]:
-        return [TrialReport.from_frozen(t) for t in self.study.get_trials(deepcopy=False)]
+        reports = [TrialReport.from_frozen(t) for t in self.study.get_trials(deepcopy=False)]
+        attrs = self.study.user_attrs
+        for r in reports:  # reasons recorded for trials whose worker died (set on the study)
+            if r.state == "fail" and f"fail_reason.{r.number}" in attrs:
+                r.fail_reason = attrs[f"fail_reason.{r.number}"]
+        return reports
 
     def best(self) -> TrialReport:
         """The best trial; for multi-objective studies, the one selected on the Pareto front.

@@ -184,6 +184,18 @@ class SearchSpace:
         ]
         if problems:
             raise SpaceError(problems)
+        # A parameter whose condition can no longer hold once its parent is fixed is inactive: drop it.
+        changed = True
+        while changed:
+            changed = False
+            for name, entry in list(params.items()):
+                condition = entry.get("condition") if isinstance(entry, dict) else None
+                for parent, values in (condition or {}).items():
+                    fixed = params.get(parent, KNOBS[parent].default if parent in KNOBS else None)
+                    if not isinstance(fixed, dict) and fixed not in (values if isinstance(values, list) else [values]):
+                        del params[name]
+                        changed = True
+                        break
         try:
             return _parse(data, self.source)
         except SpaceError as err:
@@ -277,6 +289,10 @@ _NoDuplicatesSafeLoader.yaml_implicit_resolvers = {
 }
 _NoDuplicatesSafeLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+# YAML 1.2 floats: 1e-3 is a number (YAML 1.1 needs a dot, 1.0e-3, and reads 1e-3 as a string).
+_NoDuplicatesSafeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
 
 
 def _safe_load(text: str, source: str) -> Any:
@@ -555,10 +571,9 @@ def _check_conditions(params: dict[str, Param], source: str, problems: list[Prob
                 continue
             possible = params[parent].possible_values() if parent in params else [KNOBS[parent].default]
             if possible is not None:
-                never = [v for v in values if v not in possible]
-                if never:
+                if not any(v in possible for v in values):
                     problems.append(Problem(source, path, f"can never hold: {parent} takes only {possible}",
-                                            value=never))
+                                            value=values))
             else:
                 knob = KNOBS[parent]
                 for v in values:

@@ -15,6 +15,7 @@ import math
 import os
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 
 from tuner._logging import get_logger
 from tuner.errors import ConfigError, Problem, TrialFailed
+from tuner.budget import budget_counts
 from tuner.results import StudyResults, TrialReport
 
 __all__ = ["Study", "StudySettings", "TrialReport", "create_study", "run_study", "SAMPLERS", "PRUNERS",
@@ -31,7 +33,6 @@ _logger = get_logger(__name__)
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "grid", "nsga2")
 PRUNERS = ("median", "hyperband", "successive_halving", "percentile", "none")
-_COUNTED = ("COMPLETE", "PRUNED", "FAIL")
 DEFAULT_N_TRIALS = 12
 
 
@@ -71,6 +72,11 @@ class StudySettings:
         log_best_model: log the best model to MLflow at the end. Defaults to `True`.
         pruner_startup_trials: trials completed before the median/percentile pruner may prune.
             Defaults to `5`.
+        heartbeat_interval: seconds between a running trial's heartbeats (RDB storages). Defaults to `10`.
+        grace_period: seconds without a heartbeat after which a trial's worker counts as dead: the trial
+            is failed and retried once with the same parameters. Defaults to `30`.
+        parent_run_id: record trials under this MLflow parent run instead of starting one (used by
+            worker processes). Defaults to `None`.
     """
 
     study_name: str | None = None
@@ -85,6 +91,9 @@ class StudySettings:
     gap_subset: int | None = 10_000
     log_best_model: bool = True
     pruner_startup_trials: int = 5
+    heartbeat_interval: int = 10
+    grace_period: int = 30
+    parent_run_id: str | None = None
 
     def validate(self, task: str) -> None:
         problems = []
@@ -143,6 +152,65 @@ class _StopCallback:
         self.callback = _Callback()
 
 
+class _StaleTrialHandler:
+    """Called for a trial whose worker stopped sending heartbeats: retry it once and close its MLflow run."""
+
+    def __init__(self, tracking_uri: str | None, grace_period: int) -> None:
+        import optuna
+
+        self.tracking_uri = tracking_uri
+        self.grace_period = grace_period
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        self.retry(study, trial)
+        reason = f"worker died: no heartbeat for more than {self.grace_period} s"
+        study.set_user_attr(f"fail_reason.{trial.number}", reason)
+        _logger.warning("trial %d: %s; it is retried with the same parameters", trial.number, reason)
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if run_id and self.tracking_uri != "none":
+            try:
+                from mlflow import MlflowClient
+
+                from tuner.tracking import default_tracking_uri
+
+                client = MlflowClient(tracking_uri=self.tracking_uri or default_tracking_uri())
+                client.set_tag(run_id, "state", "failed")
+                client.set_tag(run_id, "fail_reason", reason)
+                client.set_terminated(run_id, status="FAILED")
+            except Exception as err:  # the Optuna side must not depend on MLflow being reachable
+                _logger.warning("could not close the MLflow run of dead trial %d: %s", trial.number, err)
+
+
+def _device() -> str:
+    """The device this process trains on, e.g. ``cpu:0`` or ``gpu:0 (CUDA_VISIBLE_DEVICES=1)``."""
+    import keras
+
+    try:
+        devices = keras.distribution.list_devices()
+    except Exception:
+        devices = []
+    name = str(devices[0]).lower() if devices else "cpu"
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return f"{name} (CUDA_VISIBLE_DEVICES={visible})" if visible and "gpu" in name else name
+
+
+def rss_mb() -> float:
+    """This process's resident memory in MiB (Linux ``/proc``; peak RSS elsewhere)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 class _PruningCallback:
     """Reports the first objective each epoch to Optuna and prunes when the pruner says so."""
 
@@ -178,7 +246,7 @@ class Study:
 
     def __init__(self, space: Any = "default", dataset: Any = "digits", settings: StudySettings | None = None, *,
                  builder: Callable[..., Any] | None = None, fixed: Mapping[str, Any] | None = None,
-                 **overrides: Any) -> None:
+                 dataset_options: Mapping[str, Any] | None = None, **overrides: Any) -> None:
         from tuner.datasets import load_dataset
         from tuner.model_builder import check_task_fit
         from tuner.search_space import SearchSpace, load_space
@@ -186,7 +254,15 @@ class Study:
         self.space = space if isinstance(space, SearchSpace) else load_space(space)
         if fixed:
             self.space = self.space.with_fixed(fixed)
-        self.dataset = dataset if not isinstance(dataset, (str, os.PathLike)) else load_dataset(str(dataset))
+        if isinstance(dataset, (str, os.PathLike)):
+            options = {k: v for k, v in (dataset_options or {}).items() if v is not None}
+            self.dataset = load_dataset(str(dataset), **options)
+            path = Path(str(dataset))
+            self.dataset_spec: dict[str, Any] | None = {
+                "dataset": str(path.resolve()) if path.exists() else str(dataset), **options}
+        else:
+            self.dataset = dataset
+            self.dataset_spec = None
         self.settings = dataclasses.replace(settings or StudySettings(), **overrides)
         s = self.settings
         if isinstance(s.objective, str):
@@ -199,6 +275,9 @@ class Study:
         if s.storage is None:
             s.storage = default_storage()
         self.builder = builder
+        self._heartbeat = False
+        self._lock: Any = None
+        self.stopped_for: str | None = None
         for loss in self._possible("loss"):
             for act in self._possible("output_activation"):
                 check_task_fit({"loss": loss, "output_activation": act}, self.dataset.task, source=self.space.source)
@@ -210,6 +289,34 @@ class Study:
         self.best_test: dict[str, float] | None = None
         self._best_model_path: str | None = None
         self._best_model_trial: int | None = None
+
+    @classmethod
+    def from_storage(cls, study_name: str, storage: str | None = None, *, builder: Callable[..., Any] | None = None,
+                     **overrides: Any) -> Study:
+        """Join an existing study from its storage alone (as ``python -m tuner worker`` does).
+
+        The space, dataset, objective and settings are read back from the study's user attributes.
+
+        Raises:
+            ConfigError: when the study does not exist, or was created from an in-memory dataset.
+        """
+        from tuner.results import load_study_results
+        from tuner.search_space import SearchSpace
+
+        url = storage or default_storage()
+        study = load_study_results(study_name, storage=url).study
+        recipe = study.user_attrs.get("tuner") or {}
+        spec = dict(recipe.get("dataset_spec") or {})
+        if "space" not in recipe or not spec:
+            raise ConfigError([Problem(url, f"study {study_name!r}", "was not created by `tuner study` from a "
+                                       "dataset name or file, so a worker cannot rebuild it", value=study_name)])
+        space = SearchSpace.from_dict({"name": recipe.get("space_name", "space"), "parameters": recipe["space"]},
+                                      source=f"study {study_name!r}")
+        settings = StudySettings(study_name=study_name, storage=url, objective=tuple(recipe["objective"]),
+                                 n_trials=int(recipe.get("n_trials", DEFAULT_N_TRIALS)), **recipe.get("settings", {}))
+        settings = dataclasses.replace(settings, **overrides)
+        dataset = spec.pop("dataset")
+        return cls(space, dataset, settings, builder=builder, dataset_options=spec)
 
     def _possible(self, name: str) -> list[Any]:
         from tuner.knobs import KNOBS
@@ -260,13 +367,13 @@ class Study:
             return optuna.pruners.NopPruner()
         epochs = self._max_epochs()
         if name == "median":
-            return optuna.pruners.MedianPruner(n_startup_trials=self.settings.pruner_startup_trials, n_warmup_steps=max(1, epochs // 5))
+            return optuna.pruners.MedianPruner(n_startup_trials=self.settings.pruner_startup_trials, n_warmup_steps=max(2, epochs // 4))
         if name == "hyperband":
             return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
         if name == "successive_halving":
             return optuna.pruners.SuccessiveHalvingPruner()
         if name == "percentile":
-            return optuna.pruners.PercentilePruner(25.0, n_startup_trials=self.settings.pruner_startup_trials, n_warmup_steps=max(1, epochs // 5))
+            return optuna.pruners.PercentilePruner(25.0, n_startup_trials=self.settings.pruner_startup_trials, n_warmup_steps=max(2, epochs // 4))
         return optuna.pruners.NopPruner()
 
     def _max_epochs(self) -> int:
@@ -276,18 +383,32 @@ class Study:
         return int(p.value if p.is_fixed else (p.high if p.high is not None else max(p.choices or [20])))
 
     def _storage(self) -> Any:
+        """The Optuna storage; RDB storages get heartbeats, so a dead worker's trial is failed and retried."""
         import optuna
 
-        url = self.settings.storage
-        if url.startswith("sqlite:///"):
-            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        from tuner.budget import journal_path, sqlite_path
+
+        s = self.settings
+        url = s.storage
+        self._heartbeat = False
+        db = sqlite_path(url)
+        if db is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        journal = journal_path(url)
+        if journal is not None:
+            journal.parent.mkdir(parents=True, exist_ok=True)
+            return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
         if url.startswith(("sqlite", "postgresql", "mysql")):
             engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+            self._heartbeat = True
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
-                    url, engine_kwargs=engine_kwargs, heartbeat_interval=15, grace_period=60,
-                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+                    url, engine_kwargs=engine_kwargs, heartbeat_interval=s.heartbeat_interval,
+                    grace_period=s.grace_period,
+                    heartbeat_stale_trial_callback=_StaleTrialHandler(s.tracking_uri, s.grace_period))
+        _logger.warning("storage %s has no heartbeat: a trial whose worker dies stays RUNNING and is not retried "
+                        "(use SQLite, PostgreSQL or MySQL for crash recovery)", url)
         return url
 
     @property
@@ -308,11 +429,17 @@ class Study:
         import optuna
 
         stored = study.user_attrs
+        s = self.settings
         mine = {"space": self.space.to_dict()["parameters"], "dataset": self.dataset.name,
-                "objective": list(self.settings.objective)}
+                "objective": list(s.objective)}
         if not stored.get("tuner"):
             if len(study.trials) == 0:
-                study.set_user_attr("tuner", mine)
+                recipe = {**mine, "space_name": self.space.name, "dataset_spec": self.dataset_spec,
+                          "n_trials": s.n_trials,
+                          "settings": {k: getattr(s, k) for k in ("sampler", "pruner", "seed", "gap_subset",
+                                                                  "pruner_startup_trials", "heartbeat_interval",
+                                                                  "grace_period", "tracking_uri", "log_best_model")}}
+                study.set_user_attr("tuner", recipe)
                 study.set_user_attr("dataset_description", self.dataset.describe())
             return
         theirs = stored["tuner"]
@@ -328,25 +455,34 @@ class Study:
 
     # -- running -------------------------------------------------------------------------------
     def n_finished(self) -> int:
-        """Finished trials that count towards ``n_trials`` (complete, pruned, failed but not interrupted)."""
-        import optuna
-
-        states = tuple(getattr(optuna.trial.TrialState, s) for s in _COUNTED)
-        return sum(1 for t in self.optuna_study.get_trials(deepcopy=False, states=states)
-                   if t.user_attrs.get("fail_reason") != "interrupted")
+        """Finished trials that count towards ``n_trials`` (see :func:`tuner.budget.budget_counts`)."""
+        return budget_counts(self.optuna_study)[0]
 
     def enqueue(self, params: Mapping[str, Any]) -> None:
         """Warm start: the next trial tries these parameter values first."""
         self.optuna_study.enqueue_trial(dict(params), skip_if_exists=True)
 
     def run(self, *, n_trials: int | None = None, timeout: float | None = None, progress: bool = False,
-            on_trial: Callable[[TrialReport], None] | None = None) -> Study:
+            on_trial: Callable[[TrialReport], None] | None = None, max_trials: int | None = None,
+            max_rss_mb: float | None = None) -> Study:
         """Run trials until the study holds ``n_trials`` finished trials (or ``timeout`` passes).
 
-        A ``KeyboardInterrupt`` marks the running trial failed (reason ``interrupted``, which does not
-        count towards the total), closes the MLflow runs, and is raised again.
+        Any number of processes may run the same study at once: the budget is shared exactly (see
+        :mod:`tuner.budget`). A ``KeyboardInterrupt`` marks the running trial failed (reason
+        ``interrupted``, which does not count towards the total), closes the MLflow runs, and is
+        raised again.
+
+        Args:
+            n_trials: total finished trials wanted. Defaults to the settings' ``n_trials``.
+            timeout: seconds after which no new trial starts. Defaults to the settings' ``timeout``.
+            progress: show a progress bar on stderr. Defaults to `False`.
+            on_trial: called with a :class:`TrialReport` after each trial of this process.
+            max_trials: stop after this many trials in this process (worker recycling). Defaults to `None`.
+            max_rss_mb: stop after a trial that leaves the process above this resident memory. Defaults to `None`.
         """
         import optuna
+
+        from tuner.budget import BudgetLock
 
         # Optuna logs each failed trial with a traceback at WARNING; our own line names the reason.
         debug = get_logger("tuner").isEnabledFor(10)
@@ -355,10 +491,15 @@ class Study:
         target = n_trials if n_trials is not None else s.n_trials
         timeout = timeout if timeout is not None else s.timeout
         study = self.optuna_study
+        self._record_target(target)
+        self.stopped_for = None
         missing = target - self.n_finished()
         self._start_tracking()
         status = "FINISHED"
         bar = None
+        self._lock = BudgetLock(s.storage, s.study_name)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        ran = 0
         try:
             if missing <= 0:
                 _logger.info("study %r already holds %d finished trials (asked for %d): nothing to run",
@@ -375,16 +516,35 @@ class Study:
                     bar.update(1)
                 if on_trial is not None:
                     on_trial(TrialReport.from_frozen(frozen))
-                if self.n_finished() >= target:
-                    st.stop()
                 _check_stop()
 
-            while missing > 0:
-                study.optimize(self._objective, n_trials=missing, timeout=timeout, callbacks=[after_trial],
-                               catch=(TrialFailed,), gc_after_trial=False, show_progress_bar=False)
-                missing = target - self.n_finished()
-                if timeout is not None:
+            while True:
+                _check_stop()
+                if deadline is not None and time.monotonic() >= deadline:
+                    self.stopped_for = "timeout"
                     break
+                if max_trials is not None and ran >= max_trials:
+                    self.stopped_for = "recycle"
+                    break
+                if max_rss_mb is not None and ran and rss_mb() > max_rss_mb:
+                    self.stopped_for = "recycle"
+                    break
+                with self._lock:
+                    if self._heartbeat:
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                            optuna.storages.fail_stale_trials(study)
+                    counted, running = budget_counts(study)
+                    if counted >= target:
+                        break
+                    if counted + running < target:
+                        left = None if deadline is None else max(1e-3, deadline - time.monotonic())
+                        study.optimize(self._objective, n_trials=1, timeout=left, callbacks=[after_trial],
+                                       catch=(TrialFailed,), gc_after_trial=False, show_progress_bar=False)
+                        ran += 1
+                        continue
+                # the rest of the budget is held by running trials elsewhere: wait for them
+                time.sleep(1.0)
         except KeyboardInterrupt:
             status = "KILLED"
             raise
@@ -392,10 +552,17 @@ class Study:
             status = "FAILED"
             raise
         finally:
+            self._lock.release()
             if bar is not None:
                 bar.close()
             self._finish_tracking(status)
         return self
+
+    def _record_target(self, target: int) -> None:
+        recipe = dict(self.optuna_study.user_attrs.get("tuner") or {})
+        if recipe.get("n_trials") != target:
+            recipe["n_trials"] = target
+            self.optuna_study.set_user_attr("tuner", recipe)
 
     def _objective(self, trial: Any) -> float | list[float]:
         import keras
@@ -404,9 +571,12 @@ class Study:
         from tuner.training import train_model
 
         s = self.settings
+        self._lock.release()  # the trial exists now: it holds its place in the budget
         _check_stop()
         params = self.space.suggest(trial)
         trial.set_user_attr("resolved_params", params)
+        trial.set_user_attr("device", _device())
+        trial.set_user_attr("worker_pid", os.getpid())
         run_id = None
         callbacks: list[Any] = []
         epoch_logger = None
@@ -522,6 +692,9 @@ class Study:
         from tuner.tracking import MlflowTracker
 
         self.tracker = MlflowTracker(s.study_name, tracking_uri=s.tracking_uri)
+        if s.parent_run_id:  # a worker: the process that started the workers owns the parent run
+            self.tracker.parent_run_id = s.parent_run_id
+            return
         settings = dataclasses.asdict(s)
         settings["objective"] = ",".join(s.objective)
         settings["directions"] = ",".join(self.directions)
@@ -544,7 +717,7 @@ class Study:
         if self._best_model_path:
             Path(self._best_model_path).unlink(missing_ok=True)
             self._best_model_path = None
-        if self.tracker is not None:
+        if self.tracker is not None and not self.settings.parent_run_id:
             try:
                 self.tracker.end_study(status=status, best=best_info)
             except Exception as err:

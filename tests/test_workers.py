@@ -1,0 +1,172 @@
+"""Several worker processes on one study: exact budgets, SQLite under load, PostgreSQL, dead workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+
+from tuner import SearchSpace
+from tuner.budget import budget_counts
+from tuner.study import Study, StudySettings
+from tuner.workers import run_workers, worker_env
+
+TINY = {
+    "name": "tiny",
+    "parameters": {
+        "n_layers": 1,
+        "units": {"type": "int", "low": 4, "high": 16},
+        "learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
+        "epochs": 1,
+        "patience": 0,
+        "batch_size": 64,
+    },
+}
+
+
+def _mlflow_trial_runs(uri: str, name: str) -> list:
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(name)
+    return client.search_runs([exp.experiment_id], filter_string="tags.`tuner.kind` = 'trial'", max_results=1000)
+
+
+def test_worker_env_divides_threads_and_assigns_gpus_round_robin():
+    env = worker_env(0, 2, gpus=[], base={}, cpu_count=2)
+    assert env["OMP_NUM_THREADS"] == "1" and env["TF_NUM_INTRAOP_THREADS"] == "1"
+    assert "intra_op_parallelism_threads=1" in env["XLA_FLAGS"]
+    assert "CUDA_VISIBLE_DEVICES" not in env
+    four = [worker_env(i, 4, gpus=["0", "1"], base={}, cpu_count=16) for i in range(4)]
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in four] == ["0", "1", "0", "1"]
+    assert all(e["TF_FORCE_GPU_ALLOW_GROWTH"] == "true" and e["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+               for e in four)
+    assert four[0]["OMP_NUM_THREADS"] == "4"
+
+
+@pytest.mark.slow
+def test_two_local_workers_on_sqlite_share_40_trials_exactly_without_lock_errors(tmp_path):
+    cmd = [sys.executable, "-m", "tuner", "study", "--space", str(tmp_path / "tiny.yaml"), "--dataset", "iris",
+           "--workers", "2", "--n-trials", "40", "--no-progress", "--recycle-after", "15"]
+    (tmp_path / "tiny.yaml").write_text(SearchSpace.from_dict(TINY).to_yaml())
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "database is locked" not in out and "Traceback" not in out
+    study = optuna.load_study(study_name="tiny-iris", storage=f"sqlite:///{tmp_path}/mlruns/optuna.db")
+    finished = [t for t in study.trials if t.state.is_finished()]
+    assert len(finished) == 40 == len(study.trials)
+    assert sorted(t.number for t in study.trials) == list(range(40))
+    pids = {t.user_attrs["worker_pid"] for t in study.trials}
+    assert len(pids) >= 4  # two workers, each recycled after 15 trials
+    runs = _mlflow_trial_runs(f"sqlite:///{tmp_path}/mlruns/mlflow.db", "tiny-iris")
+    assert sorted(int(r.data.tags["optuna_trial_number"]) for r in runs) == list(range(40))
+
+
+@pytest.fixture
+def postgres_url():
+    url = os.environ.get("TUNER_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide TUNER_TEST_POSTGRES_URL (see .ci/services.sh)")
+        pytest.skip("no PostgreSQL server: run `eval \"$(bash .ci/services.sh)\"` to start one on 127.0.0.1")
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as conn:  # a clean database for each test
+        conn.execute(sqlalchemy.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public;"))
+    engine.dispose()
+    return url
+
+
+@pytest.mark.slow
+def test_three_workers_on_postgresql_run_30_trials(tmp_path, postgres_url):
+    space = SearchSpace.from_dict(TINY)
+    settings = StudySettings(study_name="pg", n_trials=30, storage=postgres_url,
+                             tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    study = Study(space, "iris", settings)
+    run_workers(study, 3)
+    loaded = optuna.load_study(study_name="pg", storage=postgres_url)
+    finished = [t for t in loaded.trials if t.state.is_finished()]
+    assert len(finished) == 30 == len(loaded.trials)
+    assert len({t.number for t in loaded.trials}) == 30
+    assert len({t.user_attrs["worker_pid"] for t in loaded.trials}) == 3
+    runs = _mlflow_trial_runs(f"sqlite:///{tmp_path}/mlflow.db", "pg")
+    numbers = [int(r.data.tags["optuna_trial_number"]) for r in runs]
+    assert sorted(numbers) == list(range(30))
+    # a `tuner worker` from "another machine" joins by name and storage alone
+    subprocess.run([sys.executable, "-m", "tuner", "worker", "--study", "pg", "--storage", postgres_url,
+                    "--tracking-uri", "none"], check=True, timeout=300, capture_output=True)
+    assert len(optuna.load_study(study_name="pg", storage=postgres_url).trials) == 30
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_detected_by_heartbeat_and_its_trial_retried(tmp_path):
+    space = SearchSpace.from_dict(dict(TINY, parameters={**TINY["parameters"], "epochs": 40}))
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    tracking = f"sqlite:///{tmp_path}/mlflow.db"
+    settings = StudySettings(study_name="crash", n_trials=4, storage=storage, tracking_uri=tracking,
+                             heartbeat_interval=1, grace_period=4, pruner="none")
+    study = Study(space, "digits", settings)
+    errors: list[BaseException] = []
+
+    def supervise() -> None:
+        try:
+            run_workers(study, 2)
+        except BaseException as err:  # surfaced below
+            errors.append(err)
+
+    thread = threading.Thread(target=supervise)
+    thread.start()
+    victim = None
+    deadline = time.time() + 180
+    while time.time() < deadline and victim is None:
+        time.sleep(0.5)
+        try:
+            trials = optuna.load_study(study_name="crash", storage=storage).trials
+        except Exception:
+            continue
+        running = [t for t in trials if t.state.name == "RUNNING" and "worker_pid" in t.user_attrs
+                   and "mlflow_run_id" in t.user_attrs]
+        if running:
+            time.sleep(1.0)
+            victim = running[0]
+            os.kill(victim.user_attrs["worker_pid"], signal.SIGKILL)
+    assert victim is not None
+    thread.join(timeout=600)
+    assert not thread.is_alive() and not errors, errors
+    loaded = optuna.load_study(study_name="crash", storage=storage)
+    dead = loaded.trials[victim.number]
+    assert dead.state.name == "FAIL"
+    assert "worker died" in loaded.user_attrs[f"fail_reason.{victim.number}"]
+    retries = [t for t in loaded.trials if t.system_attrs.get("failed_trial") == victim.number]
+    assert len(retries) == 1 and retries[0].params == dead.params
+    assert retries[0].state.name == "COMPLETE"
+    assert budget_counts(loaded)[0] == 4
+    assert all(t.state.name == "COMPLETE" for t in loaded.trials if t.number != victim.number)
+    run = MlflowClient(tracking).get_run(victim.user_attrs["mlflow_run_id"])
+    assert run.info.status == "FAILED" and "worker died" in run.data.tags["fail_reason"]
+    from tuner.results import StudyResults
+
+    reports = {r.number: r for r in StudyResults(loaded).trials()}
+    assert "worker died" in reports[victim.number].fail_reason
+
+
+def test_budget_counts_give_interrupted_and_retried_trials_their_place_back(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path}/b.db")
+    study.add_trial(optuna.trial.create_trial(value=1.0))
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL,
+                                              user_attrs={"fail_reason": "interrupted"}))
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL,
+                                              user_attrs={"fail_reason": "non-finite loss at epoch 1"}))
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))  # died, retried below
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED,
+                                              system_attrs={"failed_trial": 3, "retry_history": [3]}))
+    assert budget_counts(study) == (3, 0)
+    assert Path(tmp_path / "b.db").exists()

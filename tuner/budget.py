@@ -1,0 +1,122 @@
+"""The trial budget shared by every worker of a study: exactly ``n_trials`` finished trials.
+
+Optuna's own ``n_trials`` counts per process and ``MaxTrialsCallback`` can overshoot when workers race.
+Workers here take a lock that lives where the storage lives (a file lock beside a SQLite database or
+journal file, an advisory lock in PostgreSQL or MySQL), and under it check the budget and create their
+next trial. Running trials hold a place in the budget; a trial that was interrupted, or that died and
+was retried, gives its place back.
+"""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from pathlib import Path
+from typing import Any
+
+__all__ = ["BudgetLock", "budget_counts", "sqlite_path", "journal_path"]
+
+
+def sqlite_path(url: str) -> Path | None:
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///"):])
+    return None
+
+
+def journal_path(url: str) -> Path | None:
+    if url.startswith("journal:"):
+        return Path(url[len("journal:"):].removeprefix("//"))
+    return None
+
+
+class BudgetLock:
+    """A mutex shared by all processes (and machines) that use one study storage.
+
+    Args:
+        storage: the storage URL (``sqlite:///...``, ``journal:PATH``, ``postgresql://...``,
+            ``mysql://...``); anything else gets an in-process lock.
+        study_name: the study, so that studies in one database do not block each other.
+    """
+
+    def __init__(self, storage: str, study_name: str) -> None:
+        self.storage = storage
+        self.key = zlib.crc32(study_name.encode()) & 0x7FFFFFFF
+        self._held = False
+        self._file: Any = None
+        self._conn: Any = None
+        self._engine: Any = None
+        self._thread_lock = threading.Lock()
+        path = sqlite_path(storage) or journal_path(storage)
+        self._path = None if path is None else path.with_name(f"{path.name}.{self.key}.lock")
+
+    def acquire(self) -> None:
+        if self._held:
+            return
+        if self._path is not None:
+            import fcntl
+
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self._path, "a+")  # noqa: SIM115 - held across calls
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
+        elif self.storage.startswith(("postgresql", "mysql")):
+            import sqlalchemy
+
+            if self._engine is None:
+                self._engine = sqlalchemy.create_engine(self.storage, poolclass=sqlalchemy.pool.NullPool)
+            self._conn = self._engine.connect()
+            if self.storage.startswith("postgresql"):
+                self._conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self.key})
+            else:
+                self._conn.execute(sqlalchemy.text("SELECT GET_LOCK(:k, -1)"), {"k": f"tuner-{self.key}"})
+        else:
+            self._thread_lock.acquire()
+        self._held = True
+
+    def release(self) -> None:
+        if not self._held:
+            return
+        self._held = False
+        if self._file is not None:
+            import fcntl
+
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+        elif self._conn is not None:
+            import sqlalchemy
+
+            if self.storage.startswith("postgresql"):
+                self._conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+            else:
+                self._conn.execute(sqlalchemy.text("SELECT RELEASE_LOCK(:k)"), {"k": f"tuner-{self.key}"})
+            self._conn.close()
+            self._conn = None
+        else:
+            self._thread_lock.release()
+
+    def __enter__(self) -> BudgetLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def budget_counts(study: Any) -> tuple[int, int]:
+    """``(counted, running)``: finished trials that count towards the budget, and running ones.
+
+    Counted: complete and pruned trials, and failed ones except those failed by an interrupt
+    (``fail_reason == "interrupted"``) or by a dead worker whose trial was retried.
+    """
+    trials = study.get_trials(deepcopy=False)
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+    counted = running = 0
+    for t in trials:
+        state = t.state.name
+        if state == "RUNNING":
+            running += 1
+        elif state in ("COMPLETE", "PRUNED"):
+            counted += 1
+        elif state == "FAIL" and t.user_attrs.get("fail_reason") != "interrupted" and t.number not in retried:
+            counted += 1
+    return counted, running
