@@ -95,6 +95,7 @@ SCHEDULES = ("constant", "exponential", "inverse_time", "linear", "cosine")
 SCALINGS = ("standard", "minmax", "none")
 OUTPUT_ACTIVATIONS = ("auto", "softmax", "sigmoid", "linear")
 FAMILIES = ("mlp",)
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 _knobs: list[Knob] = [
     # -- architecture
@@ -170,6 +171,8 @@ _knobs: list[Knob] = [
          "restored); 0 turns early stopping off.", _interval(0, None), group="training"),
     Knob("scaling", "str", "standard", "Feature scaling fitted on the training split: standard, minmax or none.",
          _options(*SCALINGS), group="training"),
+    Knob("precision", "str", "float32", "Keras dtype policy: float32, mixed_float16 (GPUs) or mixed_bfloat16; the "
+         "output layer and the gap stay in float32.", _options(*PRECISIONS), group="training"),
 ]
 
 KNOBS: dict[str, Knob] = {k.name: k for k in _knobs}

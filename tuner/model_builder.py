@@ -92,8 +92,9 @@ def _regularizer(params: Mapping[str, Any], prefix: str) -> Any:
     if kind in (None, "none"):
         return None
     l1, l2 = float(_get(params, f"{prefix}_l1")), float(_get(params, f"{prefix}_l2"))
-    config = {"l1": {"l1": l1}, "l2": {"l2": l2}, "l1_l2": {"l1": l1, "l2": l2}}[kind]
-    return keras.regularizers.get({"class_name": kind, "config": config})
+    regularizers = keras.regularizers
+    return {"l1": lambda: regularizers.L1(l1), "l2": lambda: regularizers.L2(l2),
+            "l1_l2": lambda: regularizers.L1L2(l1=l1, l2=l2)}[kind]()
 
 
 def build_model(params: Mapping[str, Any], input_shape: tuple[int, ...], *, task: str, n_outputs: int,

@@ -615,7 +615,7 @@ def _no_complete_message(name: str, counts: dict[str, int], problems: list[dict[
     total = sum(counts.values())
     if total == 0:
         return (f"study {name!r} has no trials yet: run `python -m tuner study --study {name}` to add some.")
-    states = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    states = ", ".join(f"{n} {'failed' if s == 'fail' else s}" for s, n in counts.items() if n)
     reasons = "; ".join(f"{p['count']}x {p['reason']}" for p in problems[:5])
     text = f"study {name!r} has no complete trial ({states})"
     return text + (f": {reasons}." if reasons else ".")

@@ -218,7 +218,7 @@ class SearchSpace:
                 continue
             if p.per_layer:
                 resolved.pop(name, None)
-                for i in range(1, int(resolved["n_layers"]) + 1):
+                for i in range(1, int(resolved.get("n_layers", KNOBS["n_layers"].default)) + 1):
                     resolved[f"{name}_{i}"] = _suggest_one(trial, p, f"{name}_{i}")
             else:
                 resolved[name] = _suggest_one(trial, p, name)
@@ -243,7 +243,7 @@ class SearchSpace:
                 grid[name] = list(p.choices or [])
             elif p.step is not None and not p.log:
                 n = int(round((p.high - p.low) / p.step))
-                values = [p.low + i * p.step for i in range(n + 1)]
+                values = [round(p.low + i * p.step, 12) for i in range(n + 1)]
                 grid[name] = [int(v) for v in values] if p.type == "int" else values
             elif p.type == "int" and not p.log:
                 grid[name] = list(range(int(p.low), int(p.high) + 1))
@@ -274,6 +274,11 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError("while constructing a mapping", node.start_mark,
+                                                    "found unhashable key", key_node.start_mark) from None
         if key in seen:
             raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         seen.add(key)
@@ -410,7 +415,8 @@ def _parse(data: Any, source: str) -> SearchSpace:
         if param is not None:
             params[pname] = param
 
-    _check_conditions(params, source, problems)
+    invalid = {str(n) for n in raw_params if n in KNOBS and n not in params}
+    _check_conditions(params, source, problems, skip=invalid)
     if problems:
         raise SpaceError(problems)
     try:
@@ -555,10 +561,13 @@ def _parse_condition(raw: Any, path: str, source: str, problems: list[Problem]) 
     return out
 
 
-def _check_conditions(params: dict[str, Param], source: str, problems: list[Problem]) -> None:
+def _check_conditions(params: dict[str, Param], source: str, problems: list[Problem], *,
+                      skip: set[str] = frozenset()) -> None:  # type: ignore[assignment]
     for name, p in params.items():
         for parent, values in (p.condition or {}).items():
             path = f"parameters.{name}.condition.{parent}"
+            if parent in skip:  # the parent has its own error already
+                continue
             if parent not in KNOBS:
                 problems.append(Problem(source, path, f"refers to a parameter that does not exist"
                                         f"{_did_you_mean(parent, KNOBS)}", value=parent))
@@ -576,10 +585,16 @@ def _check_conditions(params: dict[str, Param], source: str, problems: list[Prob
                                             value=values))
             else:
                 knob = KNOBS[parent]
+                bad = False
                 for v in values:
                     rule = check_value(knob, v)
                     if rule:
                         problems.append(Problem(source, path, rule, value=v))
+                        bad = True
+                rng = params[parent]
+                if not bad and not any(_is_number(v) and rng.low <= v <= rng.high for v in values):
+                    problems.append(Problem(source, path, f"can never hold: {parent} ranges over "
+                                            f"[{rng.low}, {rng.high}]", value=values))
 
 
 def _dependencies(name: str, p: Param, params: Mapping[str, Param]) -> list[str]:

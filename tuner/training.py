@@ -128,7 +128,12 @@ def train_model(params: Mapping[str, Any], dataset: Dataset, *, seed: int = 0,
 
     keras.utils.set_random_seed(seed)
     build = builder or build_model
-    model = build(params, data.input_shape, task=task, n_outputs=data.n_outputs)
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(_get(params, "precision"))
+    try:
+        model = build(params, data.input_shape, task=task, n_outputs=data.n_outputs)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
 
     batch_size = int(_get(params, "batch_size"))
     epochs = int(_get(params, "epochs"))

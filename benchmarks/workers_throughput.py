@@ -1,0 +1,78 @@
+"""Trials per hour with 1, 2, 4 ... worker processes on one machine (CPU or GPUs).
+
+Each setting runs a fresh study of the same space through the CLI (`python -m tuner study --workers N`)
+with a trial budget proportional to N, and reports trials per hour, the speed-up over one worker and the
+devices the trials ran on. Under `KERAS_BACKEND=jax` on a GPU machine this is the GPU benchmark.
+
+    python benchmarks/workers_throughput.py                     # 1 and 2 workers, CPU, digits
+    KERAS_BACKEND=jax python benchmarks/workers_throughput.py --workers 1 2 4 --tracking-uri none
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--trials-per-worker", type=int, default=6)
+    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--space", default=str(ROOT / "search_spaces" / "default.yaml"))
+    parser.add_argument("--set", action="append", default=["epochs=10", "patience=0"], dest="overrides")
+    parser.add_argument("--tracking-uri", default=None, help="MLflow URI; 'none' for no tracking")
+    parser.add_argument("--json", type=Path, help="write the figures here too")
+    parser.add_argument("--quick", action="store_true", help="2 trials per worker, 3 epochs")
+    args = parser.parse_args()
+    if args.quick:
+        args.trials_per_worker, args.overrides = 2, ["epochs=3", "patience=0"]
+    rows = []
+    for n in args.workers:
+        with tempfile.TemporaryDirectory() as tmp:
+            total = n * args.trials_per_worker
+            cmd = [sys.executable, "-m", "tuner", "study", "--space", args.space, "--dataset", args.dataset,
+                   "--workers", str(n), "--n-trials", str(total), "--pruner", "none", "--no-progress", "-q"]
+            for o in args.overrides:
+                cmd += ["--set", o]
+            if args.tracking_uri:
+                cmd += ["--tracking-uri", args.tracking_uri]
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+            start = time.perf_counter()
+            proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True)
+            wall = time.perf_counter() - start
+            if proc.returncode != 0:
+                sys.exit(f"workers={n} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+            study = optuna.load_study(study_name=f"default-{args.dataset}", storage=f"sqlite:///{tmp}/mlruns/optuna.db")
+            trials = [t for t in study.trials if t.state.is_finished()]
+            devices = sorted({t.user_attrs.get("device", "?") for t in trials})
+            train_time = sum(t.user_attrs.get("wall_time", 0.0) for t in trials)
+            rows.append({"workers": n, "trials": len(trials), "wall_s": round(wall, 1),
+                         "trials_per_hour": round(3600 * len(trials) / wall, 1),
+                         "fit_s_per_trial": round(train_time / max(1, len(trials)), 2), "devices": devices})
+    base = rows[0]["trials_per_hour"]
+    for r in rows:
+        r["speedup"] = round(r["trials_per_hour"] / base, 2)
+    import keras
+
+    print(f"backend={keras.backend.backend()} cpus={os.cpu_count()} dataset={args.dataset} sets={args.overrides}")
+    print(f"{'workers':>7} {'trials':>6} {'wall s':>8} {'trials/h':>9} {'speedup':>7} {'fit s/trial':>11}  devices")
+    for r in rows:
+        print(f"{r['workers']:>7} {r['trials']:>6} {r['wall_s']:>8} {r['trials_per_hour']:>9} {r['speedup']:>7} "
+              f"{r['fit_s_per_trial']:>11}  {', '.join(r['devices'])}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
