@@ -363,6 +363,15 @@ COMMANDS: dict[str, type[Command]] = {c.name: c for c in (StudyCommand, WorkerCo
                                                         DatasetsCommand, UiCommand)}
 
 
+def _all_commands() -> dict[str, type[Command]]:
+    """The built-in commands, and those defined in their own modules (imported here, after ``Command``)."""
+    from tuner.report_command import ReportCommand, SelectCommand
+
+    for cls in (ReportCommand, SelectCommand):
+        COMMANDS.setdefault(cls.name, cls)
+    return COMMANDS
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="count", default=0, help="more log output.")
@@ -374,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"tuner {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, cls in COMMANDS.items():
+    for name, cls in _all_commands().items():
         doc = (cls.__doc__ or "").strip()
         p = sub.add_parser(name, parents=[common], help=doc.splitlines()[0] if doc else None, description=doc,
                            formatter_class=argparse.RawDescriptionHelpFormatter)

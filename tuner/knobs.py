@@ -171,6 +171,11 @@ _knobs: list[Knob] = [
          "restored); 0 turns early stopping off.", _interval(0, None), group="training"),
     Knob("scaling", "str", "standard", "Feature scaling fitted on the training split: standard, minmax or none.",
          _options(*SCALINGS), group="training"),
+    Knob("jit_compile", "bool", None, "Compile the train step with XLA; null (auto) compiles under JAX and not under "
+         "TensorFlow or torch, where compiling costs more than it saves for small models.", nullable=True,
+         group="training"),
+    Knob("steps_per_execution", "int", 1, "Batches run per compiled call (fewer Python round trips).",
+         _interval(1, 10_000), group="training"),
     Knob("precision", "str", "float32", "Keras dtype policy: float32, mixed_float16 (GPUs) or mixed_bfloat16; the "
          "output layer and the gap stay in float32.", _options(*PRECISIONS), group="training"),
 ]

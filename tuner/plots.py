@@ -396,7 +396,8 @@ def study_plots(results: Any, out_dir: str | Path, *, evaluator: Any = None, eva
     out = PlotSet()
     complete = _complete(study)
     names = list(results.objective)
-    evaluator_name = evaluator_name or (type(evaluator).__name__ if evaluator is not None else "FanovaImportanceEvaluator")
+    if evaluator_name is None:
+        evaluator_name = type(evaluator).__name__ if evaluator is not None else "FanovaImportanceEvaluator"
     first = {"target": (lambda t: t.values[0]), "target_name": names[0]} if results.multi_objective else \
         {"target_name": names[0]}
 
@@ -434,7 +435,8 @@ def study_plots(results: Any, out_dir: str | Path, *, evaluator: Any = None, eva
         imp_kwargs: dict[str, Any] = {} if results.multi_objective else {"target_name": names[0]}
         optuna_plot("param_importances", f"Parameter importances for {', '.join(names)} ({evaluator_name})",
                     lambda: _mpl_importances(study, evaluator, names, om),
-                    lambda: ov.plot_param_importances(study, evaluator=evaluator, **imp_kwargs), min_trials=2)
+                    lambda: _name_objectives(ov.plot_param_importances(study, evaluator=evaluator, **imp_kwargs),
+                                             names), min_trials=2)
         if gap not in names and all(_gap_value(t, gap) is not None for t in complete):
             target = {"target": (lambda t: _gap_value(t, gap)), "target_name": gap}
             optuna_plot("param_importances_gap", f"Parameter importances for {gap} ({evaluator_name})",
@@ -459,11 +461,47 @@ def study_plots(results: Any, out_dir: str | Path, *, evaluator: Any = None, eva
     return out
 
 
+_OBJECTIVE_LABEL = re.compile(r"Objective Value (\d+)")
+
+
+def _objective_name(label: str, names: Sequence[str]) -> str:
+    """Optuna labels the objectives of a multi-objective plot ``Objective Value <i>``: use their names."""
+    m = _OBJECTIVE_LABEL.fullmatch(label or "")
+    return names[int(m.group(1))] if m and int(m.group(1)) < len(names) else label
+
+
+def _name_objectives(figure: Any, names: Sequence[str]) -> Any:
+    for trace in figure.data:
+        trace.name = _objective_name(trace.name, names)
+    return figure
+
+
 def _mpl_importances(study: Any, evaluator: Any, names: list[str], om: Any) -> Any:
     """Optuna's matplotlib importance plot; for multi-objective studies one bar group per objective."""
     if len(study.directions) == 1:
         return om.plot_param_importances(study, evaluator=evaluator, target_name=names[0])
-    return om.plot_param_importances(study, evaluator=evaluator)
+    # Optuna's matplotlib version places each objective's bars in that objective's own order under the
+    # last objective's labels; draw the same numbers (get_param_importances per objective) grouped by name.
+    import optuna
+
+    values = {name: optuna.importance.get_param_importances(study, evaluator=evaluator,
+                                                            target=lambda t, i=i: t.values[i])
+              for i, name in enumerate(names)}
+    params = sorted({p for v in values.values() for p in v}, key=lambda p: values[names[0]].get(p, 0.0))
+    fig = _new_figure(figsize=(7.5, 1.0 + 0.55 * len(params) * len(names)), layout="constrained")
+    ax = fig.subplots()
+    height = 0.8 / len(names)
+    for i, name in enumerate(names):
+        xs = [float(values[name].get(p, 0.0)) for p in params]
+        pos = [k + (i - (len(names) - 1) / 2) * height for k in range(len(params))]
+        bars = ax.barh(pos, xs, height=height, label=name)
+        ax.bar_label(bars, fmt="%.2f", fontsize=8, padding=2)
+    ax.set_yticks(range(len(params)), params)
+    ax.set_xlabel("Hyperparameter Importance")
+    ax.set_ylabel("Hyperparameter")
+    ax.set_title("Hyperparameter Importances", loc="left")
+    ax.legend(loc="lower right")
+    return ax
 
 
 def _varying_params(complete: Sequence[Any]) -> list[str]:
@@ -504,6 +542,7 @@ def _pareto_plot(results: Any, out_dir: Path, out: PlotSet, *, selected: int | N
                 ax.legend(fontsize=8)
                 figure.add_trace(go.Scatter(x=[x], y=[y], mode="markers", name=label,
                                             marker={"symbol": "star", "size": 18, "color": "black"}))
+                figure.update_layout(showlegend=True, legend={"orientation": "h", "yanchor": "top", "y": -0.18})
             ax.set_title(f"Pareto front: {names[0]} vs {names[1]}")
             png = _save_png(ax.figure, out_dir / "pareto_front.png")
         html = _write_html(figure, out_dir / "pareto_front.html", plotlyjs)

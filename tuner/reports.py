@@ -31,16 +31,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tuner._logging import get_logger
 from tuner.errors import ConfigError, Problem
 from tuner.plots import PlotSet, regularization_knobs
 from tuner.results import StudyResults, TrialReport
 
 __all__ = ["StudyReport", "Importances", "KnobEffect", "GapAnalysis", "build_report", "param_importances",
            "gap_analysis", "select_trial", "clear_selection", "pareto_front", "make_plots", "print_report",
-           "write_html", "resolve_tracking_uri", "IMPORTANCE_EVALUATORS", "SELECTION_RULES"]
-
-_logger = get_logger(__name__)
+           "write_html", "report_json", "resolve_tracking_uri", "IMPORTANCE_EVALUATORS", "SELECTION_RULES"]
 
 IMPORTANCE_EVALUATORS = {
     "fanova": "FanovaImportanceEvaluator",
@@ -231,16 +228,16 @@ def resolve_tracking_uri(storage: str, tracking_uri: str | None = None) -> str |
     return f"sqlite:///{default.as_posix()}" if default.exists() else None
 
 
-def _mlflow_context(results: StudyResults, tracking_uri: str | None) -> tuple[Any, dict[str, Any]]:
-    """An MlflowClient and what the store holds about the study: experiment, parent runs, trial runs."""
+def _mlflow_context(results: StudyResults, tracking_uri: str | None) -> dict[str, Any]:
+    """What the MLflow store holds about the study: its experiment and its study (parent) runs."""
     info: dict[str, Any] = {"tracking_uri": tracking_uri, "experiment_id": None, "parent_run_id": None,
                             "parent_run_ids": [], "note": None}
     if tracking_uri is None:
         info["note"] = "no MLflow store found (pass --tracking-uri): learning curves and artifacts are left out"
-        return None, info
+        return info
     if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).exists():
         info["note"] = f"no MLflow store at {tracking_uri}: learning curves and artifacts are left out"
-        return None, info
+        return info
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri)
@@ -258,7 +255,7 @@ def _mlflow_context(results: StudyResults, tracking_uri: str | None) -> tuple[An
         exp = client.get_experiment_by_name(name)
     if exp is None:
         info["note"] = f"the MLflow store {tracking_uri} has no experiment {name!r}"
-        return client, info
+        return info
     info["experiment_id"] = exp.experiment_id
     parents = client.search_runs([exp.experiment_id], filter_string="tags.`tuner.kind` = 'study'",
                                  order_by=["attributes.start_time DESC"])
@@ -266,7 +263,7 @@ def _mlflow_context(results: StudyResults, tracking_uri: str | None) -> tuple[An
     info["parent_run_id"] = parents[0].info.run_id if parents else None
     if not parents:
         info["note"] = f"experiment {name!r} has no study run tagged tuner.kind=study"
-    return client, info
+    return info
 
 
 # -- importances -----------------------------------------------------------------------------------
@@ -298,7 +295,8 @@ def param_importances(results: StudyResults, *, evaluator: str = "fanova", seed:
     """
     import optuna
 
-    cls_name = IMPORTANCE_EVALUATORS.get(evaluator) or _evaluator(evaluator).__class__.__name__
+    _evaluator(evaluator)  # validates the name
+    cls_name = IMPORTANCE_EVALUATORS[evaluator]
     complete = _complete(results.study)
     out = Importances(evaluator=cls_name, values={}, n_trials=len(complete))
     if len(complete) < 2:
@@ -317,8 +315,8 @@ def param_importances(results: StudyResults, *, evaluator: str = "fanova", seed:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                values = optuna.importance.get_param_importances(results.study, evaluator=_evaluator(evaluator, seed=seed),
-                                                                 target=target)
+                values = optuna.importance.get_param_importances(
+                    results.study, evaluator=_evaluator(evaluator, seed=seed), target=target)
         except Exception as err:
             notes.append(f"{name}: {type(err).__name__}: {err}")
             continue
@@ -363,7 +361,8 @@ def _numeric_sentence(e: KnobEffect, *, val_name: str, higher_better: bool, gap_
         if g == "clear":
             part = f"higher {e.knob} {past} the gap (ρ = {e.rho_gap:.2f}, {e.n_trials} trials)"
         elif g == "tendency":
-            part = f"higher {e.knob} tended to {base} the gap (ρ = {e.rho_gap:.2f}, p = {e.p_gap:.2f}, {e.n_trials} trials)"
+            part = (f"higher {e.knob} tended to {base} the gap (ρ = {e.rho_gap:.2f}, p = {e.p_gap:.2f}, "
+                    f"{e.n_trials} trials)")
         else:
             part = f"higher {e.knob} had no clear effect on the gap (ρ = {e.rho_gap:.2f}, {e.n_trials} trials)"
         lowered = down and g != "none"
@@ -372,8 +371,8 @@ def _numeric_sentence(e: KnobEffect, *, val_name: str, higher_better: bool, gap_
         return f"{part}; {val_name} did not vary."
     better = (e.rho_val > 0) == higher_better
     if v == "clear":
-        tail = f"and improved {val_name}" if better else (f"but cost {val_name}" if lowered else f"and worsened {val_name}")
-        return f"{part} {tail} (ρ = {e.rho_val:.2f})."
+        tail = "and improved" if better else ("but cost" if lowered else "and worsened")
+        return f"{part} {tail} {val_name} (ρ = {e.rho_val:.2f})."
     if v == "tendency":
         verb = "improve" if better else "worsen"
         return f"{part} and tended to {verb} {val_name} (ρ = {e.rho_val:.2f}, p = {e.p_val:.2f})."
@@ -582,7 +581,8 @@ def _knee(points: Sequence[tuple[Any, float, float]]) -> Any:
         (_, x1, y1), (_, x2, y2) = pts[0], pts[-1]
         length = math.hypot(x2 - x1, y2 - y1)
         if length > 0:
-            dist = [(abs((y2 - y1) * x - (x2 - x1) * y + x2 * y1 - y2 * x1) / length, -t.number, t) for t, x, y in pts[1:-1]]
+            dist = [(abs((y2 - y1) * x - (x2 - x1) * y + x2 * y1 - y2 * x1) / length, -t.number, t)
+                    for t, x, y in pts[1:-1]]
             best = max(dist, key=lambda d: (d[0], d[1]))
             if best[0] > 1e-12:
                 return best[2]
@@ -671,8 +671,9 @@ def build_report(results: StudyResults, *, storage: str | None = None, tracking_
     complete = _complete(study)
     varying = _varying(complete)
     front = set(pareto_front(results)) if results.multi_objective else set()
-    client, mlflow_info = _mlflow_context(results, resolve_tracking_uri(storage, tracking_uri))
-    del client
+    mlflow_info = _mlflow_context(results, resolve_tracking_uri(storage, tracking_uri))
+    if tracking_uri == "none":
+        mlflow_info["note"] = "MLflow left out (tracking URI 'none'): no learning curves or artifacts"
     reports = {t.number: t for t in results.trials()}
     sign = -1.0 if directions[0] == "maximize" else 1.0
     ranked = sorted(complete, key=lambda t: (t.number not in front, sign * t.values[0], t.number))
@@ -681,11 +682,11 @@ def build_report(results: StudyResults, *, storage: str | None = None, tracking_
     pareto = None
     if complete:
         b = results.best()
-        selection = study.user_attrs.get("selection") if results.multi_objective else None
+        selected = study.user_attrs.get("selected_trial") if results.multi_objective else None
+        selection = study.user_attrs.get("selection") if selected is not None else None
         best = {**_row(b, results, list(b.params), front), "params": dict(b.params), "reason": b.reason,
                 "suggestion": b.suggestion, "n_params": b.n_params, "wall_time": b.wall_time,
-                "selected_by": (selection or {}).get("rule") if study.user_attrs.get("selected_trial") is not None
-                else None}
+                "selected_by": (selection or {}).get("rule")}
         test = results.best_test()
         if test is None:
             scored = study.user_attrs.get("best_test_trial")
@@ -694,12 +695,11 @@ def build_report(results: StudyResults, *, storage: str | None = None, tracking_
                          f"the test split was scored for trial {scored}, not for this trial: the test split is "
                          "scored once, for the trial that was best when the study ran")
         if results.multi_objective:
-            sel = study.user_attrs.get("selected_trial")
-            pareto = {"front": sorted(front), "selected": sel, "selection": study.user_attrs.get("selection") if sel
-                      is not None else None,
-                      "note": None if sel is not None else
-                      "no trade-off selected: best is the front trial with the best first objective; choose one "
-                      f"with `python -m tuner select {study.study_name} --rule knee`"}
+            note = None
+            if selected is None:
+                note = ("no trade-off selected: best is the front trial with the best first objective; choose one "
+                        f"with `python -m tuner select {study.study_name} --rule knee`")
+            pareto = {"front": sorted(front), "selected": selected, "selection": selection, "note": note}
     else:
         message = _no_complete_message(study.study_name, counts, problems)
     return StudyReport(
@@ -897,7 +897,8 @@ figcaption{font-weight:600;margin-bottom:6px} figure img{max-width:100%;height:a
 .overfitting{color:#d62728;font-weight:600} .underfitting{color:#1f77b4;font-weight:600}
 .good_fit{color:#2ca02c;font-weight:600} li{margin:4px 0} .note{color:#777} figure.wide{grid-column:1/-1}
 """
-_WIDE = ("slice", "parallel_coordinate", "gap_vs_regularization")
+_WIDE = ("gap_vs_regularization", "parallel_coordinate", "slice")
+_ORDER = ("pareto_front", "optimization_history", "param_importances", "param_importances_gap", *_WIDE)
 
 
 def _img(path: Path, alt: str) -> str:
@@ -949,7 +950,8 @@ def write_html(report: StudyReport, path: str | Path, *, plotlyjs: str = "inline
     cards = [("complete", c.get("complete", 0)), ("pruned", c.get("pruned", 0)), ("failed", c.get("fail", 0))]
     b = report.best
     if b:
-        cards.append((f"best trial ({report.objective[0]})", f"#{b['number']}: {_fmt(b['objective'].get(report.objective[0]))}"))
+        obj0 = report.objective[0]
+        cards.append((f"best trial ({obj0})", f"#{b['number']}: {_fmt(b['objective'].get(obj0))}"))
         if report.test:
             cards += [(k, _fmt(v)) for k, v in report.test.items()]
     parts.append("<div class='cards'>" + "".join(f"<div class='card'>{e(str(k))}<b>{e(str(v))}</b></div>"
@@ -974,7 +976,10 @@ def write_html(report: StudyReport, path: str | Path, *, plotlyjs: str = "inline
     if ga.note:
         parts.append(f"<p class='note'>{e(ga.note)}</p>")
     parts.append("<ul>" + "".join(f"<li>{e(x.sentence)}</li>" for x in ga.effects) + "</ul>")
-    study_files = [f for f in report.plots.files if f.trial is None]
+    study_files = sorted((f for f in report.plots.files if f.trial is None),
+                         key=lambda f: (f.name in _WIDE, _ORDER.index(f.name) if f.name in _ORDER else len(_ORDER)))
+    narrow = [f.name for f in study_files if f.name not in _WIDE]
+    wide_names = set(_WIDE) | ({narrow[-1]} if len(narrow) % 2 else set())  # no hole in the two-column grid
     if study_files:
         parts.append("<h2>Study plots</h2><div class='grid'>")
         first = True
@@ -987,7 +992,7 @@ def write_html(report: StudyReport, path: str | Path, *, plotlyjs: str = "inline
                 first = False
             else:
                 body = _img(f.png, f.title)
-            wide = " class='wide'" if f.name in _WIDE else ""
+            wide = " class='wide'" if f.name in wide_names else ""
             parts.append(f"<figure id='plot-{e(f.name)}'{wide}><figcaption>{e(f.title)}</figcaption>{body}</figure>")
         parts.append("</div>")
     skipped = {k: v for k, v in report.plots.skipped.items() if not k.startswith("trial-")}

@@ -139,8 +139,12 @@ def train_model(params: Mapping[str, Any], dataset: Dataset, *, seed: int = 0,
     epochs = int(_get(params, "epochs"))
     steps_per_epoch = max(1, int(np.ceil(len(data.x_train) / batch_size)))
     metric = primary_metric(task)
+    jit = _get(params, "jit_compile")
+    if jit is None:
+        jit = keras.backend.backend() == "jax"
     model.compile(optimizer=build_optimizer(params, steps_per_epoch=steps_per_epoch, epochs=epochs),
-                  loss=loss, metrics=[metric], jit_compile=False)
+                  loss=loss, metrics=[metric], jit_compile=bool(jit),
+                  steps_per_execution=int(_get(params, "steps_per_execution")))
 
     x_sub, y_sub = data.x_train, y_train
     if gap_subset is not None and len(x_sub) > gap_subset:
