@@ -52,15 +52,28 @@ def metric_functions(task: str) -> dict[str, Callable[[np.ndarray, np.ndarray], 
     return {"accuracy": _accuracy(task)}
 
 
+def predict_fixed_batches(model: Any, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Inference-mode predictions in chunks of one fixed shape (the last one zero-padded), so the
+    compiled predict step is traced once per model rather than once per split size."""
+    n = len(x)
+    size = batch_size
+    parts = []
+    for i in range(0, n, size):
+        chunk = x[i:i + size]
+        if len(chunk) < size:
+            chunk = np.concatenate([chunk, np.zeros((size - len(chunk),) + x.shape[1:], dtype=x.dtype)])
+        parts.append(np.asarray(model.predict_on_batch(chunk)))
+    return np.concatenate(parts, axis=0)[:n]
+
+
 def evaluate_split(model: Any, x: np.ndarray, y: np.ndarray, *, loss_fn: Any, task: str,
-                   batch_size: int = 4096) -> dict[str, float]:
+                   batch_size: int = 1024) -> dict[str, float]:
     """Data loss and metrics of ``model`` on ``(x, y)`` in inference mode (no dropout, BN moving stats).
 
     The regularization penalty is not included: the loss is ``loss_fn(y, model(x, training=False))``
     averaged over examples, exactly what ``model.evaluate`` reports for an unregularized model.
     """
-    parts = [model.predict_on_batch(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
-    pred = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
+    pred = predict_fixed_batches(model, x, batch_size)
     per_example = loss_fn(y, pred)
     out = {"loss": float(ops.convert_to_numpy(ops.mean(per_example)))}
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging model is reported, not warned about

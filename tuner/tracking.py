@@ -64,9 +64,13 @@ class MlflowTracker:
     """
 
     def __init__(self, experiment: str, *, tracking_uri: str | None = None) -> None:
+        import logging
+
         import mlflow
         from mlflow import MlflowClient
 
+        if "MLFLOW_LOGGING_LEVEL" not in os.environ:  # the first use of a store logs its migrations at INFO
+            logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
         self.tracking_uri = tracking_uri or default_tracking_uri()
         store = _local_store_dir(self.tracking_uri)
         if store is not None:
