@@ -599,7 +599,7 @@ class Study:
                 raise TrialFailed(f"non-finite objective {dict(zip(s.objective, values))}")
             self._record_success(trial, result)
             state = "complete"
-            if self._is_best(values) and s.log_best_model and self.tracker is not None:
+            if self._is_best(values):  # kept for the test-split score (and MLflow) at the end
                 self._keep_best_model(trial.number, result.model)
             return values[0] if len(values) == 1 else values
         except optuna.TrialPruned as err:
@@ -709,7 +709,10 @@ class Study:
         except ConfigError:
             best = None
         if best is not None:
-            self._finish_best(best)
+            try:
+                self._finish_best(best)
+            except Exception as err:  # e.g. a custom model that does not load back: keep the study's results
+                _logger.warning("could not score or log the best model of trial %d: %s", best.number, err)
             best_info = {"metrics": {**best.metrics, **(self.best_test or {})}, "params": best.params,
                          "tags": {"best_trial_number": best.number, "best_run_id": best.mlflow_run_id,
                                   "best_verdict": best.verdict,
@@ -734,7 +737,7 @@ class Study:
         model = None
         if self._best_model_path and self._best_model_trial == best.number:
             model = keras.models.load_model(self._best_model_path)
-            if self.tracker is not None and best.mlflow_run_id:
+            if self.tracker is not None and best.mlflow_run_id and self.settings.log_best_model:
                 try:
                     from tuner.training import prepare_data
 
@@ -745,8 +748,8 @@ class Study:
                     study.set_user_attr("best_model_trial", best.number)
                 except Exception as err:
                     _logger.warning("could not log the best model to MLflow: %s", err)
-        elif study.user_attrs.get("best_model_trial") == best.number and study.user_attrs.get("best_test"):
-            self.best_test = study.user_attrs["best_test"]
+        elif study.user_attrs.get("best_test_trial") == best.number and study.user_attrs.get("best_test"):
+            self.best_test = study.user_attrs["best_test"]  # scored by an earlier invocation or another worker
             return
         if model is not None:
             params = study.trials[best.number].user_attrs.get("resolved_params") or best.params
