@@ -4,9 +4,15 @@ Everything here is numpy, pandas and scikit-learn, and only numpy is imported up
 module does not import Keras, TensorFlow or pandas, so the CLI can list and check data quickly.
 
 Built-in datasets come with scikit-learn (``digits``, ``breast_cancer``, ``wine``, ``iris``,
-``diabetes``) or are generated locally (``mnist1d``); nothing is ever downloaded. User data is a
+``diabetes``) or are generated locally (``mnist1d``); nothing is ever downloaded. The ``keras.datasets``
+names ``mnist``, ``fashion_mnist`` and ``cifar10`` are read from the Keras cache (``~/.keras/datasets``
+or ``$KERAS_HOME/datasets``) when their files are there, and refused at once otherwise. User data is a
 ``.csv`` or ``.parquet`` file with a named target column, or an ``.npz`` file with arrays ``x`` and
-``y`` (and optionally ``x_test`` and ``y_test``).
+``y`` (and optionally ``x_test`` and ``y_test``); ``x`` may hold flat rows ``(N, F)``, sequences
+``(N, T, F)`` or images ``(N, H, W, C)``.
+
+:func:`as_view` reshapes a dataset for a model family: ``digits`` as 8x8x1 images, ``mnist1d`` as
+length-40 sequences, images as sequences of rows, anything as flat vectors.
 
 Example:
 
@@ -36,7 +42,8 @@ import numpy as np
 
 from tuner.errors import DataError, Problem
 
-__all__ = ["BUILTIN", "Dataset", "list_datasets", "load_dataset", "scale"]
+__all__ = ["BUILTIN", "KERAS_DATASETS", "VIEWS", "Dataset", "as_view", "keras_cache_dir", "list_datasets",
+           "load_dataset", "resolve_view", "scale"]
 
 _logger = logging.getLogger(__name__)
 
@@ -292,6 +299,160 @@ BUILTIN: dict[str, BuiltinDataset] = {
 """The built-in datasets by name. ``digits`` is the default."""
 
 
+# --------------------------------------------------------------------------------------------------
+# keras.datasets names, read from the Keras cache only (never downloaded)
+
+_KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+_FASHION_FILES = ("train-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz",
+                  "t10k-images-idx3-ubyte.gz")
+_CIFAR_ORIGIN = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+# Where Keras 3 extracts cifar-10-python.tar.gz (older Keras: datasets/cifar-10-batches-py).
+_CIFAR_DIRS = ("cifar-10-batches-py-target/cifar-10-batches-py", "cifar-10-batches-py")
+
+
+def keras_cache_dir() -> Path:
+    """The folder ``keras.datasets`` keeps its files in: ``$KERAS_HOME/datasets``, else ``~/.keras/datasets``."""
+    home = os.environ.get("KERAS_HOME")
+    return (Path(home).expanduser() if home else Path.home() / ".keras") / "datasets"
+
+
+def _keras_cache_dirs() -> list[Path]:
+    """Folders searched: the cache folder, and ``/tmp/.keras/datasets`` (Keras's fallback for an unwritable home)."""
+    dirs = [keras_cache_dir()]
+    if not os.environ.get("KERAS_HOME"):
+        dirs.append(Path(tempfile.gettempdir()) / ".keras" / "datasets")
+    return dirs
+
+
+def _find_cached(relative: str) -> Path | None:
+    for folder in _keras_cache_dirs():
+        path = folder / relative
+        if path.exists():
+            return path
+    return None
+
+
+def _not_cached(name: str, what: str, where: Path, source: str, example: str) -> DataError:
+    close = difflib.get_close_matches(name, list(BUILTIN), n=1, cutoff=0.8)
+    hint = f" (did you mean {close[0]!r}? It is built in and generated locally)" if close else ""
+    return DataError([Problem(
+        f"dataset {name!r}", "",
+        f"is not in the Keras cache, and tuner never downloads: place {what} at {where} ({source}; for example: "
+        f"{example}), or set KERAS_HOME to the folder above the datasets/ folder that holds it{hint}",
+        has_value=False)])
+
+
+def _keras_arrays(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> _Raw:
+    x, x_test = np.asarray(x), np.asarray(x_test)
+    if x.ndim == 3:  # grayscale: add the channel axis, so that the examples are images (H, W, 1)
+        x, x_test = x[..., None], x_test[..., None]
+    return _Raw(x=x, y=np.asarray(y).reshape(-1), x_test=x_test, y_test=np.asarray(y_test).reshape(-1),
+                feature_names=[f"px{i}" for i in range(int(math.prod(x.shape[1:])))])
+
+
+def _load_keras_mnist() -> _Raw:
+    path = _find_cached("mnist.npz")
+    if path is None:
+        target, url = keras_cache_dir() / "mnist.npz", f"{_KERAS_ORIGIN}mnist.npz"
+        raise _not_cached("mnist", "mnist.npz", target, f"the file keras.datasets.mnist downloads, from {url}",
+                          f"mkdir -p {target.parent} && curl -L -o {target} {url}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = [f[k] for k in ("x_train", "y_train", "x_test", "y_test")]
+    except Exception as exc:
+        raise DataError([Problem(str(path), "", f"cannot read the Keras MNIST file ({type(exc).__name__}: {exc}); "
+                                 "it must hold arrays x_train, y_train, x_test, y_test", has_value=False)]) from None
+    return _keras_arrays(arrays[0], arrays[1], arrays[2], arrays[3])
+
+
+def _read_idx_gz(path: Path, offset: int) -> np.ndarray:
+    import gzip
+
+    with gzip.open(path, "rb") as f:
+        return np.frombuffer(f.read(), np.uint8, offset=offset)
+
+
+def _load_keras_fashion_mnist() -> _Raw:
+    found = {file: _find_cached(f"fashion-mnist/{file}") for file in _FASHION_FILES}
+    missing = [file for file, path in found.items() if path is None]
+    if missing:
+        folder = keras_cache_dir() / "fashion-mnist"
+        raise _not_cached("fashion_mnist", ", ".join(missing), folder,
+                          f"files keras.datasets.fashion_mnist downloads, from {_KERAS_ORIGIN}<file>",
+                          f"mkdir -p {folder} && for f in {' '.join(missing)}; do curl -L -o {folder}/$f "
+                          f"{_KERAS_ORIGIN}$f; done")
+    paths = [found[file] for file in _FASHION_FILES]
+    try:
+        y, y_test = _read_idx_gz(paths[0], 8), _read_idx_gz(paths[2], 8)
+        x = _read_idx_gz(paths[1], 16).reshape(len(y), 28, 28)
+        x_test = _read_idx_gz(paths[3], 16).reshape(len(y_test), 28, 28)
+    except Exception as exc:
+        raise DataError([Problem(str(paths[0].parent), "", f"cannot read the Keras Fashion-MNIST files "
+                                 f"({type(exc).__name__}: {exc})", has_value=False)]) from None
+    return _keras_arrays(x, y, x_test, y_test)
+
+
+class _ArraysOnlyUnpickler:
+    """Unpickles CIFAR batches, refusing every global but the few numpy needs to rebuild arrays."""
+
+    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+                ("numpy._core.multiarray", "scalar")}
+
+    @classmethod
+    def load(cls, file: Any) -> Any:
+        import pickle
+
+        allowed = cls._ALLOWED
+
+        class Unpickler(pickle.Unpickler):
+            def find_class(self, module: str, name: str) -> Any:
+                if (module, name) not in allowed:
+                    raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a CIFAR batch")
+                return super().find_class(module, name)
+
+        return Unpickler(file, encoding="bytes").load()
+
+
+def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with open(path, "rb") as f:
+        d = {(k.decode() if isinstance(k, bytes) else k): v for k, v in _ArraysOnlyUnpickler.load(f).items()}
+    data = np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return data, np.asarray(d["labels"], dtype=np.int64)
+
+
+def _load_keras_cifar10() -> _Raw:
+    folder = next((p for p in (_find_cached(d) for d in _CIFAR_DIRS) if p is not None), None)
+    if folder is None:
+        target = keras_cache_dir() / _CIFAR_DIRS[0]
+        raise _not_cached("cifar10", "the folder cifar-10-batches-py (data_batch_1 .. data_batch_5, test_batch)",
+                          target, f"what keras.datasets.cifar10 extracts from {_CIFAR_ORIGIN}",
+                          f"mkdir -p {target.parent} && curl -L {_CIFAR_ORIGIN} | tar -xz -C {target.parent}")
+    try:
+        parts = [_cifar_batch(folder / f"data_batch_{i}") for i in range(1, 6)]
+        x_test, y_test = _cifar_batch(folder / "test_batch")
+    except Exception as exc:
+        raise DataError([Problem(str(folder), "", f"cannot read the CIFAR-10 batches ({type(exc).__name__}: {exc}); "
+                                 "the folder must hold data_batch_1 .. data_batch_5 and test_batch",
+                                 has_value=False)]) from None
+    x = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([p[1] for p in parts])
+    return _keras_arrays(x, y, x_test, y_test)
+
+
+KERAS_DATASETS: dict[str, BuiltinDataset] = {
+    d.name: d
+    for d in (
+        BuiltinDataset("mnist", "multiclass", 70000, 784, 10, "Keras cache (datasets/mnist.npz)", _load_keras_mnist),
+        BuiltinDataset("fashion_mnist", "multiclass", 70000, 784, 10, "Keras cache (datasets/fashion-mnist/)",
+                       _load_keras_fashion_mnist),
+        BuiltinDataset("cifar10", "multiclass", 60000, 3072, 10, "Keras cache (datasets/cifar-10-batches-py-target/)",
+                       _load_keras_cifar10),
+    )
+}
+"""``keras.datasets`` names, loaded from the Keras cache only; their examples are images (H, W, C)."""
+
+
 def list_datasets() -> list[dict[str, Any]]:
     """The built-in datasets: one dict each with name, task, n_rows, n_features, n_classes and source.
 
@@ -323,7 +484,8 @@ def load_dataset(
     validation.
 
     Args:
-        name_or_path: A built-in name (see :func:`list_datasets`) or the path of a ``.csv``,
+        name_or_path: A built-in name (see :func:`list_datasets`), a ``keras.datasets`` name found in
+            the Keras cache (``mnist``, ``fashion_mnist``, ``cifar10``) or the path of a ``.csv``,
             ``.parquet`` or ``.npz`` file. Defaults to ``"digits"``.
         target: The target column of a CSV or Parquet file; required for them, not allowed otherwise.
             Defaults to `None`.
@@ -350,8 +512,8 @@ def load_dataset(
         task=task, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, categorical=categorical
     )
     spec = os.fspath(name_or_path)
-    if spec in BUILTIN:
-        builtin = BUILTIN[spec]
+    if spec in BUILTIN or spec in KERAS_DATASETS:
+        builtin = BUILTIN.get(spec) or KERAS_DATASETS[spec]
         if target is not None:
             raise DataError(
                 [
@@ -1029,4 +1191,129 @@ def scale(dataset: Dataset, kind: str) -> Dataset:
         x_test=apply(dataset.x_test),
         scaling=scaling,
         **copies,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Views: the shape a model family sees
+
+VIEWS = ("flat", "image", "sequence")
+FAMILIES = ("mlp", "cnn", "rnn")
+
+# Example shapes of built-in datasets whose rows are flat but are really images or sequences.
+KNOWN_SHAPES: dict[str, dict[str, tuple[int, ...]]] = {
+    "digits": {"image": (8, 8, 1), "sequence": (8, 8)},  # 8x8 pixels; as a sequence, 8 rows of 8 pixels
+    "mnist1d": {"sequence": (40, 1)},  # one channel over 40 steps
+}
+
+
+def _known_shape(dataset: Dataset, view: str) -> tuple[int, ...] | None:
+    shape = KNOWN_SHAPES.get(dataset.name, {}).get(view)
+    if shape is not None and math.prod(shape) == math.prod(dataset.input_shape):
+        return shape
+    return None
+
+
+def _view_shape(dataset: Dataset, view: str) -> tuple[int, ...] | None:
+    """The example shape of ``view`` for this dataset, or None when the data has no such shape."""
+    shape = dataset.input_shape
+    if view == "flat":
+        return (int(math.prod(shape)),)
+    if view == "image":
+        if len(shape) == 3:
+            return shape
+        if len(shape) == 2:  # (H, W): one channel
+            return (*shape, 1)
+        return _known_shape(dataset, "image") if len(shape) == 1 else None
+    if view == "sequence":
+        if len(shape) == 2:
+            return shape
+        if len(shape) == 3:  # an image read row by row: H steps of W * C features
+            return (shape[0], shape[1] * shape[2])
+        if len(shape) == 1:
+            return _known_shape(dataset, "sequence")
+    return None
+
+
+def resolve_view(dataset: Dataset, view: str = "auto", family: str = "mlp") -> str | None:
+    """The view a model of ``family`` gets for ``view``: ``auto`` resolved, or None for the data as it is.
+
+    ``auto`` keeps the data's own shape for ``mlp`` (None); for ``cnn`` it keeps the data's own shape when
+    that is a sequence ``(T, F)`` or an image ``(H, W, C)``, and for flat rows picks a known image shape
+    (digits' 8x8x1), else a known sequence shape (mnist1d's 40x1); for ``rnn`` it picks ``sequence``
+    (images are read row by row).
+
+    Raises:
+        DataError: ``auto`` for cnn or rnn on data with no image or sequence shape (tabular data), naming
+            ``family``; an unknown ``view`` or ``family``.
+    """
+    where = f"dataset {dataset.name!r}"
+    if view not in (*VIEWS, "auto"):
+        raise DataError([Problem(where, "view", f"must be one of {['auto', *VIEWS]}", value=view)])
+    if family not in FAMILIES:
+        raise DataError([Problem(where, "family", f"must be one of {list(FAMILIES)}", value=family)])
+    if view != "auto":
+        return view
+    if family == "mlp":
+        return None
+    rank = len(dataset.input_shape)
+    if family == "cnn":
+        if rank in (2, 3):  # the data's own shape: a sequence (T, F) or an image (H, W, C)
+            return "sequence" if rank == 2 else "image"
+        wanted: tuple[str, ...] = ("image", "sequence") if rank == 1 else ()
+    else:
+        wanted = ("sequence",)
+    for candidate in wanted:
+        if _view_shape(dataset, candidate) is not None:
+            return candidate
+    kind = "an image or sequence" if family == "cnn" else "a sequence"
+    raise DataError([Problem(
+        where, "family",
+        f"needs {kind} view, but the examples have shape {dataset.input_shape} and no known image or sequence "
+        "shape (tabular data); use family mlp, or save the data as an .npz with x of shape (N, H, W, C) or (N, T, F)",
+        value=family)])
+
+
+def as_view(dataset: Dataset, view: str) -> Dataset:
+    """The dataset with its examples reshaped for ``view`` (the values are not touched).
+
+    - ``flat``: one vector per example, ``(H * W * C,)`` or ``(T * F,)``.
+    - ``image``: ``(H, W, C)``; ``(H, W)`` examples get one channel; flat ``digits`` rows become 8x8x1.
+    - ``sequence``: ``(T, F)``; images are read row by row, ``(H, W * C)``; flat ``mnist1d`` rows become
+      40 steps of 1 feature, flat ``digits`` rows 8 steps of 8 pixels.
+
+    Args:
+        dataset: the dataset (scaled or not; scaling is per feature, so the order does not matter).
+        view: ``"flat"``, ``"image"`` or ``"sequence"``.
+
+    Returns:
+        A new :class:`Dataset` sharing the arrays' memory (``dataset`` itself when nothing changes).
+
+    Raises:
+        DataError: when the data has no such shape, naming ``view`` and the examples' shape.
+
+    Example:
+
+    >>> from tuner.datasets import as_view, load_dataset
+    >>> as_view(load_dataset("digits"), "image").input_shape
+    (8, 8, 1)
+    """
+    if view not in VIEWS:
+        raise DataError([Problem(f"dataset {dataset.name!r}", "view", f"must be one of {list(VIEWS)}", value=view)])
+    shape = _view_shape(dataset, view)
+    if shape is None:
+        what = {"image": "an image (H, W, C)", "sequence": "a sequence (T, F)"}[view]
+        known = sorted(name for name, shapes in KNOWN_SHAPES.items() if view in shapes)
+        raise DataError([Problem(
+            f"dataset {dataset.name!r}", "view",
+            f"cannot show examples of shape {dataset.input_shape} as {what}: flat rows have one only in the "
+            f"built-ins {known}; use view flat or auto, or save the data as an .npz with x of shape (N, H, W, C) or "
+            "(N, T, F)", value=view)])
+    if shape == dataset.input_shape:
+        return dataset
+    return dataclasses.replace(
+        dataset,
+        x_train=dataset.x_train.reshape(len(dataset.x_train), *shape),
+        x_val=dataset.x_val.reshape(len(dataset.x_val), *shape),
+        x_test=dataset.x_test.reshape(len(dataset.x_test), *shape),
     )

@@ -1,13 +1,27 @@
 """The model builder: a pure function from resolved parameters to a Keras model.
 
-Each hidden block is laid out in the order a practitioner expects::
+Three families (knob ``family``), each laid out in the order a practitioner expects.
+
+``mlp``, one hidden block per layer (inputs of rank > 1 are flattened first)::
 
     Dense -> [BatchNormalization if batch_norm == "before"] -> Activation
           -> [BatchNormalization if batch_norm == "after"] -> [Dropout if rate > 0]
 
-Layers have stable names (``dense_1``, ``bn_1``, ``act_1``, ``dropout_1``, ..., ``output``) so that a
-test, or a person, can read the parameters back from ``model.layers``. Only ``keras`` and
-``keras.ops`` are used, so the same code runs under the TensorFlow, JAX and torch backends.
+``cnn``, one block per layer (``Conv1D`` on sequences ``(T, F)``, ``Conv2D`` on images ``(H, W, C)``),
+then flatten (or global pooling) and the head::
+
+    Conv -> [BN before] -> Activation -> [BN after] -> [Pooling] -> [SpatialDropout] -> [Dropout]
+
+``rnn``, stacked ``LSTM`` or ``GRU`` layers (each optionally ``Bidirectional``), with ``dropout`` and
+``recurrent_dropout`` in the layer, then the head. The head of cnn and rnn is one dense layer laid out as
+an mlp block (``head``, ``bn_head``, ``act_head``, ``head_dropout``), unless ``head_units`` is 0.
+
+Augmentation layers (:mod:`tuner.augmentation`), active in training only, come right after the input.
+
+Layers have stable names (``augment_rotation``, ``dense_1``, ``conv_1``, ``bn_1``, ``act_1``, ``pool_1``,
+``spatial_dropout_1``, ``dropout_1``, ``rnn_1``, ``head``, ..., ``output``) so that a test, or a person,
+can read the parameters back from ``model.layers``. Only ``keras`` and ``keras.ops`` are used, so the
+same code runs under the TensorFlow, JAX and torch backends.
 """
 
 from __future__ import annotations
@@ -16,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tuner.errors import ConfigError, Problem
-from tuner.knobs import KNOBS
+from tuner.knobs import FAMILIES, KNOBS
 
 __all__ = ["build_model", "layer_value", "output_activation", "resolve_loss", "check_task_fit", "TASKS"]
 
@@ -98,75 +112,204 @@ def _regularizer(params: Mapping[str, Any], prefix: str) -> Any:
 
 
 def build_model(params: Mapping[str, Any], input_shape: tuple[int, ...], *, task: str, n_outputs: int,
-                name: str = "mlp") -> Any:
-    """Build an uncompiled multilayer perceptron from resolved parameters.
+                name: str | None = None) -> Any:
+    """Build an uncompiled model of the family ``params["family"]`` from resolved parameters.
 
     Args:
         params: resolved parameters (see :meth:`tuner.SearchSpace.suggest`); missing knobs take their
             defaults.
-        input_shape: the shape of one example, without the batch axis. Inputs of rank > 1 are flattened.
+        input_shape: the shape of one example, without the batch axis: ``(F,)`` flat, ``(T, F)`` a
+            sequence, ``(H, W, C)`` an image (see :func:`tuner.datasets.as_view`). The mlp flattens inputs
+            of rank > 1; cnn needs a sequence or an image, rnn a sequence.
         task: ``"binary"``, ``"multiclass"`` or ``"regression"``.
         n_outputs: output units (classes for multiclass, 1 for binary and regression).
-        name: the model's name. Defaults to `"mlp"`.
+        name: the model's name. Defaults to the family's name.
 
     Returns:
         An uncompiled ``keras.Model``.
 
     Raises:
-        ConfigError: when the parameters do not fit the task.
+        ConfigError: when the parameters do not fit the task, or the family or an augmentation does not fit
+            the input shape.
+
+    Example:
+
+    >>> model = build_model({"family": "cnn", "n_layers": 2, "conv_filters": 8}, (8, 8, 1), task="multiclass",
+    ...                     n_outputs=10)
+    >>> [layer.name for layer in model.layers][:6]
+    ['inputs', 'conv_1', 'act_1', 'pool_1', 'conv_2', 'act_2']
     """
     import keras
+
+    from tuner.augmentation import augmentation_layers
 
     if task not in TASKS:
         raise ConfigError([Problem("build_model", "task", f"must be one of {list(TASKS)}", value=task)])
     check_task_fit(params, task)
+    family = _get(params, "family")
+    input_shape = tuple(int(d) for d in input_shape)
+    _check_family_fit(family, input_shape)
+    augment = augmentation_layers(params, input_shape)
 
-    kernel_init = _get(params, "kernel_initializer")
-    bias_init = _get(params, "bias_initializer")
-    bn = _get(params, "batch_norm")
-
-    inputs = keras.Input(shape=tuple(input_shape), name="inputs")
+    inputs = keras.Input(shape=input_shape, name="inputs")
     x = inputs
-    if len(input_shape) > 1:
-        x = keras.layers.Flatten(name="flatten")(x)
-    input_dropout = float(_get(params, "input_dropout"))
-    if input_dropout > 0:
-        x = keras.layers.Dropout(input_dropout, name="input_dropout")(x)
-
-    for i in range(1, int(_get(params, "n_layers")) + 1):
-        x = keras.layers.Dense(
-            int(layer_value(params, "units", i)),
-            activation=None,
-            kernel_initializer=keras.initializers.get(kernel_init),
-            bias_initializer=keras.initializers.get(bias_init),
-            kernel_regularizer=_regularizer(params, "kernel"),
-            bias_regularizer=_regularizer(params, "bias"),
-            activity_regularizer=_regularizer(params, "activity"),
-            name=f"dense_{i}",
-        )(x)
-        if bn == "before":
-            x = _batch_norm(params, i)(x)
-        x = keras.layers.Activation(keras.activations.get(layer_value(params, "activation", i)), name=f"act_{i}")(x)
-        if bn == "after":
-            x = _batch_norm(params, i)(x)
-        rate = float(layer_value(params, "dropout", i))
-        if rate > 0:
-            x = keras.layers.Dropout(rate, name=f"dropout_{i}")(x)
+    for layer in augment:
+        x = layer(x)
+    if family == "mlp":
+        if len(input_shape) > 1:
+            x = keras.layers.Flatten(name="flatten")(x)
+        x = _input_dropout(params, x)
+        x = _mlp_blocks(params, x)
+    elif family == "cnn":
+        x = _input_dropout(params, x)
+        x = _conv_blocks(params, x, rank=len(input_shape))
+        x = _head(params, x)
+    else:
+        x = _input_dropout(params, x)
+        x = _recurrent_layers(params, x)
+        x = _head(params, x)
 
     outputs = keras.layers.Dense(
         n_outputs,
         activation=keras.activations.get(output_activation(params, task)),
-        kernel_initializer=keras.initializers.get(kernel_init),
-        bias_initializer=keras.initializers.get(bias_init),
+        kernel_initializer=keras.initializers.get(_get(params, "kernel_initializer")),
+        bias_initializer=keras.initializers.get(_get(params, "bias_initializer")),
         kernel_regularizer=_regularizer(params, "kernel"),
         bias_regularizer=_regularizer(params, "bias"),
         dtype="float32",
         name="output",
     )(x)
-    return keras.Model(inputs, outputs, name=name)
+    return keras.Model(inputs, outputs, name=name or family)
 
 
-def _batch_norm(params: Mapping[str, Any], i: int) -> Any:
+def _check_family_fit(family: str, input_shape: tuple[int, ...]) -> None:
+    rank = len(input_shape)
+    rule = None
+    if family not in FAMILIES:
+        rule = f"must be one of {list(FAMILIES)}"
+    elif family == "cnn" and rank not in (2, 3):
+        rule = (f"needs a sequence (T, F) or image (H, W, C) input, but the model's input has shape {input_shape}; "
+                "set view: sequence or image (auto picks one where the data has such a shape)")
+    elif family == "rnn" and rank != 2:
+        rule = (f"needs a sequence (T, F) input, but the model's input has shape {input_shape}; set view: sequence "
+                "(auto picks it where the data has a sequence or image shape)")
+    if rule:
+        raise ConfigError([Problem("parameters", "family", rule, value=family)])
+
+
+def _input_dropout(params: Mapping[str, Any], x: Any) -> Any:
+    import keras
+
+    rate = float(_get(params, "input_dropout"))
+    return keras.layers.Dropout(rate, name="input_dropout")(x) if rate > 0 else x
+
+
+def _dense_kwargs(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Initializers and penalties shared by dense, convolution and recurrent layers."""
+    import keras
+
+    return {"kernel_initializer": keras.initializers.get(_get(params, "kernel_initializer")),
+            "bias_initializer": keras.initializers.get(_get(params, "bias_initializer")),
+            "kernel_regularizer": _regularizer(params, "kernel"),
+            "bias_regularizer": _regularizer(params, "bias"),
+            "activity_regularizer": _regularizer(params, "activity")}
+
+
+def _normalized_activation(params: Mapping[str, Any], x: Any, suffix: Any, activation: str) -> Any:
+    """``[BN before] -> Activation -> [BN after]``, the layers named ``bn_<suffix>`` and ``act_<suffix>``."""
+    import keras
+
+    bn = _get(params, "batch_norm")
+    if bn == "before":
+        x = _batch_norm(params, suffix)(x)
+    x = keras.layers.Activation(keras.activations.get(activation), name=f"act_{suffix}")(x)
+    if bn == "after":
+        x = _batch_norm(params, suffix)(x)
+    return x
+
+
+def _mlp_blocks(params: Mapping[str, Any], x: Any) -> Any:
+    import keras
+
+    for i in range(1, int(_get(params, "n_layers")) + 1):
+        x = keras.layers.Dense(int(layer_value(params, "units", i)), activation=None, **_dense_kwargs(params),
+                               name=f"dense_{i}")(x)
+        x = _normalized_activation(params, x, i, layer_value(params, "activation", i))
+        rate = float(layer_value(params, "dropout", i))
+        if rate > 0:
+            x = keras.layers.Dropout(rate, name=f"dropout_{i}")(x)
+    return x
+
+
+def _conv_blocks(params: Mapping[str, Any], x: Any, *, rank: int) -> Any:
+    import keras
+
+    two_d = rank == 3
+    conv = keras.layers.Conv2D if two_d else keras.layers.Conv1D
+    pools = {"max": keras.layers.MaxPooling2D if two_d else keras.layers.MaxPooling1D,
+             "average": keras.layers.AveragePooling2D if two_d else keras.layers.AveragePooling1D}
+    spatial = keras.layers.SpatialDropout2D if two_d else keras.layers.SpatialDropout1D
+    pooling = _get(params, "pooling")
+    spatial_rate = float(_get(params, "spatial_dropout"))
+    kernel_size = int(_get(params, "kernel_size"))
+    for i in range(1, int(_get(params, "n_layers")) + 1):
+        x = conv(int(layer_value(params, "conv_filters", i)), kernel_size, padding="same", activation=None,
+                 **_dense_kwargs(params), name=f"conv_{i}")(x)
+        x = _normalized_activation(params, x, i, layer_value(params, "activation", i))
+        if pooling != "none":
+            x = pools[pooling](pool_size=2, padding="same", name=f"pool_{i}")(x)
+        if spatial_rate > 0:
+            x = spatial(spatial_rate, name=f"spatial_dropout_{i}")(x)
+        rate = float(layer_value(params, "dropout", i))
+        if rate > 0:
+            x = keras.layers.Dropout(rate, name=f"dropout_{i}")(x)
+    how = _get(params, "global_pooling")
+    if how == "flatten":
+        return keras.layers.Flatten(name="flatten")(x)
+    if how == "average":
+        return (keras.layers.GlobalAveragePooling2D if two_d else keras.layers.GlobalAveragePooling1D)(
+            name="global_pool")(x)
+    return (keras.layers.GlobalMaxPooling2D if two_d else keras.layers.GlobalMaxPooling1D)(name="global_pool")(x)
+
+
+def _recurrent_layers(params: Mapping[str, Any], x: Any) -> Any:
+    import keras
+
+    cell = _get(params, "cell")
+    layer_class = keras.layers.LSTM if cell == "lstm" else keras.layers.GRU
+    n = int(_get(params, "n_layers"))
+    if n == 0:
+        return keras.layers.Flatten(name="flatten")(x)
+    kwargs = _dense_kwargs(params)
+    kwargs["recurrent_regularizer"] = _regularizer(params, "kernel")  # the kernel penalty covers both kernels
+    bidirectional = bool(_get(params, "bidirectional"))
+    recurrent_rate = float(_get(params, "recurrent_dropout"))
+    for i in range(1, n + 1):
+        layer = layer_class(int(layer_value(params, "rnn_units", i)), dropout=float(layer_value(params, "dropout", i)),
+                            recurrent_dropout=recurrent_rate, return_sequences=i < n, **kwargs,
+                            name=f"{cell}_{i}" if bidirectional else f"rnn_{i}")
+        if bidirectional:
+            layer = keras.layers.Bidirectional(layer, name=f"rnn_{i}")
+        x = layer(x)
+    return x
+
+
+def _head(params: Mapping[str, Any], x: Any) -> Any:
+    """The dense layer between the convolution or recurrent layers and the output (cnn, rnn)."""
+    import keras
+
+    units = int(_get(params, "head_units"))
+    if units == 0:
+        return x
+    x = keras.layers.Dense(units, activation=None, **_dense_kwargs(params), name="head")(x)
+    x = _normalized_activation(params, x, "head", layer_value(params, "activation", int(_get(params, "n_layers"))))
+    rate = float(_get(params, "head_dropout"))
+    if rate > 0:
+        x = keras.layers.Dropout(rate, name="head_dropout")(x)
+    return x
+
+
+def _batch_norm(params: Mapping[str, Any], i: Any) -> Any:
     import keras
 
     return keras.layers.BatchNormalization(momentum=float(_get(params, "bn_momentum")),

@@ -15,7 +15,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from tuner.datasets import Dataset, scale
+from tuner.datasets import Dataset, as_view, resolve_view, scale
 from tuner.diagnosis import Diagnosis, DiagnosisRules, diagnose
 from tuner.gap import HonestGap, evaluate_split, primary_metric
 from tuner.knobs import KNOBS
@@ -76,14 +76,29 @@ def _get(params: Mapping[str, Any], name: str) -> Any:
 
 
 def prepare_data(dataset: Dataset, params: Mapping[str, Any]) -> Dataset:
-    """The dataset scaled as ``params['scaling']`` asks (fitted on the training split; cached per dataset)."""
+    """The dataset scaled as ``params['scaling']`` asks and shaped as ``params['view']`` asks.
+
+    Scaling is fitted on the training split; the view (:func:`tuner.datasets.as_view`, with ``auto``
+    resolved for ``params['family']`` by :func:`tuner.datasets.resolve_view`) only reshapes. Both are
+    cached per dataset. With ``family: mlp`` and ``view: auto`` the data keeps its own shape.
+
+    Raises:
+        DataError: when the data has no shape for the view or family asked for, naming the parameter.
+    """
+    view = resolve_view(dataset, _get(params, "view"), _get(params, "family"))
     kind = _get(params, "scaling")
-    if dataset.scaling == kind:
-        return dataset
-    cache = dataset.__dict__.setdefault("_scaled_cache", {})
-    if kind not in cache:
-        cache[kind] = scale(dataset, kind)
-    return cache[kind]
+    scaled = dataset
+    if dataset.scaling != kind:
+        cache = dataset.__dict__.setdefault("_scaled_cache", {})
+        if kind not in cache:
+            cache[kind] = scale(dataset, kind)
+        scaled = cache[kind]
+    if view is None:
+        return scaled
+    views = scaled.__dict__.setdefault("_view_cache", {})
+    if view not in views:
+        views[view] = as_view(scaled, view)
+    return views[view]
 
 
 def _targets(y: np.ndarray, task: str, loss: str, n_classes: int | None) -> np.ndarray:
