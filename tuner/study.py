@@ -281,6 +281,7 @@ class Study:
         for loss in self._possible("loss"):
             for act in self._possible("output_activation"):
                 check_task_fit({"loss": loss, "output_activation": act}, self.dataset.task, source=self.space.source)
+        self._check_views()
         if s.sampler == "grid":
             self.space.grid()
         self.directions = [objective_direction(m) for m in s.objective]
@@ -317,6 +318,16 @@ class Study:
         settings = dataclasses.replace(settings, **overrides)
         dataset = spec.pop("dataset")
         return cls(space, dataset, settings, builder=builder, dataset_options=spec)
+
+    def _check_views(self) -> None:
+        """Every family/view the space can pick must fit the data, before any trial runs."""
+        from tuner.datasets import as_view, resolve_view
+
+        for family in self._possible("family"):
+            for view in self._possible("view"):
+                resolved = resolve_view(self.dataset, view, family)
+                if resolved is not None:
+                    as_view(self.dataset, resolved)
 
     def _possible(self, name: str) -> list[Any]:
         from tuner.knobs import KNOBS
