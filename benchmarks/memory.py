@@ -65,6 +65,16 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def is_worker(pid: int) -> bool:
+    """Whether ``pid`` runs ``tuner worker`` yet: between fork and exec a child is a copy of this process,
+    and its RSS counts the pages it shares with it."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"worker" in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
 def vm_rss_mb(pid: int) -> float | None:
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -90,6 +100,8 @@ class Sampler(threading.Thread):
         while not self._stop_event.is_set():
             now = dt.datetime.now()  # Optuna's trial datetimes are naive local times too
             for pid in children(me):
+                if not is_worker(pid):
+                    continue
                 rss = vm_rss_mb(pid)
                 if rss is not None and rss > 0:
                     self.samples.append((now, pid, rss))
