@@ -1,7 +1,8 @@
 """Which ``steps_per_execution`` and ``jit_compile`` make small models train fastest on CPU (issue 8.2).
 
-    python benchmarks/fast_defaults.py            # TensorFlow and JAX, digits and mnist1d, batch 32 and 64: ~15 min
-    python benchmarks/fast_defaults.py --quick    # batch 32, fewer epochs, one repeat: ~4 min
+    python benchmarks/fast_defaults.py            # TensorFlow and JAX, digits and mnist1d, batch 32 and 64:
+                                                  # ~7 min on 2 idle cores, ~12 min at load 4
+    python benchmarks/fast_defaults.py --quick    # batch 32, fewer epochs, one repeat: ~3 min
 
 Every cell is ``tuner.train_model`` on the default-ish 2x64 MLP as a study runs it (the gap on, the study's
 per-batch stop callback ``tuner.study._StopCallback`` added; ``patience: 0``), with ``steps_per_execution``
@@ -153,7 +154,8 @@ def main() -> None:
         default_jit = key[0] == "jax"
         default = next((r for r in group if r["spe"] == 1 and r["jit"] == default_jit), None)
         best = min(group, key=lambda r: r["trial20_s"])
-        best_rows.append({"backend": key[0], "dataset": key[1], "batch": key[2], "best": f"spe={best['spe']} jit={best['jit']}",
+        best_rows.append({"backend": key[0], "dataset": key[1], "batch": key[2],
+                          "best": f"spe={best['spe']} jit={best['jit']}",
                           "best_s": best["trial20_s"], "default_s": default["trial20_s"] if default else None,
                           "speedup": default["trial20_s"] / best["trial20_s"] if default else None})
     C.table(best_rows, [("backend", "backend"), ("dataset", "dataset"), ("batch", "batch"), ("best", "fastest"),

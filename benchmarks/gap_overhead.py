@@ -1,7 +1,8 @@
 """What the honest gap costs: epoch time with and without the HonestGap callback (issue 3).
 
-    python benchmarks/gap_overhead.py            # digits and mnist1d, batch 32 and 64, ~5 min on 2 cores
-    python benchmarks/gap_overhead.py --quick    # fewer epochs and repeats, ~1 min
+    python benchmarks/gap_overhead.py            # digits and mnist1d, batch 32 and 64: ~5 min on 2 cores
+    python benchmarks/gap_overhead.py --quick    # 8 epochs, 3 repeats: ~1.5 min
+    KERAS_BACKEND=jax python benchmarks/gap_overhead.py --quick    # the same under JAX
 
 Two sides, trained alternately (A, B, A, B, ...) with the same model, optimizer, data and seed:
 
@@ -191,7 +192,8 @@ def main() -> None:
 
     gap_module.HonestGap.on_epoch_end = original
     print()
-    print(f"backend={info['backend']} cpus={info['cpus']} commit={info['commit']} epochs={args.epochs} repeats={args.repeats} "
+    print(f"backend={info['backend']} cpus={info['cpus']} commit={info['commit']} epochs={args.epochs} "
+          f"repeats={args.repeats} "
           f"model=2x{args.units} relu adam(1e-3) gap_subset=10000 (epoch 1 excluded; medians)")
     C.table(rows, [("dataset", "dataset"), ("batch", "batch"), ("steps", "steps/ep"), ("bare_ms", "bare ms/ep"),
                    ("tuner_ms", "tuner ms/ep"), ("gap_ms", "gap ms/ep"), ("gap_first_ms", "gap ep1 ms"),

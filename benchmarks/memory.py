@@ -1,12 +1,14 @@
 """Does memory grow over many trials, and does worker recycling bound it? (issue 6.5)
 
-    python benchmarks/memory.py            # 30 loop trials, 100 trials in one process, 100 with recycled
-                                           # workers: ~15 min on 2 idle cores (25 min at load 4)
-    python benchmarks/memory.py --quick    # 30 trials of 1 epoch, workers recycled after 10: ~4 min
+    python benchmarks/memory.py            # 100 trials in one process, 100 with recycled workers, 20 loop
+                                           # trials: ~15 min on 2 idle cores, ~26 min at load 4
+    python benchmarks/memory.py --quick    # 30 trials of 1 epoch, workers recycled after 10: ~3.5 min
 
-Phase 0 (``--loop-trials``, 30 by default; run last in this process) calls ``tuner.train_model`` in a plain loop on models drawn at
-random from the same space, with the study's clean-up after each (``clear_session``, ``gc.collect``) but no
-``Study`` and no Optuna storage: what grows there grows in Keras and its backend, not in tuner's engine.
+Phase 0 (``--loop-trials``, 20 by default; run last in this process) calls ``tuner.train_model`` in a plain
+loop on models drawn at random from the same space, with the study's clean-up after each
+(``clear_session``, ``gc.collect``) but no ``Study`` and no Optuna storage: what grows there grows in
+Keras and its backend, not in tuner's engine. (Its models are drawn at random, the study's by TPE, which
+settles on other models; the growth per model depends on the model, so compare slopes with that in mind.)
 Phase 1 runs a study of ``search_spaces/default.yaml`` on digits with ``epochs: 2``, ``patience: 0`` and
 tracking off, in this process (``Study.run``), recording the resident memory (``tuner.study.rss_mb``)
 after each trial, i.e. after tuner's own clean-up (``clear_session``, ``gc.collect``). Phase 2 runs the
@@ -126,7 +128,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--space", default=str(C.ROOT / "search_spaces" / "default.yaml"))
     parser.add_argument("--sample-s", type=float, default=0.1, help="seconds between RSS samples of the workers")
-    parser.add_argument("--loop-trials", type=int, default=30,
+    parser.add_argument("--loop-trials", type=int, default=20,
                         help="phase 0: train_model calls in a plain loop, to tell Keras's growth from tuner's; 0 skips")
     parser.add_argument("--skip-in-process", action="store_true")
     parser.add_argument("--skip-workers", action="store_true")
@@ -166,7 +168,8 @@ def main() -> None:
         wall = time.perf_counter() - t0
         rss = [r["rss"] for r in series]
         half = rss[len(rss) // 2:]
-        out["in_process"] = {"series": series, "wall_s": wall, "slope_all": slope(rss), "slope_second_half": slope(half),
+        out["in_process"] = {"series": series, "wall_s": wall, "slope_all": slope(rss),
+                             "slope_second_half": slope(half),
                              "first": rss[0], "last": rss[-1], "max": max(rss)}
         print(f"\nphase 1: {args.trials} trials in one process ({wall:.0f} s), RSS after each trial")
         C.table(series_rows(series, "rss"), [("trial", "trial"), ("rss", "rss MiB"), ("state", "state"),
@@ -207,7 +210,8 @@ def main() -> None:
             workers.append({"worker": n + 1, "pid": pid, "trials": len(ran),
                             "rss_first_trial": ran[0]["rss"] if ran else None,
                             "rss_last_trial": ran[-1]["rss"] if ran else None,
-                            "peak": max(r for _, r in samples), "alive_s": (samples[-1][0] - samples[0][0]).total_seconds()})
+                            "peak": max(r for _, r in samples),
+                            "alive_s": (samples[-1][0] - samples[0][0]).total_seconds()})
         ends = [r["rss"] for r in wseries if r["rss"] is not None]
         out["workers"] = {"series": wseries, "processes": workers, "wall_s": wall, "max": max(ends) if ends else None,
                           "peak": max((w["peak"] for w in workers), default=None)}

@@ -1,7 +1,7 @@
 """What tuner's engine costs: one fixed configuration, bare ``model.fit`` vs a one-trial study (issue 8.1).
 
-    python benchmarks/overhead.py             # digits, 2x64 MLP, 25 epochs, 7 repeats: ~8 min on 2 cores
-    python benchmarks/overhead.py --quick     # 10 epochs, 3 repeats: ~2 min
+    python benchmarks/overhead.py             # digits, 2x64 MLP, 25 epochs, 7 repeats: ~3-5 min on 2 cores
+    python benchmarks/overhead.py --quick     # 10 epochs, 3 repeats: ~1.5 min
 
 Sides, run alternately in one process (the order rotates every repeat) after one warm-up round that
 creates the Optuna and MLflow stores and is dropped:
@@ -183,8 +183,9 @@ def main() -> None:
                 results[side].append(out)
                 breakdown[side].append(dict(spent))
         if rep:
-            print(f"# repeat {rep}: " + ", ".join(f"{s} {results[s][-1]['trial_s']:.2f}/{results[s][-1]['study_s']:.2f} s"
-                                                  for s in names) + f" (load {C.load1()})", flush=True)
+            last = {s: results[s][-1] for s in names}
+            figures = ", ".join(f"{s} {last[s]['trial_s']:.2f}/{last[s]['study_s']:.2f} s" for s in names)
+            print(f"# repeat {rep}: {figures} (load {C.load1()})", flush=True)
 
     base = C.median([r["trial_s"] for r in results["bare"]])
     base_cpu = C.median([r["trial_cpu"] for r in results["bare"]])

@@ -299,7 +299,8 @@ def run_one(args: argparse.Namespace, name: str, seed: int) -> dict[str, Any]:
             sys.exit(f"{name} seed {seed} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
         row = json.loads(out.read_text())
     row.update(contender=name, seed=seed, process_s=round(process_s, 1), load_start=load_start, load_end=load3())
-    print(f"seed {seed}  {name:<12}  best_val={row['best_val']:.4f}  test={row['test']:.4f}  wall={row['wall_s']:6.1f} s"
+    print(f"seed {seed}  {name:<12}  best_val={row['best_val']:.4f}  test={row['test']:.4f}  "
+          f"wall={row['wall_s']:6.1f} s"
           f"  (process {process_s:.1f} s)  trials={row['trials']} pruned={row['pruned']} epochs={row['epochs']}"
           f"  load {row['load_start']} -> {row['load_end']}", flush=True)
     return row
@@ -367,10 +368,19 @@ def main() -> None:
     info = C.machine()
     print(f"cpus={info['cpus']} commit={info['commit']} load={load3()} seeds={args.seeds} n_trials={args.n_trials} "
           f"epochs={args.epochs} patience={args.patience} space={Path(args.space).name} dataset=digits", flush=True)
+    settings = {k: v for k, v in vars(args).items() if not k.startswith("child") and k not in ("json", "seed")}
     start = time.perf_counter()
-    runs = [run_one(args, name, seed) for seed in args.seeds for name in args.contenders]
+    runs: list[dict[str, Any]] = []
+    for seed in args.seeds:
+        for name in args.contenders:
+            runs.append(run_one(args, name, seed))
+            if args.json:  # after every run, so an interrupted benchmark keeps what it measured
+                args.json.write_text(json.dumps({"machine": info, "settings": settings, "complete": False,
+                                                 "runs": runs}, indent=2, default=str))
     kt_runs = [r["best_val"] for r in runs if r["contender"] in KT]
-    target = args.target if args.target is not None else (C.median(kt_runs) if kt_runs else max(r["best_val"] for r in runs))
+    target = args.target
+    if target is None:
+        target = C.median(kt_runs) if kt_runs else max(r["best_val"] for r in runs)
     rows = summarize(runs, target)
     C.quiet_keras()  # tuner imports keras; keep TensorFlow's start-up lines off the tables
     svc = [svc_baseline(seed) for seed in args.seeds]
@@ -380,8 +390,7 @@ def main() -> None:
           f"total {time.perf_counter() - start:.0f} s")
     C.table(rows, [("contender", "contender"), ("best_val", "best val"), ("test", "test"), ("wall_s", "wall s"),
                    ("to_target_s", "to target s"), ("reached", "reached"), ("any_epoch_s", "any-epoch s"),
-                   ("trials", "trials"),
-                   ("pruned", "pruned"), ("epochs", "epochs")])
+                   ("trials", "trials"), ("pruned", "pruned"), ("epochs", "epochs")])
     print()
     for line in verdicts(rows):
         print(line)
@@ -390,14 +399,14 @@ def main() -> None:
     paper.append({"model": "RBF SVC, scikit-learn defaults", "val": C.median([s["svc_default_val"] for s in svc]),
                   "test": C.median([s["svc_default_test"] for s in svc])})
     paper.append({"model": f"RBF SVC, C x gamma on val ({len(SVC_C)}x{len(SVC_GAMMA)})",
-                  "val": C.median([s["svc_grid_val"] for s in svc]), "test": C.median([s["svc_grid_test"] for s in svc])})
+                  "val": C.median([s["svc_grid_val"] for s in svc]),
+                  "test": C.median([s["svc_grid_test"] for s in svc])})
     print("\ndigits (same train/val/test split and standard scaling; medians over seeds)")
     C.table(paper, [("model", "model"), ("val", "val accuracy"), ("test", "test accuracy")])
     print("SVC grid picks (seed: C, gamma): " + ", ".join(f"{s['seed']}: {s['svc_C']}, {s['svc_gamma']}" for s in svc))
     if args.json:
-        args.json.write_text(json.dumps({"machine": info, "settings": {k: v for k, v in vars(args).items()
-                                                                      if not k.startswith("child") and k != "json"},
-                                         "target": target, "runs": runs, "summary": rows, "svc": svc, "paper": paper,
+        args.json.write_text(json.dumps({"machine": info, "settings": settings, "complete": True, "target": target,
+                                         "runs": runs, "summary": rows, "svc": svc, "paper": paper,
                                          "verdicts": verdicts(rows)}, indent=2, default=str))
 
 

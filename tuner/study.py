@@ -568,6 +568,7 @@ class Study:
             status = "FAILED"
             raise
         finally:
+            gc.unfreeze()  # a later study in this process collects this one's garbage
             self._lock.release()
             if bar is not None:
                 bar.close()
