@@ -187,7 +187,7 @@ def main() -> None:
         sampler.start()
         t0 = time.perf_counter()
         try:
-            run_workers(study, 1, recycle_after=args.recycle_after, verbosity=-1)
+            run_workers(study, 1, recycle_after=args.recycle_after, verbosity=-1, in_process=False)
         finally:
             sampler.stop()
         wall = time.perf_counter() - t0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import signal
 import subprocess
@@ -63,10 +64,29 @@ def test_two_local_workers_on_sqlite_share_40_trials_exactly_without_lock_errors
     finished = [t for t in study.trials if t.state.is_finished()]
     assert len(finished) == 40 == len(study.trials)
     assert sorted(t.number for t in study.trials) == list(range(40))
-    pids = {t.user_attrs["worker_pid"] for t in study.trials}
-    assert len(pids) >= 4  # two workers, each recycled after 15 trials
+    per_process = collections.Counter(t.user_attrs["worker_pid"] for t in study.trials)
+    assert max(per_process.values()) <= 15 and len(per_process) >= 3  # every worker recycled after 15 trials
     runs = _mlflow_trial_runs(f"sqlite:///{tmp_path}/mlruns/mlflow.db", "tiny-iris")
     assert sorted(int(r.data.tags["optuna_trial_number"]) for r in runs) == list(range(40))
+
+
+def test_one_worker_runs_in_the_cli_process_and_is_recycled_into_a_worker_process(tmp_path):
+    """--workers 1 runs trials in the CLI process itself, and --recycle-after still bounds its memory:
+    after 2 trials a `tuner worker` process takes over, and so on."""
+    (tmp_path / "tiny.yaml").write_text(SearchSpace.from_dict(TINY).to_yaml())
+    cmd = [sys.executable, "-m", "tuner", "study", "--space", str(tmp_path / "tiny.yaml"), "--dataset", "iris",
+           "--n-trials", "5", "--recycle-after", "2", "--no-progress", "--tracking-uri", "none"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    study = optuna.load_study(study_name="tiny-iris", storage=f"sqlite:///{tmp_path}/mlruns/optuna.db")
+    trials = sorted(study.trials, key=lambda t: t.number)
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 5
+    pids = [t.user_attrs["worker_pid"] for t in trials]
+    assert pids[:2] == [proc.pid, proc.pid]  # the CLI process itself, with Keras already loaded
+    assert proc.pid not in pids[2:] and len(set(pids[2:])) == 2  # then fresh processes, 2 trials each
+    for n in range(5):  # every trial was printed once, whichever process ran it
+        assert out.count(f"trial {n:>3}  complete") == 1, out
 
 
 @pytest.fixture
@@ -118,7 +138,7 @@ def test_a_killed_worker_is_detected_by_heartbeat_and_its_trial_retried(tmp_path
 
     def supervise() -> None:
         try:
-            run_workers(study, 2)
+            run_workers(study, 2, in_process=False)  # both are processes: the test kills one
         except BaseException as err:  # surfaced below
             errors.append(err)
 

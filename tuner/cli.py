@@ -109,11 +109,14 @@ class StudyCommand(Command):
         parser.add_argument("--set", metavar="PARAM=VALUE", action="append", default=[], dest="overrides",
                             help="fix a parameter of the space, e.g. --set epochs=3 --set dropout=0.2 (repeatable).")
         parser.add_argument("--workers", type=int, default=1, metavar="N",
-                            help="worker processes on this machine sharing the study (default: 1, in this process).")
+                            help="workers on this machine sharing the study: this process and N-1 worker "
+                                 "processes (default: 1).")
         parser.add_argument("--recycle-after", type=int, default=50, metavar="TRIALS",
-                            help="with --workers: restart a worker after this many trials (default: 50).")
+                            help="hand a worker's place to a fresh process after this many trials, to bound "
+                                 "memory (default: 50).")
         parser.add_argument("--max-rss-mb", type=float, metavar="MIB",
-                            help="with --workers: restart a worker whose memory exceeds this after a trial.")
+                            help="hand a worker's place to a fresh process after a trial that leaves it above "
+                                 "this memory.")
         parser.add_argument("--json", action="store_true", help="print the final summary as JSON.")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar.")
 
@@ -159,14 +162,12 @@ class StudyCommand(Command):
 
         try:
             show = not args.no_progress and not args.json
-            if args.workers > 1:
-                from tuner.workers import run_workers
+            from tuner.workers import run_workers
 
-                run_workers(study, args.workers, recycle_after=args.recycle_after, max_rss_mb=args.max_rss_mb,
-                            progress=show, on_trial=None if args.json else on_trial,
-                            verbosity=-1 if args.quiet else args.verbose)
-            else:
-                study.run(progress=show, on_trial=None if args.json else on_trial)
+            # this process is worker 0; --workers N starts N-1 more; recycling applies to every worker
+            run_workers(study, args.workers, recycle_after=args.recycle_after, max_rss_mb=args.max_rss_mb,
+                        progress=show, on_trial=None if args.json else on_trial,
+                        verbosity=-1 if args.quiet else args.verbose)
         except KeyboardInterrupt:
             print(f"\ninterrupted: {study.n_finished()} finished trials are kept in {s.storage}; run the same "
                   "command again to resume.", file=sys.stderr)

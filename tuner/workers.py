@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -82,10 +83,119 @@ def _worker_cmd(study: Any, *, recycle_after: int | None, max_rss_mb: float | No
     return cmd
 
 
+_THREAD_KEYS = ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "MKL_NUM_THREADS",
+                "OPENBLAS_NUM_THREADS", "XLA_FLAGS", "TF_FORCE_GPU_ALLOW_GROWTH", "XLA_PYTHON_CLIENT_PREALLOCATE")
+
+
+def _share_this_process(n_workers: int, gpus: list[str]) -> None:
+    """Give this process worker 0's share of the CPU threads (and GPU settings).
+
+    Environment variables only take effect if the Keras backend has not started its runtime yet (the CLI
+    has not: it validated the space and loaded the data without running an op). Under TensorFlow the
+    thread pools are also set directly, which fails harmlessly once they exist.
+    """
+    env = worker_env(0, n_workers, gpus=gpus)
+    for key in _THREAD_KEYS:
+        if key in env:
+            os.environ[key] = env[key]
+    if n_workers > 1 and os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow" and "tensorflow" in sys.modules:
+        tf = sys.modules["tensorflow"]
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(int(env["TF_NUM_INTRAOP_THREADS"]))
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except (RuntimeError, AttributeError, ValueError):
+            _logger.debug("TensorFlow's thread pools already exist: this process keeps its threads")
+
+
+class _Supervisor:
+    """Starts, watches and restarts worker processes; reports every finished trial once."""
+
+    def __init__(self, study: Any, n_workers: int, cmd: list[str], gpus: list[str], *, bar: Any,
+                 on_trial: Callable[[Any], None] | None) -> None:
+        self.study = study
+        self.optuna_study = study.optuna_study
+        self.target = study.settings.n_trials
+        self.n_workers = n_workers
+        self.cmd = cmd
+        self.gpus = gpus
+        self.bar = bar
+        self.on_trial = on_trial
+        self.procs: dict[int, subprocess.Popen] = {}
+        self.starts = {i: 0 for i in range(n_workers)}
+        self.seen: set[int] = {t.number for t in self.optuna_study.get_trials(deepcopy=False) if t.state.is_finished()}
+        self.lock = threading.RLock()
+        self.error: BaseException | None = None
+
+    def start(self, i: int) -> None:
+        self.starts[i] += 1
+        self.procs[i] = subprocess.Popen(self.cmd, env=worker_env(i, self.n_workers, gpus=self.gpus),
+                                         start_new_session=True)
+
+    def done(self) -> bool:
+        return budget_counts(self.optuna_study)[0] >= self.target
+
+    def report(self, report: Any) -> None:
+        """Report one finished trial (a :class:`~tuner.results.TrialReport`) unless it was reported before."""
+        with self.lock:
+            if report.number in self.seen:
+                return
+            self.seen.add(report.number)
+            if self.bar is not None and report.fail_reason != "interrupted":
+                self.bar.update(1)
+            if self.on_trial is not None:
+                self.on_trial(report)
+
+    def report_new(self) -> None:
+        from tuner.results import TrialReport
+
+        for t in self.optuna_study.get_trials(deepcopy=False):
+            if t.state.is_finished() and t.number not in self.seen:
+                self.report(TrialReport.from_frozen(t))
+
+    def check(self) -> None:
+        """Restart workers that exited to be recycled (or died) while the budget is not reached."""
+        with self.lock:
+            for i, proc in list(self.procs.items()):
+                code = proc.poll()
+                if code is None:
+                    continue
+                del self.procs[i]
+                if code == 2:
+                    raise RuntimeError(f"worker {i} stopped on a configuration error (exit 2); see its message above")
+                if not self.done() and code in (0, EXIT_RECYCLE, -signal.SIGKILL, -signal.SIGTERM, 1, -signal.SIGSEGV):
+                    if self.starts[i] > 3 * max(1, self.target) + 5:
+                        raise RuntimeError(f"worker {i} keeps exiting (last exit code {code})")
+                    if code not in (0, EXIT_RECYCLE):
+                        _logger.warning("worker %d exited with code %s; starting a new one", i, code)
+                    self.start(i)
+
+    def watch(self, stop: threading.Event, poll_seconds: float) -> None:
+        """The background loop while this process runs trials itself; an error is kept for the caller."""
+        while not stop.wait(poll_seconds):
+            try:
+                if self.procs:
+                    self.check()
+                    self.report_new()
+            except BaseException as err:  # raised in the main thread once its trials are done
+                self.error = err
+                return
+
+    def signal_all(self, sig: int) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(sig)
+
+
 def run_workers(study: Any, n_workers: int, *, recycle_after: int | None = 50, max_rss_mb: float | None = None,
                 progress: bool = False, on_trial: Callable[[Any], None] | None = None, verbosity: int = 0,
-                poll_seconds: float = 0.5) -> Any:
-    """Run ``study`` with ``n_workers`` worker processes until it holds its ``n_trials`` finished trials.
+                poll_seconds: float = 0.5, in_process: bool = True) -> Any:
+    """Run ``study`` with ``n_workers`` workers until it holds its ``n_trials`` finished trials.
+
+    With ``in_process`` (the default, and what ``python -m tuner study --workers N`` does) this process
+    is worker 0: it runs trials at once, with Keras already imported and the data loaded, while
+    ``n_workers - 1`` worker processes start beside it; once it has run ``recycle_after`` trials (or
+    passed ``max_rss_mb``) a worker process takes its place, so memory stays bounded in long studies.
+    Without it, all ``n_workers`` are worker processes.
 
     Returns:
         The study (its results read back from the storage).
@@ -94,85 +204,66 @@ def run_workers(study: Any, n_workers: int, *, recycle_after: int | None = 50, m
         KeyboardInterrupt: after forwarding it to the workers and waiting for them.
         RuntimeError: when workers keep failing at start (e.g. a storage they cannot reach).
     """
-    from tuner.results import TrialReport
-
     s = study.settings
-    optuna_study = study.optuna_study  # create the study (and its recipe) before any worker joins
+    study.optuna_study  # create the study (and its recipe) before any worker joins  # noqa: B018
     study._record_target(s.n_trials)
-    study._start_tracking()
-    if study.tracker is not None:
-        s.parent_run_id = study.tracker.parent_run_id
     gpus = visible_gpus()
     if gpus:
         _logger.info("%d GPU(s) visible: workers assigned round-robin %s", len(gpus), gpus)
+    if in_process:
+        _share_this_process(n_workers, gpus)
+    study._start_tracking()
+    owns_parent = not s.parent_run_id
+    if study.tracker is not None:
+        s.parent_run_id = study.tracker.parent_run_id
     cmd = _worker_cmd(study, recycle_after=recycle_after, max_rss_mb=max_rss_mb, verbosity=verbosity)
-    procs: dict[int, subprocess.Popen] = {}
-    starts = {i: 0 for i in range(n_workers)}
-    seen: set[int] = {t.number for t in optuna_study.get_trials(deepcopy=False) if t.state.is_finished()}
     bar = None
     status = "FINISHED"
-    target = s.n_trials
+    if progress:
+        from tqdm import tqdm
 
-    def start(i: int) -> None:
-        starts[i] += 1
-        procs[i] = subprocess.Popen(cmd, env=worker_env(i, n_workers, gpus=gpus), start_new_session=True)
-
-    def report_new() -> None:
-        for t in optuna_study.get_trials(deepcopy=False):
-            if t.state.is_finished() and t.number not in seen:
-                seen.add(t.number)
-                if bar is not None and t.user_attrs.get("fail_reason") != "interrupted":
-                    bar.update(1)
-                if on_trial is not None:
-                    on_trial(TrialReport.from_frozen(t))
-
+        bar = tqdm(total=max(0, s.n_trials - budget_counts(study.optuna_study)[0]), desc=f"study {s.study_name}",
+                   unit="trial", file=sys.stderr, dynamic_ncols=True)
+    sup = _Supervisor(study, n_workers, cmd, gpus, bar=bar, on_trial=on_trial)
     try:
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=max(0, target - budget_counts(optuna_study)[0]), desc=f"study {s.study_name}",
-                       unit="trial", file=sys.stderr, dynamic_ncols=True)
-        for i in range(n_workers):
-            start(i)
-        while procs:
+        for i in range(1 if in_process else 0, n_workers):
+            sup.start(i)
+        if in_process:
+            stop = threading.Event()
+            watcher = threading.Thread(target=sup.watch, args=(stop, poll_seconds), name="tuner-workers", daemon=True)
+            watcher.start()
+            try:
+                study.run(max_trials=recycle_after, max_rss_mb=max_rss_mb, on_trial=sup.report)
+            finally:
+                stop.set()
+                watcher.join()
+            if sup.error is not None:
+                raise sup.error
+            if study.stopped_for == "recycle" and not sup.done():
+                sup.start(0)
+        while sup.procs:
             time.sleep(poll_seconds)
-            report_new()
-            for i, proc in list(procs.items()):
-                code = proc.poll()
-                if code is None:
-                    continue
-                del procs[i]
-                done = budget_counts(optuna_study)[0] >= target
-                if code == 2:
-                    raise RuntimeError(f"worker {i} stopped on a configuration error (exit 2); see its message above")
-                if not done and code in (0, EXIT_RECYCLE, -signal.SIGKILL, -signal.SIGTERM, 1, -signal.SIGSEGV):
-                    if starts[i] > 3 * max(1, target) + 5:
-                        raise RuntimeError(f"worker {i} keeps exiting (last exit code {code})")
-                    if code not in (0, EXIT_RECYCLE):
-                        _logger.warning("worker %d exited with code %s; starting a new one", i, code)
-                    start(i)
-        report_new()
+            sup.report_new()
+            sup.check()
+        sup.report_new()
     except KeyboardInterrupt:
         status = "KILLED"
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-        for proc in procs.values():
+        sup.signal_all(signal.SIGINT)
+        for proc in sup.procs.values():
             try:
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        report_new()
+        sup.report_new()
         raise
     except BaseException:
         status = "FAILED"
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.terminate()
+        sup.signal_all(signal.SIGTERM)
         raise
     finally:
         if bar is not None:
             bar.close()
-        s.parent_run_id = None  # this process owns the parent run: close it
+        if owns_parent:
+            s.parent_run_id = None  # this process owns the parent run: close it
         study._finish_tracking(status)
     return study
