@@ -52,6 +52,7 @@ def main() -> None:
 
     from tuner import gap as gap_module
     from tuner.datasets import load_dataset
+    from tuner.knobs import KNOBS
     from tuner.model_builder import build_model, resolve_loss
     from tuner.optimizers import build_optimizer, current_learning_rate
     from tuner.training import _targets, prepare_data, train_model
@@ -87,7 +88,7 @@ def main() -> None:
                 model = build_model(params, data.input_shape, task=dataset.task, n_outputs=data.n_outputs)
                 model.compile(optimizer=build_optimizer(params, steps_per_epoch=steps, epochs=args.epochs), loss=loss,
                               metrics=["accuracy"], jit_compile=keras.backend.backend() == "jax",
-                              steps_per_execution=1)
+                              steps_per_execution=int(KNOBS["steps_per_execution"].default))  # as train_model
                 timer = C.EpochTimer()
                 model.fit(data.x_train, y_train, batch_size=batch, epochs=args.epochs, shuffle=True,
                           callbacks=[timer], verbose=0)

@@ -6,16 +6,16 @@
 Sides, run alternately in one process (the order rotates every repeat) after one warm-up round that
 creates the Optuna and MLflow stores and is dropped:
 
-- ``bare``: seed, ``build_model``, ``compile`` (as ``train_model`` does), ``model.fit`` on the training split;
+- ``bare``: seed, ``build_model``, ``compile`` (as ``train_model`` does, with the same
+  ``steps_per_execution``: the knob's default, 32), ``model.fit`` on the training split;
 - ``bare+val``: the same with ``validation_data=`` the validation split (Keras's own per-epoch validation
   score, which any tuning loop needs for early stopping and pruning);
+- ``bare spe=1``: ``bare`` compiled with Keras's default ``steps_per_execution=1``, as most hand-written
+  loops are (what tuner's default buys);
 - ``tuner``: ``Study(space with every value fixed, digits, StudySettings(n_trials=1, storage=SQLite in a
   temporary folder, tracking_uri=SQLite in the same folder))`` then ``run()`` - tracking and the gap on;
 - ``tuner-notrack``: the same with ``tracking_uri="none"`` (the gap stays on: the engine has no switch to
-  turn it off);
-- ``tuner+gc.freeze``: ``tuner`` with ``gc.freeze()`` in force during the study, a proposed fix tried from
-  outside: the two full garbage collections after every trial then skip the long-lived objects of the
-  imports (TensorFlow, MLflow, Optuna, SQLAlchemy). ``--no-freeze-side`` leaves it out.
+  turn it off).
 
 ``trial s`` is the whole trial: for bare sides build + compile + fit; for tuner sides the Optuna trial's
 start to completion (sampling, user attributes, MLflow child run, build, compile, fit with the gap,
@@ -49,8 +49,6 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--units", type=int, default=64, help="width of each of the 2 hidden layers")
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--no-freeze-side", action="store_true",
-                        help="leave out the 'tuner+gc.freeze' side (the study run with gc.freeze() in force)")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     parser.add_argument("--quick", action="store_true", help="10 epochs, 3 repeats")
     args = parser.parse_args()
@@ -125,12 +123,15 @@ def main() -> None:
     y_val = _targets(data.y_val, dataset.task, loss, data.n_classes)
     steps = max(1, int(np.ceil(len(data.x_train) / args.batch_size)))
 
-    def bare(validation: bool) -> dict[str, float]:
+    spe = int(params["steps_per_execution"])
+
+    def bare(validation: bool, steps_per_execution: int = spe) -> dict[str, float]:
         t, c = time.perf_counter(), time.process_time()
         keras.utils.set_random_seed(0)
         model = build_model(params, data.input_shape, task=dataset.task, n_outputs=data.n_outputs)
         model.compile(optimizer=build_optimizer(params, steps_per_epoch=steps, epochs=args.epochs), loss=loss,
-                      metrics=["accuracy"], jit_compile=keras.backend.backend() == "jax", steps_per_execution=1)
+                      metrics=["accuracy"], jit_compile=keras.backend.backend() == "jax",
+                      steps_per_execution=steps_per_execution)
         model.fit(data.x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, shuffle=True, verbose=0,
                   validation_data=(data.x_val, y_val) if validation else None)
         wall, cpu = time.perf_counter() - t, time.process_time() - c
@@ -155,17 +156,8 @@ def main() -> None:
         return {"trial_s": (trial.datetime_complete - trial.datetime_start).total_seconds(), "study_s": wall,
                 "trial_cpu": spent_cpu["(the whole objective)"], "study_cpu": cpu}
 
-    def frozen(fn: Any) -> dict[str, float]:
-        gc.freeze()  # the proposed fix, tried from outside: long-lived objects out of every collection
-        try:
-            return fn()
-        finally:
-            gc.unfreeze()
-
-    sides = {"bare": lambda: bare(False), "bare+val": lambda: bare(True), "tuner": lambda: tuner(tracking),
-             "tuner-notrack": lambda: tuner("none")}
-    if not args.no_freeze_side:
-        sides["tuner+gc.freeze"] = lambda: frozen(lambda: tuner(tracking))
+    sides = {"bare": lambda: bare(False), "bare+val": lambda: bare(True), "bare spe=1": lambda: bare(False, 1),
+             "tuner": lambda: tuner(tracking), "tuner-notrack": lambda: tuner("none")}
     results: dict[str, list[dict[str, float]]] = {k: [] for k in sides}
     breakdown: dict[str, list[dict[str, float]]] = {k: [] for k in sides}
     names = list(sides)
@@ -214,6 +206,7 @@ def main() -> None:
     print()
     print(f"backend={keras.backend.backend()} cpus={os.cpu_count()} commit={C.commit()} dataset={args.dataset} "
           f"model=2x{args.units} dropout 0.1 adam batch={args.batch_size} epochs={args.epochs} patience=0 "
+          f"steps_per_execution={spe} "
           f"repeats={args.repeats} (medians)")
     C.table(rows, [("side", "side"), ("trial_s", "trial s"), ("ratio_trial", "/bare"),
                    ("ratio_paired", "/bare paired"), ("ratio_vs_val", "/bare+val"),
