@@ -67,8 +67,17 @@ def test_study_json_then_best_then_missing_study(tmp_path):
 def test_datasets_lists_builtins_without_tensorflow(tmp_path):
     proc = _tuner("datasets", "--json", cwd=tmp_path)
     assert proc.returncode == 0
-    names = {d["name"] for d in json.loads(proc.stdout)}
-    assert {"digits", "breast_cancer", "wine", "iris", "diabetes", "mnist1d"} <= names
+    rows = {d["name"]: d for d in json.loads(proc.stdout)}
+    assert {"digits", "breast_cancer", "wine", "iris", "diabetes", "mnist1d"} <= set(rows)
+    for name in ("mnist", "fashion_mnist", "cifar10"):  # listed with where their files must be; never downloaded
+        assert "Keras cache" in rows[name]["source"]
+    (tmp_path / "keras" / "datasets").mkdir(parents=True)
+    (tmp_path / "keras" / "datasets" / "mnist.npz").write_bytes(b"")
+    listed = subprocess.run([sys.executable, "-m", "tuner", "datasets"], cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, "KERAS_HOME": str(tmp_path / "keras")}, timeout=120)
+    lines = {line.split()[0]: line.rstrip() for line in listed.stdout.splitlines() if line.strip()}
+    assert lines["mnist"].endswith(", cached")
+    assert f"not cached: put the files in {tmp_path / 'keras' / 'datasets'}" in lines["cifar10"]
 
 
 def _free_port() -> int:

@@ -317,7 +317,7 @@ class SpacesCommand(Command):
 
 
 class DatasetsCommand(Command):
-    """List the built-in datasets with their size, task and source."""
+    """List the built-in datasets with their size, task and source, and the keras.datasets names (cache only)."""
 
     name = "datasets"
 
@@ -327,7 +327,7 @@ class DatasetsCommand(Command):
     def take_action(self, args: argparse.Namespace) -> int:
         from tuner.datasets import list_datasets
 
-        rows = list_datasets()
+        rows = list_datasets(keras_datasets=True)
         if args.json:
             _print_json(rows)
         else:

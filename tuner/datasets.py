@@ -453,12 +453,28 @@ KERAS_DATASETS: dict[str, BuiltinDataset] = {
 """``keras.datasets`` names, loaded from the Keras cache only; their examples are images (H, W, C)."""
 
 
-def list_datasets() -> list[dict[str, Any]]:
+def _keras_cached(name: str) -> bool:
+    """Whether the files of a ``keras.datasets`` name are in the Keras cache (nothing is read)."""
+    if name == "mnist":
+        return _find_cached("mnist.npz") is not None
+    if name == "fashion_mnist":
+        return all(_find_cached(f"fashion-mnist/{f}") is not None for f in _FASHION_FILES)
+    return any(_find_cached(d) is not None for d in _CIFAR_DIRS)
+
+
+def list_datasets(*, keras_datasets: bool = False) -> list[dict[str, Any]]:
     """The built-in datasets: one dict each with name, task, n_rows, n_features, n_classes and source.
 
-    The numbers are static: nothing is loaded or generated.
+    The numbers are static: nothing is loaded or generated. With ``keras_datasets`` the ``keras.datasets``
+    names follow, their source saying whether their files are in the Keras cache here (they are never
+    downloaded).
     """
-    return [d.info() for d in BUILTIN.values()]
+    rows = [d.info() for d in BUILTIN.values()]
+    if keras_datasets:
+        for name, d in KERAS_DATASETS.items():
+            state = "cached" if _keras_cached(name) else f"not cached: put the files in {keras_cache_dir()}"
+            rows.append({**d.info(), "source": f"{d.source}, {state}"})
+    return rows
 
 
 # --------------------------------------------------------------------------------------------------
