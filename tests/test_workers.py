@@ -64,6 +64,8 @@ def test_two_local_workers_on_sqlite_share_40_trials_exactly_without_lock_errors
     finished = [t for t in study.trials if t.state.is_finished()]
     assert len(finished) == 40 == len(study.trials)
     assert sorted(t.number for t in study.trials) == list(range(40))
+    configurations = {tuple(sorted(t.params.items())) for t in study.trials}
+    assert len(configurations) == 40  # workers draw their own random numbers: no configuration is tried twice
     per_process = collections.Counter(t.user_attrs["worker_pid"] for t in study.trials)
     assert max(per_process.values()) <= 15 and len(per_process) >= 3  # every worker recycled after 15 trials
     runs = _mlflow_trial_runs(f"sqlite:///{tmp_path}/mlruns/mlflow.db", "tiny-iris")

@@ -352,7 +352,11 @@ class Study:
                                  n_trials=int(recipe.get("n_trials", DEFAULT_N_TRIALS)), **recipe.get("settings", {}))
         settings = dataclasses.replace(settings, **overrides)
         dataset = spec.pop("dataset")
-        return cls(space, dataset, settings, builder=builder, dataset_options=spec)
+        joined = cls(space, dataset, settings, builder=builder, dataset_options=spec)
+        # A process joining a study draws its own random numbers (as Optuna does for each of its n_jobs
+        # threads): with the study's seed every worker would replay the same start-up configurations.
+        joined.optuna_study.sampler.reseed_rng()
+        return joined
 
     def _check_views(self) -> None:
         """Every family/view the space can pick must fit the data, before any trial runs."""
