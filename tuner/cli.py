@@ -124,6 +124,10 @@ class StudyCommand(Command):
         from tuner.search_space import load_space, parse_override
         from tuner.study import StudySettings
 
+        if args.workers > 1:  # before Keras starts its runtime (validation below does): this process is worker 0
+            from tuner.workers import share_this_process
+
+            share_this_process(args.workers)
         overrides = dict(parse_override(o) for o in args.overrides)
         space = load_space(args.space)  # validated before TensorFlow or any storage is touched
         if overrides:

@@ -26,7 +26,7 @@ from typing import Any
 from tuner._logging import get_logger
 from tuner.budget import budget_counts
 
-__all__ = ["run_workers", "worker_env", "visible_gpus", "EXIT_RECYCLE"]
+__all__ = ["run_workers", "worker_env", "visible_gpus", "share_this_process", "EXIT_RECYCLE"]
 
 _logger = get_logger(__name__)
 EXIT_RECYCLE = 3
@@ -87,14 +87,14 @@ _THREAD_KEYS = ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THR
                 "OPENBLAS_NUM_THREADS", "XLA_FLAGS", "TF_FORCE_GPU_ALLOW_GROWTH", "XLA_PYTHON_CLIENT_PREALLOCATE")
 
 
-def _share_this_process(n_workers: int, gpus: list[str]) -> None:
+def share_this_process(n_workers: int, gpus: list[str] | None = None) -> None:
     """Give this process worker 0's share of the CPU threads (and GPU settings).
 
-    Environment variables only take effect if the Keras backend has not started its runtime yet (the CLI
-    has not: it validated the space and loaded the data without running an op). Under TensorFlow the
-    thread pools are also set directly, which fails harmlessly once they exist.
+    Environment variables only take effect before the Keras backend starts its runtime: validating a space
+    already does, so the CLI calls this first thing with ``--workers N``. Under TensorFlow the thread
+    pools are also set directly, which fails harmlessly (with a debug line) once they exist.
     """
-    env = worker_env(0, n_workers, gpus=gpus)
+    env = worker_env(0, n_workers, gpus=visible_gpus() if gpus is None else gpus)
     for key in _THREAD_KEYS:
         if key in env:
             os.environ[key] = env[key]
@@ -211,7 +211,7 @@ def run_workers(study: Any, n_workers: int, *, recycle_after: int | None = 50, m
     if gpus:
         _logger.info("%d GPU(s) visible: workers assigned round-robin %s", len(gpus), gpus)
     if in_process:
-        _share_this_process(n_workers, gpus)
+        share_this_process(n_workers, gpus)
     study._start_tracking()
     owns_parent = not s.parent_run_id
     if study.tracker is not None:
