@@ -14,7 +14,8 @@ The contenders search the space of ``search_spaces/default.yaml`` on ``digits``:
   ``num_initial_points`` is 3 x the number of hyperparameters, 30 here, so with N <= 30 every trial is random);
 - ``tuner``: ``tuner.run_study(..., n_trials=N)`` (TPE + median pruner) with MLflow tracking on (SQLite in
   a temporary folder), as users run it: honest gap every epoch, best model logged and scored on test;
-- ``tuner-2w``: the same study run by ``tuner.workers.run_workers(study, 2)`` (two worker processes).
+- ``tuner-2w``: the same study run by ``tuner.workers.run_workers(study, 2)`` (this process as worker 0
+  and one worker process, as ``python -m tuner study --workers 2``).
 
 KerasTuner gets the same space, translated to ``HyperParameters`` (conditions as ``conditional_scope``), and
 its ``HyperModel.build(hp)`` calls ``tuner.build_model`` and compiles as ``tuner.train_model`` does (same
@@ -211,6 +212,10 @@ def child_kt(args: argparse.Namespace) -> dict[str, Any]:
 
 def child_tuner(args: argparse.Namespace) -> dict[str, Any]:
     """One tuner study (1 or 2 workers), tracking on; returns its figures."""
+    if args.child != "tuner":  # as `tuner study --workers 2`: this process takes worker 0's thread share first
+        from tuner.workers import share_this_process
+
+        share_this_process(2)
     C.quiet_keras()
     import optuna
 
