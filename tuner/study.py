@@ -640,11 +640,13 @@ class Study:
             status = "FAILED"
             raise
         finally:
-            gc.unfreeze()  # a later study in this process collects this one's garbage
             self._lock.release()
             if bar is not None:
                 bar.close()
-            self._finish_tracking(status)
+            try:
+                self._finish_tracking(status)
+            finally:
+                gc.unfreeze()  # last (its clear_session collects): later work here collects this run's garbage
         return self
 
     def _record_target(self, target: int) -> None:
