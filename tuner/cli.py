@@ -124,10 +124,6 @@ class StudyCommand(Command):
         from tuner.search_space import load_space, parse_override
         from tuner.study import StudySettings
 
-        if args.workers > 1:  # before Keras starts its runtime (validation below does): this process is worker 0
-            from tuner.workers import share_this_process
-
-            share_this_process(args.workers)
         overrides = dict(parse_override(o) for o in args.overrides)
         space = load_space(args.space)  # validated before TensorFlow or any storage is touched
         if overrides:
@@ -423,6 +419,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_backends(verbosity)
     if args.command in ("study", "worker"):
         _install_interrupt_handler()
+    if args.command == "study" and args.workers > 1:
+        # this process is worker 0: its thread share must be set before Keras starts its runtime (below)
+        from tuner.workers import share_this_process
+
+        share_this_process(args.workers)
     if args.command in ("study", "spaces", "worker"):
         from tuner._backend import import_keras_quietly
 
