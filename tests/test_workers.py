@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -89,6 +90,21 @@ def test_one_worker_runs_in_the_cli_process_and_is_recycled_into_a_worker_proces
     assert proc.pid not in pids[2:] and len(set(pids[2:])) == 2  # then fresh processes, 2 trials each
     for n in range(5):  # every trial was printed once, whichever process ran it
         assert out.count(f"trial {n:>3}  complete") == 1, out
+
+
+def test_workers_started_early_are_stopped_when_the_study_never_starts(tmp_path):
+    """--workers N starts its worker processes before validating the space (to overlap their imports);
+    a bad space file still exits 2 with one message, and leaves no worker or join file behind."""
+    (tmp_path / "bad.yaml").write_text("name: bad\nparameters:\n  dropout: {type: float, low: 0.5, high: 0.2}\n")
+    before = set(Path(tempfile.gettempdir()).glob("tuner-join-*"))
+    proc = subprocess.run([sys.executable, "-m", "tuner", "study", "--workers", "3", "--space", "bad.yaml"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert "bad.yaml: parameters.dropout: `low <= high` must hold" in proc.stderr and "Traceback" not in proc.stderr
+    assert set(Path(tempfile.gettempdir()).glob("tuner-join-*")) == before
+    left = subprocess.run(["pgrep", "-f", "tuner worker --join-file"], capture_output=True, text=True).stdout.split()
+    assert left == []
+    assert not (tmp_path / "mlruns" / "optuna.db").exists()  # no half-written study
 
 
 @pytest.fixture

@@ -167,7 +167,7 @@ class StudyCommand(Command):
             # this process is worker 0; --workers N starts N-1 more; recycling applies to every worker
             run_workers(study, args.workers, recycle_after=args.recycle_after, max_rss_mb=args.max_rss_mb,
                         progress=show, on_trial=None if args.json else on_trial,
-                        verbosity=-1 if args.quiet else args.verbose)
+                        verbosity=-1 if args.quiet else args.verbose, early=getattr(args, "early_workers", None))
         except KeyboardInterrupt:
             print(f"\ninterrupted: {study.n_finished()} finished trials are kept in {s.storage}; run the same "
                   "command again to resume.", file=sys.stderr)
@@ -224,8 +224,9 @@ class WorkerCommand(Command):
     name = "worker"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--study", metavar="NAME", required=True, help="study name.")
+        parser.add_argument("--study", metavar="NAME", help="study name (required).")
         _add_store_options(parser)
+        parser.add_argument("--join-file", metavar="PATH", help=argparse.SUPPRESS)  # from `study --workers N`
         parser.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: the study's).")
         parser.add_argument("--parent-run-id", metavar="ID", help="MLflow parent run to record trials under.")
         parser.add_argument("--recycle-after", type=int, metavar="TRIALS",
@@ -235,8 +236,17 @@ class WorkerCommand(Command):
 
     def take_action(self, args: argparse.Namespace) -> int:
         from tuner.study import Study
-        from tuner.workers import EXIT_RECYCLE
+        from tuner.workers import EXIT_RECYCLE, read_join_file
 
+        if args.join_file:  # started early by `study --workers N`: wait until that study exists
+            info = read_join_file(args.join_file)
+            if info is None:
+                return EXIT_OK  # the study never started; the process that would have run it is gone
+            args.study, args.storage = info["study"], info["storage"]
+            args.tracking_uri, args.parent_run_id = info["tracking_uri"], info["parent_run_id"]
+            args.recycle_after, args.max_rss_mb = info["recycle_after"], info["max_rss_mb"]
+        if not args.study:
+            raise ConfigError([Problem("--study", "study", "is required: the name of the study to join", value=None)])
         overrides: dict[str, Any] = {}
         if args.tracking_uri:
             overrides["tracking_uri"] = args.tracking_uri
@@ -419,15 +429,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_backends(verbosity)
     if args.command in ("study", "worker"):
         _install_interrupt_handler()
+    early = None
     if args.command == "study" and args.workers > 1:
-        # this process is worker 0: its thread share must be set before Keras starts its runtime (below)
-        from tuner.workers import share_this_process
+        # This process is worker 0: its thread share must be set before Keras starts its runtime (below).
+        # The other workers start now, so that their imports overlap ours; they join once the study exists.
+        from tuner.workers import EarlyWorkers, share_this_process
 
         share_this_process(args.workers)
-    if args.command in ("study", "spaces", "worker"):
-        from tuner._backend import import_keras_quietly
+        early = args.early_workers = EarlyWorkers(args.workers, verbosity=verbosity)
+    try:
+        if args.command in ("study", "spaces", "worker"):
+            from tuner._backend import import_keras_quietly
 
-        import_keras_quietly(show=verbosity > 0)
+            import_keras_quietly(show=verbosity > 0)
+        return _run_command(args)
+    finally:
+        if early is not None and not early.adopted:  # the study never started (bad input, Ctrl-C)
+            early.cancel()
+
+
+def _run_command(args: argparse.Namespace) -> int:
     try:
         return COMMANDS[args.command]().take_action(args)
     except ConfigError as err:

@@ -13,6 +13,7 @@ machine would; the budget is shared exactly (:mod:`tuner.budget`). The superviso
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -21,12 +22,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from tuner._logging import get_logger
 from tuner.budget import budget_counts
 
-__all__ = ["run_workers", "worker_env", "visible_gpus", "share_this_process", "EXIT_RECYCLE"]
+__all__ = ["run_workers", "worker_env", "visible_gpus", "share_this_process", "EarlyWorkers", "read_join_file",
+           "EXIT_RECYCLE"]
 
 _logger = get_logger(__name__)
 EXIT_RECYCLE = 3
@@ -186,16 +189,80 @@ class _Supervisor:
                 proc.send_signal(sig)
 
 
+class EarlyWorkers:
+    """Worker processes started before this process has its study, so that their imports overlap ours.
+
+    ``python -m tuner study --workers N`` starts them first thing; each imports Keras, then waits for a
+    *join file* that :func:`run_workers` writes once the study and its MLflow parent run exist (study
+    name, storage, tracking URI, parent run, recycling), and joins the study from it. They exit if this
+    process goes away, and :meth:`cancel` stops them when the study never starts (e.g. a bad space file).
+    """
+
+    def __init__(self, n_workers: int, *, verbosity: int = 0) -> None:
+        import tempfile
+
+        self.n_workers = n_workers
+        self.folder = Path(tempfile.mkdtemp(prefix="tuner-join-"))
+        self.join_file = self.folder / "study.json"
+        self.cmd = [sys.executable, "-m", "tuner", "worker", "--join-file", str(self.join_file)]
+        if verbosity < 0:
+            self.cmd.append("-q")
+        self.gpus = visible_gpus()
+        self.procs: dict[int, subprocess.Popen] = {}
+        for i in range(1, n_workers):
+            self.procs[i] = subprocess.Popen(self.cmd, env=worker_env(i, n_workers, gpus=self.gpus),
+                                             start_new_session=True)
+        self.adopted = False
+
+    def write_join_file(self, study: Any, *, recycle_after: int | None, max_rss_mb: float | None) -> None:
+        s = study.settings
+        info = {"study": s.study_name, "storage": s.storage, "tracking_uri": s.tracking_uri,
+                "parent_run_id": s.parent_run_id, "recycle_after": recycle_after, "max_rss_mb": max_rss_mb}
+        part = self.join_file.with_suffix(".part")
+        part.write_text(json.dumps(info))
+        part.replace(self.join_file)  # atomic: a worker never reads half a file
+
+    def cancel(self) -> None:
+        """Stop the workers (the study did not start) and remove the join file."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.procs.clear()
+        self.cleanup()
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def read_join_file(path: str | os.PathLike[str], *, timeout: float = 3600.0, poll: float = 0.1) -> dict[str, Any] | None:
+    """Wait for a join file (see :class:`EarlyWorkers`) and return its contents; None when the process
+    that started this worker is gone or ``timeout`` passed."""
+    path = Path(path)
+    parent = os.getppid()
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if os.getppid() != parent or time.monotonic() > deadline:
+            return None
+        time.sleep(poll)
+    return json.loads(path.read_text())
+
+
 def run_workers(study: Any, n_workers: int, *, recycle_after: int | None = 50, max_rss_mb: float | None = None,
                 progress: bool = False, on_trial: Callable[[Any], None] | None = None, verbosity: int = 0,
-                poll_seconds: float = 0.5, in_process: bool = True) -> Any:
+                poll_seconds: float = 0.5, in_process: bool = True, early: EarlyWorkers | None = None) -> Any:
     """Run ``study`` with ``n_workers`` workers until it holds its ``n_trials`` finished trials.
 
     With ``in_process`` (the default, and what ``python -m tuner study --workers N`` does) this process
     is worker 0: it runs trials at once, with Keras already imported and the data loaded, while
     ``n_workers - 1`` worker processes start beside it; once it has run ``recycle_after`` trials (or
     passed ``max_rss_mb``) a worker process takes its place, so memory stays bounded in long studies.
-    Without it, all ``n_workers`` are worker processes.
+    Without it, all ``n_workers`` are worker processes. ``early``: worker processes already started
+    (:class:`EarlyWorkers`, with ``in_process``), which join through their join file.
 
     Returns:
         The study (its results read back from the storage).
@@ -224,10 +291,19 @@ def run_workers(study: Any, n_workers: int, *, recycle_after: int | None = 50, m
 
         bar = tqdm(total=max(0, s.n_trials - budget_counts(study.optuna_study)[0]), desc=f"study {s.study_name}",
                    unit="trial", file=sys.stderr, dynamic_ncols=True)
+    if early is not None:
+        early.write_join_file(study, recycle_after=recycle_after, max_rss_mb=max_rss_mb)
+        cmd, gpus = early.cmd, early.gpus  # restarts join through the same file
     sup = _Supervisor(study, n_workers, cmd, gpus, bar=bar, on_trial=on_trial)
     try:
-        for i in range(1 if in_process else 0, n_workers):
-            sup.start(i)
+        if early is not None:
+            early.adopted = True
+            sup.procs.update(early.procs)
+            for i in early.procs:
+                sup.starts[i] += 1
+        else:
+            for i in range(1 if in_process else 0, n_workers):
+                sup.start(i)
         if in_process:
             stop = threading.Event()
             watcher = threading.Thread(target=sup.watch, args=(stop, poll_seconds), name="tuner-workers", daemon=True)
@@ -266,4 +342,6 @@ def run_workers(study: Any, n_workers: int, *, recycle_after: int | None = 50, m
         if owns_parent:
             s.parent_run_id = None  # this process owns the parent run: close it
         study._finish_tracking(status)
+        if early is not None:
+            early.cleanup()
     return study
