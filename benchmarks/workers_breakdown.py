@@ -1,6 +1,6 @@
 """Where the wall time of ``python -m tuner study --workers N`` goes: start-up, trials, teardown (issue 8).
 
-    python benchmarks/workers_breakdown.py            # 1 and 2 workers, 3 interleaved repeats: ~6 min on 2 cores
+    python benchmarks/workers_breakdown.py            # 1 and 2 workers, 12 trials each, 3 interleaved repeats: ~4 min on 2 cores
     python benchmarks/workers_breakdown.py --quick    # 2 trials per worker, 3 epochs, 1 repeat: ~1.5 min
 
 The same runs as ``benchmarks/workers_throughput.py`` (a fresh study of ``search_spaces/default.yaml``
@@ -14,8 +14,8 @@ off), repeated with the settings interleaved (1, 2, 1, 2, ...) and read back fro
 - ``between s``: median time a worker spends between the end of one trial and the start of its next.
 
 ``speedup`` compares trials per hour of the whole command with one worker's (median over repeats);
-``steady x`` compares the span rates. Note that ``--workers 1`` runs trials in the CLI process itself,
-while ``--workers 2`` starts two ``python -m tuner worker`` processes (threads split between them).
+``steady x`` compares the span rates. The CLI process is worker 0 in both cases; ``--workers 2`` also
+starts one ``python -m tuner worker`` process at once (threads split between the two).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def run_once(args: argparse.Namespace, n: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--trials-per-worker", type=int, default=6)
+    parser.add_argument("--trials-per-worker", type=int, default=12)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--space", default=str(C.ROOT / "search_spaces" / "default.yaml"))

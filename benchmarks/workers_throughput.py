@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--trials-per-worker", type=int, default=6)
+    parser.add_argument("--trials-per-worker", type=int, default=12)
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--space", default=str(ROOT / "search_spaces" / "default.yaml"))
     parser.add_argument("--set", action="append", default=["epochs=10", "patience=0"], dest="overrides")
