@@ -111,6 +111,24 @@ def test_regression_reports_mae_and_r2_skill():
     assert "R²" in result.diagnosis.reason or "validation loss" in result.diagnosis.reason
 
 
+@pytest.mark.parametrize("loss", ["huber", "Huber", "MeanSquaredError"])
+def test_gap_losses_from_functions_and_loss_objects_match_evaluate(loss):
+    """keras.losses.get() gives a per-example function for "huber" but a batch-reducing Loss object for
+    "Huber": the honest train and validation losses must equal Keras's own evaluation either way."""
+    from tuner.model_builder import resolve_loss
+    from tuner.training import _targets
+
+    diabetes = load_dataset("diabetes")
+    params = {"epochs": 2, "patience": 0, "loss": loss}
+    result = train_model(params, diabetes, seed=0)
+    data = prepare_data(diabetes, params)
+    model = result.model
+    model.compile(loss=resolve_loss(params, "regression"))
+    for split, x, y in (("train", data.x_train, data.y_train), ("val", data.x_val, data.y_val)):
+        expected = model.evaluate(x, _targets(y, "regression", loss, None), batch_size=len(x), verbose=0)
+        assert result.history[f"{split}_loss"][-1] == pytest.approx(float(np.ravel(expected)[0]), rel=1e-4)
+
+
 def test_binary_task_and_categorical_crossentropy():
     cancer = load_dataset("breast_cancer")
     result = train_model({"epochs": 3, "patience": 0}, cancer, seed=0)

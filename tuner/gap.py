@@ -135,12 +135,18 @@ class HonestGap(keras.callbacks.Callback):
     def _evaluate(self) -> tuple[dict[str, float], dict[str, float]]:
         """Honest figures of the training subset and the validation split, in one pass."""
         pred = predict_fixed_batches(self.model, self._x, self._chunk)
-        per_example = np.asarray(ops.convert_to_numpy(self.loss_fn(self._y, pred)), dtype="float64").reshape(-1)
         n = self._n_train
+        rows_of = (slice(0, n), slice(n, None))
+        per_example = np.asarray(ops.convert_to_numpy(self.loss_fn(self._y, pred)), dtype="float64").reshape(-1)
+        if per_example.size == len(self._y):
+            losses = [float(np.mean(per_example[rows])) for rows in rows_of]
+        else:  # a reducing loss (a keras.losses.Loss object such as Huber()): one call per split
+            losses = [float(ops.convert_to_numpy(ops.mean(self.loss_fn(self._y[rows], pred[rows]))))
+                      for rows in rows_of]
         splits = []
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging model is reported, not warned about
-            for rows in (slice(0, n), slice(n, None)):
-                out = {"loss": float(np.mean(per_example[rows]))}
+            for rows, loss in zip(rows_of, losses):
+                out = {"loss": loss}
                 for name, fn in self._metric_fns.items():
                     out[name] = fn(self._y[rows], pred[rows])
                 splits.append(out)
