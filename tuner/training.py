@@ -157,9 +157,11 @@ def train_model(params: Mapping[str, Any], dataset: Dataset, *, seed: int = 0,
     jit = _get(params, "jit_compile")
     if jit is None:
         jit = keras.backend.backend() == "jax"
+    spe = int(_get(params, "steps_per_execution"))
+    if keras.backend.backend() == "torch":  # Keras's torch trainer runs one step per call only
+        spe = 1
     model.compile(optimizer=build_optimizer(params, steps_per_epoch=steps_per_epoch, epochs=epochs),
-                  loss=loss, metrics=[metric], jit_compile=bool(jit),
-                  steps_per_execution=int(_get(params, "steps_per_execution")))
+                  loss=loss, metrics=[metric], jit_compile=bool(jit), steps_per_execution=spe)
 
     x_sub, y_sub = data.x_train, y_train
     if gap_subset is not None and len(x_sub) > gap_subset:
