@@ -92,6 +92,23 @@ def test_one_worker_runs_in_the_cli_process_and_is_recycled_into_a_worker_proces
         assert out.count(f"trial {n:>3}  complete") == 1, out
 
 
+def test_timeout_holds_for_the_processes_that_take_over(tmp_path):
+    """--timeout stops every worker: the CLI process hands over after each trial (--recycle-after 1), and no
+    worker process starts a trial after the deadline, so the study stops far short of its 500 trials."""
+    (tmp_path / "tiny.yaml").write_text(SearchSpace.from_dict(TINY).to_yaml())
+    cmd = [sys.executable, "-m", "tuner", "study", "--space", "tiny.yaml", "--dataset", "iris", "--n-trials", "500",
+           "--recycle-after", "1", "--timeout", "20", "--no-progress", "--tracking-uri", "none"]
+    start = time.time()
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    study = optuna.load_study(study_name="tiny-iris", storage=f"sqlite:///{tmp_path}/mlruns/optuna.db")
+    assert 2 <= len(study.trials) < 500
+    assert len({t.user_attrs["worker_pid"] for t in study.trials}) >= 2  # a worker process took over
+    starts = [t.datetime_start.timestamp() for t in study.trials]
+    assert max(starts) - min(starts) <= 20 + 1.0  # the clock starts as the study does, before its first trial
+    assert time.time() - start < 120
+
+
 def test_workers_started_early_are_stopped_when_the_study_never_starts(tmp_path):
     """--workers N starts its worker processes before validating the space (to overlap their imports);
     a bad space file still exits 2 with one message, and leaves no worker or join file behind."""

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -227,6 +228,7 @@ class WorkerCommand(Command):
         parser.add_argument("--study", metavar="NAME", help="study name (required).")
         _add_store_options(parser)
         parser.add_argument("--join-file", metavar="PATH", help=argparse.SUPPRESS)  # from `study --workers N`
+        parser.add_argument("--deadline", type=float, help=argparse.SUPPRESS)  # time.time() of the study's --timeout
         parser.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: the study's).")
         parser.add_argument("--parent-run-id", metavar="ID", help="MLflow parent run to record trials under.")
         parser.add_argument("--recycle-after", type=int, metavar="TRIALS",
@@ -245,6 +247,7 @@ class WorkerCommand(Command):
             args.study, args.storage = info["study"], info["storage"]
             args.tracking_uri, args.parent_run_id = info["tracking_uri"], info["parent_run_id"]
             args.recycle_after, args.max_rss_mb = info["recycle_after"], info["max_rss_mb"]
+            args.deadline = args.deadline or info.get("deadline")
         if not args.study:
             raise ConfigError([Problem("--study", "study", "is required: the name of the study to join", value=None)])
         overrides: dict[str, Any] = {}
@@ -252,9 +255,14 @@ class WorkerCommand(Command):
             overrides["tracking_uri"] = args.tracking_uri
         if args.parent_run_id:
             overrides["parent_run_id"] = args.parent_run_id
+        timeout = None
+        if args.deadline is not None:
+            timeout = args.deadline - time.time()
+            if timeout <= 0:
+                return EXIT_OK  # the study's --timeout has passed: start nothing
         study = Study.from_storage(args.study, args.storage, **overrides)
         try:
-            study.run(max_trials=args.recycle_after, max_rss_mb=args.max_rss_mb)
+            study.run(max_trials=args.recycle_after, max_rss_mb=args.max_rss_mb, timeout=timeout)
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
         return EXIT_RECYCLE if study.stopped_for == "recycle" else EXIT_OK

@@ -131,6 +131,11 @@ def request_stop() -> None:
     _STOP.set()
 
 
+def stop_requested() -> bool:
+    """Whether :func:`request_stop` was called in this process."""
+    return _STOP.is_set()
+
+
 def _check_stop() -> None:
     if _STOP.is_set():
         raise KeyboardInterrupt
@@ -248,7 +253,8 @@ def _sqlite_wal(db: Path) -> None:
     Readers then never block the writer, and a commit costs one append instead of a journal round trip:
     ``trial.report`` plus ``should_prune`` went from 6.5 to 3.0 ms per epoch on this project's machine
     (``benchmarks/report_cost.py``). WAL needs a local file
-    system (not NFS); ``TUNER_SQLITE_WAL=0`` keeps SQLite's default rollback journal.
+    system (not NFS). With ``TUNER_SQLITE_WAL=0`` tuner leaves the journal mode alone: a new database
+    keeps SQLite's rollback journal; one already in WAL mode stays so until ``PRAGMA journal_mode=DELETE``.
     """
     import sqlite3
 
@@ -320,6 +326,7 @@ class Study:
             self.space.grid()
         self.directions = [objective_direction(m) for m in s.objective]
         self._optuna_study: Any = None
+        self._halted = False
         self._pruner_start: tuple[int, int] | None = None
         self.tracker: Any = None
         self.best_test: dict[str, float] | None = None
@@ -474,7 +481,7 @@ class Study:
             return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
         if url.startswith(("sqlite", "postgresql", "mysql")):
             engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-            wal = db is not None and os.environ.get("TUNER_SQLITE_WAL", "1") != "0"
+            wal = db is not None and "?" not in url and os.environ.get("TUNER_SQLITE_WAL", "1") != "0"
             if wal:
                 _sqlite_wal(db)
             self._heartbeat = True
@@ -576,6 +583,7 @@ class Study:
         study = self.optuna_study
         self._record_target(target)
         self.stopped_for = None
+        self._halted = False
         missing = target - self.n_finished()
         self._start_tracking()
         status = "FINISHED"
@@ -608,6 +616,9 @@ class Study:
 
             while True:
                 _check_stop()
+                if self._halted:
+                    self.stopped_for = "halted"
+                    break
                 if deadline is not None and time.monotonic() >= deadline:
                     self.stopped_for = "timeout"
                     break
@@ -648,6 +659,10 @@ class Study:
             finally:
                 gc.unfreeze()  # last (its clear_session collects): later work here collects this run's garbage
         return self
+
+    def halt(self) -> None:
+        """Stop :meth:`run` after the running trial (thread-safe; used by the workers' supervisor)."""
+        self._halted = True
 
     def _record_target(self, target: int) -> None:
         recipe = dict(self.optuna_study.user_attrs.get("tuner") or {})

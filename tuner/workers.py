@@ -114,8 +114,10 @@ class _Supervisor:
     """Starts, watches and restarts worker processes; reports every finished trial once."""
 
     def __init__(self, study: Any, n_workers: int, cmd: list[str], gpus: list[str], *, bar: Any,
-                 on_trial: Callable[[Any], None] | None) -> None:
+                 on_trial: Callable[[Any], None] | None, deadline: float | None = None) -> None:
         self.study = study
+        self.deadline = deadline  # time.time() after which no worker starts a trial (--timeout)
+        self.forwarded = False
         self.optuna_study = study.optuna_study
         self.target = study.settings.n_trials
         self.n_workers = n_workers
@@ -131,11 +133,15 @@ class _Supervisor:
 
     def start(self, i: int) -> None:
         self.starts[i] += 1
-        self.procs[i] = subprocess.Popen(self.cmd, env=worker_env(i, self.n_workers, gpus=self.gpus),
+        cmd = self.cmd + ([] if self.deadline is None else ["--deadline", repr(self.deadline)])
+        self.procs[i] = subprocess.Popen(cmd, env=worker_env(i, self.n_workers, gpus=self.gpus),
                                          start_new_session=True)
 
     def done(self) -> bool:
         return budget_counts(self.optuna_study)[0] >= self.target
+
+    def expired(self) -> bool:
+        return self.deadline is not None and time.time() >= self.deadline
 
     def report(self, report: Any) -> None:
         """Report one finished trial (a :class:`~tuner.results.TrialReport`) unless it was reported before."""
@@ -165,7 +171,9 @@ class _Supervisor:
                 del self.procs[i]
                 if code == 2:
                     raise RuntimeError(f"worker {i} stopped on a configuration error (exit 2); see its message above")
-                if not self.done() and code in (0, EXIT_RECYCLE, -signal.SIGKILL, -signal.SIGTERM, 1, -signal.SIGSEGV):
+                if self.done() or self.expired() or self.forwarded:
+                    continue
+                if code in (0, EXIT_RECYCLE, -signal.SIGKILL, -signal.SIGTERM, 1, -signal.SIGSEGV):
                     if self.starts[i] > 3 * max(1, self.target) + 5:
                         raise RuntimeError(f"worker {i} keeps exiting (last exit code {code})")
                     if code not in (0, EXIT_RECYCLE):
@@ -173,18 +181,37 @@ class _Supervisor:
                     self.start(i)
 
     def watch(self, stop: threading.Event, poll_seconds: float) -> None:
-        """The background loop while this process runs trials itself; an error is kept for the caller."""
+        """The background loop while this process runs trials itself.
+
+        A stop request (Ctrl-C) is forwarded to the workers at once. An error (a worker that fails on its
+        configuration or keeps dying) is logged, kept for the caller, and halts this process's trials after
+        the running one.
+        """
+        from tuner.study import stop_requested
+
         while not stop.wait(poll_seconds):
             try:
+                if stop_requested():
+                    self.forward_interrupt()
                 if self.procs:
                     self.check()
                     self.report_new()
-            except BaseException as err:  # raised in the main thread once its trials are done
+            except BaseException as err:  # raised in the main thread once its trial is done
+                _logger.error("%s; stopping after the running trial", err)
                 self.error = err
+                self.study.halt()
                 return
 
+    def forward_interrupt(self) -> None:
+        """Send SIGINT to the workers once: each fails its running trial as ``interrupted`` and exits."""
+        if not self.forwarded:
+            self.forwarded = True
+            self.signal_all(signal.SIGINT)
+
     def signal_all(self, sig: int) -> None:
-        for proc in self.procs.values():
+        with self.lock:
+            procs = list(self.procs.values())
+        for proc in procs:
             if proc.poll() is None:
                 proc.send_signal(sig)
 
@@ -209,15 +236,22 @@ class EarlyWorkers:
             self.cmd.append("-q")
         self.gpus = visible_gpus()
         self.procs: dict[int, subprocess.Popen] = {}
-        for i in range(1, n_workers):
-            self.procs[i] = subprocess.Popen(self.cmd, env=worker_env(i, n_workers, gpus=self.gpus),
-                                             start_new_session=True)
         self.adopted = False
+        try:
+            for i in range(1, n_workers):
+                env = worker_env(i, n_workers, gpus=self.gpus)
+                env["TUNER_SUPERVISOR_PID"] = str(os.getpid())
+                self.procs[i] = subprocess.Popen(self.cmd, env=env, start_new_session=True)
+        except BaseException:
+            self.cancel()
+            raise
 
-    def write_join_file(self, study: Any, *, recycle_after: int | None, max_rss_mb: float | None) -> None:
+    def write_join_file(self, study: Any, *, recycle_after: int | None, max_rss_mb: float | None,
+                        deadline: float | None) -> None:
         s = study.settings
         info = {"study": s.study_name, "storage": s.storage, "tracking_uri": s.tracking_uri,
-                "parent_run_id": s.parent_run_id, "recycle_after": recycle_after, "max_rss_mb": max_rss_mb}
+                "parent_run_id": s.parent_run_id, "recycle_after": recycle_after, "max_rss_mb": max_rss_mb,
+                "deadline": deadline}
         part = self.join_file.with_suffix(".part")
         part.write_text(json.dumps(info))
         part.replace(self.join_file)  # atomic: a worker never reads half a file
@@ -241,12 +275,12 @@ class EarlyWorkers:
 
 def read_join_file(path: str | os.PathLike[str], *, timeout: float = 3600.0, poll: float = 0.1) -> dict[str, Any] | None:
     """Wait for a join file (see :class:`EarlyWorkers`) and return its contents; None when the process
-    that started this worker is gone or ``timeout`` passed."""
+    that started this worker is gone (or its join folder), or ``timeout`` passed."""
     path = Path(path)
-    parent = os.getppid()
+    parent = int(os.environ.get("TUNER_SUPERVISOR_PID") or os.getppid())
     deadline = time.monotonic() + timeout
     while not path.exists():
-        if os.getppid() != parent or time.monotonic() > deadline:
+        if os.getppid() != parent or not path.parent.exists() or time.monotonic() > deadline:
             return None
         time.sleep(poll)
     return json.loads(path.read_text())
@@ -291,10 +325,11 @@ def run_workers(study: Any, n_workers: int, *, recycle_after: int | None = 50, m
 
         bar = tqdm(total=max(0, s.n_trials - budget_counts(study.optuna_study)[0]), desc=f"study {s.study_name}",
                    unit="trial", file=sys.stderr, dynamic_ncols=True)
+    deadline = None if s.timeout is None else time.time() + s.timeout
     if early is not None:
-        early.write_join_file(study, recycle_after=recycle_after, max_rss_mb=max_rss_mb)
+        early.write_join_file(study, recycle_after=recycle_after, max_rss_mb=max_rss_mb, deadline=deadline)
         cmd, gpus = early.cmd, early.gpus  # restarts join through the same file
-    sup = _Supervisor(study, n_workers, cmd, gpus, bar=bar, on_trial=on_trial)
+    sup = _Supervisor(study, n_workers, cmd, gpus, bar=bar, on_trial=on_trial, deadline=deadline)
     try:
         if early is not None:
             early.adopted = True
@@ -315,7 +350,7 @@ def run_workers(study: Any, n_workers: int, *, recycle_after: int | None = 50, m
                 watcher.join()
             if sup.error is not None:
                 raise sup.error
-            if study.stopped_for == "recycle" and not sup.done():
+            if study.stopped_for == "recycle" and not sup.done() and not sup.expired():
                 sup.start(0)
         while sup.procs:
             time.sleep(poll_seconds)
@@ -324,7 +359,7 @@ def run_workers(study: Any, n_workers: int, *, recycle_after: int | None = 50, m
         sup.report_new()
     except KeyboardInterrupt:
         status = "KILLED"
-        sup.signal_all(signal.SIGINT)
+        sup.forward_interrupt()
         for proc in sup.procs.values():
             try:
                 proc.wait(timeout=60)
