@@ -1,4 +1,4 @@
-"""Which ``steps_per_execution`` and ``jit_compile`` make small models train fastest on CPU (issue 8.2).
+"""Which ``steps_per_execution``, ``jit_compile`` and data input make small models train fastest on CPU (issue 8.2).
 
     python benchmarks/fast_defaults.py            # TensorFlow and JAX, digits and mnist1d, batch 32 and 64:
                                                   # ~7 min on 2 idle cores, ~12 min at load 4
@@ -6,9 +6,15 @@
 
 Every cell is ``tuner.train_model`` on the default-ish 2x64 MLP as a study runs it (the gap on, the study's
 per-batch stop callback ``tuner.study._StopCallback`` added; ``patience: 0``), with ``steps_per_execution``
-in {1, 8, 32} and ``jit_compile`` in {false, true} passed in its parameters. The default cell is also run
-without the stop callback: under JAX a callback with ``on_train_batch_end`` turns off Keras's asynchronous
-batch-end dispatch, so every step waits for its result.
+in {1, 8, 32} and ``jit_compile`` in {false, true} passed in its parameters. The default cell (``spe`` 32 since
+the second session, ``jit_compile`` auto) is also run without the stop callback, to show what it costs (it
+checks at batch begin: a callback with ``on_train_batch_end`` would turn off Keras's asynchronous batch-end
+dispatch under JAX, so that every step waited for its result).
+
+Data input (TensorFlow only, a bare ``model.fit`` of the same model and compile settings, gap off): the
+in-memory NumPy arrays a study passes (the datasets are loaded once per worker and kept in memory) against a
+``tf.data`` pipeline over the same arrays (``from_tensor_slices``, shuffle, batch, prefetch), the usual
+alternative; under JAX, NumPy arrays only (``tf.data`` needs TensorFlow).
 Each backend runs in its own subprocess (``KERAS_BACKEND``); inside it the cells run in an order that
 rotates every repeat, after one dropped warm-up fit per dataset. Figures are medians over repeats:
 
@@ -38,7 +44,56 @@ import _common as C
 CONFIGS = [(spe, jit) for jit in (False, True) for spe in (1, 8, 32)]
 
 
-def child(args: argparse.Namespace) -> list[dict[str, Any]]:
+def default_spe() -> int:
+    from tuner.knobs import KNOBS
+
+    return int(KNOBS["steps_per_execution"].default)
+
+
+def input_rows(args: argparse.Namespace, keras: Any, datasets: dict[str, Any]) -> list[dict[str, Any]]:
+    """Bare fits from NumPy arrays vs from a tf.data pipeline (TensorFlow only)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from tuner.model_builder import build_model, resolve_loss
+    from tuner.optimizers import build_optimizer
+    from tuner.training import _targets, prepare_data
+
+    raw: dict[tuple, list[dict[str, float]]] = {}
+    for rep in range(args.repeats):
+        for name, ds in datasets.items():
+            for batch in args.batch_sizes:
+                params = {"n_layers": 2, "units": 64, "batch_size": batch, "epochs": args.epochs, "patience": 0}
+                data = prepare_data(ds, params)
+                loss = resolve_loss(params, ds.task)
+                y = _targets(data.y_train, ds.task, loss, data.n_classes)
+                steps = max(1, int(np.ceil(len(data.x_train) / batch)))
+                kinds = ["numpy", "tf.data"] if rep % 2 == 0 else ["tf.data", "numpy"]
+                for kind in kinds:
+                    keras.utils.set_random_seed(0)
+                    model = build_model(params, data.input_shape, task=ds.task, n_outputs=data.n_outputs)
+                    model.compile(optimizer=build_optimizer(params, steps_per_epoch=steps, epochs=args.epochs),
+                                  loss=loss, metrics=["accuracy"], jit_compile=False,
+                                  steps_per_execution=default_spe())
+                    timer = C.EpochTimer()
+                    if kind == "numpy":
+                        model.fit(data.x_train, y, batch_size=batch, epochs=args.epochs, shuffle=True, verbose=0,
+                                  callbacks=[timer])
+                    else:
+                        pipe = (tf.data.Dataset.from_tensor_slices((data.x_train, y))
+                                .shuffle(len(y), seed=0, reshuffle_each_iteration=True)
+                                .batch(batch).prefetch(tf.data.AUTOTUNE))
+                        model.fit(pipe, epochs=args.epochs, verbose=0, callbacks=[timer])
+                    raw.setdefault((name, batch, kind), []).append(
+                        {"ep1_s": timer.times[0], "epoch_ms": 1000 * C.median(timer.times[1:]),
+                         "cpu_ms": 1000 * C.median(timer.cpu_times[1:]), "load1": C.load1()})
+                    keras.backend.clear_session()
+    return [{"dataset": name, "batch": batch, "input": kind, "spe": default_spe(),
+             **{k: C.median([r[k] for r in runs]) for k in ("ep1_s", "epoch_ms", "cpu_ms", "load1")}}
+            for (name, batch, kind), runs in raw.items()]
+
+
+def child(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
     """Measure every cell in this process (one backend); return the rows."""
     keras = C.quiet_keras()
 
@@ -69,7 +124,7 @@ def child(args: argparse.Namespace) -> list[dict[str, Any]]:
     cells = [(name, batch, spe, jit, True) for name in args.datasets for batch in args.batch_sizes
              for spe, jit in CONFIGS]
     # the same default cell without the study's per-batch stop callback, to show what that callback costs
-    cells += [(name, batch, 1, default_jit, False) for name in args.datasets for batch in args.batch_sizes]
+    cells += [(name, batch, default_spe(), default_jit, False) for name in args.datasets for batch in args.batch_sizes]
     eager = backend == "jax"
     raw: dict[tuple, list[dict[str, float]]] = {c: [] for c in cells}
     for rep in range(args.repeats):
@@ -104,7 +159,8 @@ def child(args: argparse.Namespace) -> list[dict[str, Any]]:
                      "cpu_ms": C.median([r["cpu_ms"] for r in runs]),
                      "trial20_s": ep1 + 19 * epoch_ms / 1000, "val_acc": runs[-1]["val_acc"],
                      "epochs": runs[-1]["epochs"], "n": len(runs), "load1": C.median([r["load1"] for r in runs])})
-    return rows
+    inputs = input_rows(args, keras, datasets) if backend == "tensorflow" else []
+    return {"rows": rows, "inputs": inputs}
 
 
 def main() -> None:
@@ -128,6 +184,7 @@ def main() -> None:
 
     info = C.machine()
     rows: list[dict[str, Any]] = []
+    inputs: list[dict[str, Any]] = []
     for backend in args.backends:
         cmd = [sys.executable, __file__, "--child", "--datasets", *args.datasets, "--batch-sizes",
                *map(str, args.batch_sizes), "--epochs", str(args.epochs), "--repeats", str(args.repeats),
@@ -137,7 +194,9 @@ def main() -> None:
         proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
         if proc.returncode != 0:
             sys.exit(f"{backend} failed with exit code {proc.returncode}")
-        rows.extend(json.loads(proc.stdout.strip().splitlines()[-1]))
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        rows.extend(out["rows"])
+        inputs.extend(out["inputs"])
         print(f"# {backend}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
 
     all_rows, rows = rows, [r for r in rows if r["stop_cb"]]
@@ -147,7 +206,7 @@ def main() -> None:
                    ("jit", "jit"), ("ep1_s", "ep1 s"), ("epoch_ms", "ms/epoch"), ("cpu_ms", "cpu ms/ep"),
                    ("gap_ms", "gap ms"),
                    ("trial20_s", "20-ep s"), ("val_acc", "val_acc"), ("n", "n"), ("load1", "load1")])
-    print("\nfastest 20-epoch fit per backend, dataset and batch (vs the current default: spe 1, jit auto)")
+    print(f"\nfastest 20-epoch fit per backend, dataset and batch (vs spe 1, Keras's default; tuner's is {default_spe()})")
     best_rows = []
     for key in sorted({(r["backend"], r["dataset"], r["batch"]) for r in rows}):
         group = [r for r in rows if (r["backend"], r["dataset"], r["batch"]) == key]
@@ -160,7 +219,7 @@ def main() -> None:
                           "speedup": default["trial20_s"] / best["trial20_s"] if default else None})
     C.table(best_rows, [("backend", "backend"), ("dataset", "dataset"), ("batch", "batch"), ("best", "fastest"),
                         ("best_s", "20-ep s"), ("default_s", "default 20-ep s"), ("speedup", "speed-up")])
-    print("\nthe study's per-batch stop callback (tuner.study._StopCallback, on_train_batch_end) at the defaults")
+    print("\nthe study's per-batch stop callback (tuner.study._StopCallback, on_train_batch_begin) at the defaults")
     cb_rows = []
     for r in (r for r in all_rows if not r["stop_cb"]):
         twin = next(x for x in rows if all(x[k] == r[k] for k in ("backend", "dataset", "batch", "spe", "jit")))
@@ -173,11 +232,15 @@ def main() -> None:
                       ("jit", "jit"), ("without_ms", "ms/epoch without"), ("with_ms", "with"), ("pct", "extra %"),
                       ("without_cpu", "cpu ms without"), ("with_cpu", "cpu with"), ("cpu_pct", "cpu extra %"),
                       ("load1", "load1")])
+    if inputs:
+        print("\ndata input, TensorFlow, bare fit (gap off): in-memory NumPy arrays (what a study passes) vs tf.data")
+        C.table(inputs, [("dataset", "dataset"), ("batch", "batch"), ("input", "input"), ("spe", "spe"),
+                         ("ep1_s", "ep1 s"), ("epoch_ms", "ms/epoch"), ("cpu_ms", "cpu ms/ep"), ("load1", "load1")])
     print(f"\nload1 at end: {C.load1()}")
     if args.json:
         args.json.write_text(json.dumps({"machine": info, "settings": vars(args) | {"json": str(args.json)},
-                                         "rows": all_rows, "best": best_rows, "stop_callback": cb_rows}, indent=2,
-                                        default=str))
+                                         "rows": all_rows, "best": best_rows, "stop_callback": cb_rows,
+                                         "inputs": inputs}, indent=2, default=str))
 
 
 if __name__ == "__main__":

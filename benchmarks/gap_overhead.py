@@ -9,7 +9,7 @@ Two sides, trained alternately (A, B, A, B, ...) with the same model, optimizer,
 - **tuner**: ``tuner.train_model`` as a study runs it (gap on, default ``gap_subset`` 10,000), with
   ``patience: 0`` so that early stopping does not confound the figures;
 - **bare**: the same ``build_model`` / ``build_optimizer`` / ``compile`` as ``train_model``, then a plain
-  ``model.fit`` with no callback (gap off).
+  ``model.fit`` with no callback (gap off), fed as ``train_model`` feeds it (``tuner.training._fit_input``).
 
 Epoch 1 (tracing) is left out; each side's figure is the median epoch over the run, then the median over
 repeats. Because unpaired epoch times swing by 20-30 % on a shared 2-core machine, the callback is also
@@ -55,7 +55,7 @@ def main() -> None:
     from tuner.knobs import KNOBS
     from tuner.model_builder import build_model, resolve_loss
     from tuner.optimizers import build_optimizer, current_learning_rate
-    from tuner.training import _targets, prepare_data, train_model
+    from tuner.training import _fit_input, _targets, prepare_data, train_model
 
     # Time every HonestGap.on_epoch_end inside train_model without touching tuner's code.
     gap_times: list[tuple[float, float]] = []  # (wall, cpu) of each call
@@ -90,7 +90,7 @@ def main() -> None:
                               metrics=["accuracy"], jit_compile=keras.backend.backend() == "jax",
                               steps_per_execution=int(KNOBS["steps_per_execution"].default))  # as train_model
                 timer = C.EpochTimer()
-                model.fit(data.x_train, y_train, batch_size=batch, epochs=args.epochs, shuffle=True,
+                model.fit(**_fit_input(data.x_train, y_train, batch, 0, "auto"), epochs=args.epochs,
                           callbacks=[timer], verbose=0)
                 return timer.times, timer.cpu_times
 

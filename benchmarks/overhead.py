@@ -7,11 +7,12 @@ Sides, run alternately in one process (the order rotates every repeat) after one
 creates the Optuna and MLflow stores and is dropped:
 
 - ``bare``: seed, ``build_model``, ``compile`` (as ``train_model`` does, with the same
-  ``steps_per_execution``: the knob's default, 32), ``model.fit`` on the training split;
+  ``steps_per_execution``: the knob's default, 32), ``model.fit`` on the training split fed as
+  ``train_model`` feeds it (``tuner.training._fit_input``: a ``tf.data`` pipeline under TensorFlow);
 - ``bare+val``: the same with ``validation_data=`` the validation split (Keras's own per-epoch validation
   score, which any tuning loop needs for early stopping and pruning);
-- ``bare spe=1``: ``bare`` compiled with Keras's default ``steps_per_execution=1``, as most hand-written
-  loops are (what tuner's default buys);
+- ``bare spe=1``: ``bare`` compiled with Keras's default ``steps_per_execution=1`` and fed the NumPy
+  arrays, as most hand-written loops are (what tuner's defaults buy);
 - ``tuner``: ``Study(space with every value fixed, digits, StudySettings(n_trials=1, storage=SQLite in a
   temporary folder, tracking_uri=SQLite in the same folder))`` then ``run()`` - tracking and the gap on;
 - ``tuner-notrack``: the same with ``tracking_uri="none"`` (the gap stays on: the engine has no switch to
@@ -70,7 +71,7 @@ def main() -> None:
     from tuner.optimizers import build_optimizer
     from tuner.search_space import SearchSpace
     from tuner.study import Study, StudySettings
-    from tuner.training import _targets, prepare_data
+    from tuner.training import _fit_input, _targets, prepare_data
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     fixed = {"n_layers": 2, "units": args.units, "activation": "relu", "dropout": 0.1, "optimizer": "adam",
@@ -125,14 +126,14 @@ def main() -> None:
 
     spe = int(params["steps_per_execution"])
 
-    def bare(validation: bool, steps_per_execution: int = spe) -> dict[str, float]:
+    def bare(validation: bool, steps_per_execution: int = spe, pipeline: str = "auto") -> dict[str, float]:
         t, c = time.perf_counter(), time.process_time()
         keras.utils.set_random_seed(0)
         model = build_model(params, data.input_shape, task=dataset.task, n_outputs=data.n_outputs)
         model.compile(optimizer=build_optimizer(params, steps_per_epoch=steps, epochs=args.epochs), loss=loss,
                       metrics=["accuracy"], jit_compile=keras.backend.backend() == "jax",
                       steps_per_execution=steps_per_execution)
-        model.fit(data.x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, shuffle=True, verbose=0,
+        model.fit(**_fit_input(data.x_train, y_train, args.batch_size, 0, pipeline), epochs=args.epochs, verbose=0,
                   validation_data=(data.x_val, y_val) if validation else None)
         wall, cpu = time.perf_counter() - t, time.process_time() - c
         return {"trial_s": wall, "study_s": wall, "trial_cpu": cpu, "study_cpu": cpu}
@@ -156,7 +157,7 @@ def main() -> None:
         return {"trial_s": (trial.datetime_complete - trial.datetime_start).total_seconds(), "study_s": wall,
                 "trial_cpu": spent_cpu["(the whole objective)"], "study_cpu": cpu}
 
-    sides = {"bare": lambda: bare(False), "bare+val": lambda: bare(True), "bare spe=1": lambda: bare(False, 1),
+    sides = {"bare": lambda: bare(False), "bare+val": lambda: bare(True), "bare spe=1": lambda: bare(False, 1, "arrays"),
              "tuner": lambda: tuner(tracking), "tuner-notrack": lambda: tuner("none")}
     results: dict[str, list[dict[str, float]]] = {k: [] for k in sides}
     breakdown: dict[str, list[dict[str, float]]] = {k: [] for k in sides}
