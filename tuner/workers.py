@@ -67,6 +67,7 @@ def worker_env(index: int, n_workers: int, *, gpus: list[str] | None = None, bas
         env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
         env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
     env["TUNER_WORKER_INDEX"] = str(index)
+    env["TUNER_SUPERVISOR_PID"] = str(os.getpid())  # a worker waiting to join exits if this process goes
     return env
 
 
@@ -108,6 +109,15 @@ def share_this_process(n_workers: int, gpus: list[str] | None = None) -> None:
             tf.config.threading.set_inter_op_parallelism_threads(1)
         except (RuntimeError, AttributeError, ValueError):
             _logger.debug("TensorFlow's thread pools already exist: this process keeps its threads")
+
+
+def _wait_or_kill(procs: Any, *, timeout: float) -> None:
+    """Wait for each process to exit; kill one that is still running after ``timeout`` seconds."""
+    for proc in list(procs):
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 class _Supervisor:
@@ -239,9 +249,8 @@ class EarlyWorkers:
         self.adopted = False
         try:
             for i in range(1, n_workers):
-                env = worker_env(i, n_workers, gpus=self.gpus)
-                env["TUNER_SUPERVISOR_PID"] = str(os.getpid())
-                self.procs[i] = subprocess.Popen(self.cmd, env=env, start_new_session=True)
+                self.procs[i] = subprocess.Popen(self.cmd, env=worker_env(i, n_workers, gpus=self.gpus),
+                                                 start_new_session=True)
         except BaseException:
             self.cancel()
             raise
@@ -261,11 +270,7 @@ class EarlyWorkers:
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _wait_or_kill(self.procs.values(), timeout=30)
         self.procs.clear()
         self.cleanup()
 
@@ -360,11 +365,7 @@ def run_workers(study: Any, n_workers: int, *, recycle_after: int | None = 50, m
     except KeyboardInterrupt:
         status = "KILLED"
         sup.forward_interrupt()
-        for proc in sup.procs.values():
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _wait_or_kill(sup.procs.values(), timeout=60)
         sup.report_new()
         raise
     except BaseException:
