@@ -45,7 +45,7 @@ CONFIGS = [(spe, jit) for jit in (False, True) for spe in (1, 8, 32)]
 
 
 def default_spe() -> int:
-    from tuner.knobs import KNOBS
+    from tuner.space import KNOBS
 
     return int(KNOBS["steps_per_execution"].default)
 
@@ -55,9 +55,9 @@ def input_rows(args: argparse.Namespace, keras: Any, datasets: dict[str, Any]) -
     import numpy as np
     import tensorflow as tf
 
-    from tuner.model_builder import build_model, resolve_loss
-    from tuner.optimizers import build_optimizer
-    from tuner.training import _targets, prepare_data
+    from tuner.model import build_model, resolve_loss
+    from tuner.model import build_optimizer
+    from tuner.training._train import _targets, prepare_data
 
     raw: dict[tuple, list[dict[str, float]]] = {}
     for rep in range(args.repeats):
@@ -97,8 +97,8 @@ def child(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
     """Measure every cell in this process (one backend); return the rows."""
     keras = C.quiet_keras()
 
-    from tuner import gap as gap_module
-    from tuner.datasets import load_dataset
+    from tuner.training import _gap as gap_module
+    from tuner.data import load_dataset
     from tuner.training import train_model
 
     gap_times: list[float] = []
@@ -118,7 +118,7 @@ def child(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
         train_model({"epochs": 2, "patience": 0}, ds)
         keras.backend.clear_session()
 
-    from tuner.study import _StopCallback
+    from tuner.study._study import _StopCallback
 
     default_jit = backend == "jax"
     cells = [(name, batch, spe, jit, True) for name in args.datasets for batch in args.batch_sizes

@@ -50,12 +50,12 @@ def main() -> None:
     keras = C.quiet_keras()
     import numpy as np
 
-    from tuner import gap as gap_module
-    from tuner.datasets import load_dataset
-    from tuner.knobs import KNOBS
-    from tuner.model_builder import build_model, resolve_loss
-    from tuner.optimizers import build_optimizer, current_learning_rate
-    from tuner.training import _fit_input, _targets, prepare_data, train_model
+    from tuner.training import _gap as gap_module
+    from tuner.data import load_dataset
+    from tuner.space import KNOBS
+    from tuner.model import build_model, resolve_loss
+    from tuner.model._optimizers import build_optimizer, current_learning_rate
+    from tuner.training._train import _fit_input, _targets, prepare_data, train_model
 
     # Time every HonestGap.on_epoch_end inside train_model without touching tuner's code.
     gap_times: list[tuple[float, float]] = []  # (wall, cpu) of each call

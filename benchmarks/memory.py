@@ -142,8 +142,8 @@ def main() -> None:
         args.json = args.json.resolve()
 
     C.quiet_keras()
-    from tuner.study import Study, StudySettings, rss_mb
-    from tuner.workers import run_workers
+    from tuner.study._study import Study, StudySettings, rss_mb
+    from tuner.study import run_workers
 
     info = C.machine()
     tmp = Path(tempfile.mkdtemp(prefix="tuner-memory-"))
@@ -237,8 +237,8 @@ def main() -> None:
         import keras
         import optuna
 
-        from tuner.datasets import load_dataset
-        from tuner.search_space import load_space
+        from tuner.data import load_dataset
+        from tuner.space import load_space
         from tuner.training import train_model
 
         space = load_space(args.space).with_fixed(fixed)

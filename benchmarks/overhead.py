@@ -62,16 +62,16 @@ def main() -> None:
     import numpy as np
     import optuna
 
-    from tuner import gap as gap_module
-    from tuner import study as study_module
-    from tuner import tracking as tracking_module
-    from tuner import training as training_module
-    from tuner.datasets import load_dataset
-    from tuner.model_builder import build_model, resolve_loss
-    from tuner.optimizers import build_optimizer
-    from tuner.search_space import SearchSpace
+    from tuner.training import _gap as gap_module
+    from tuner.study import _study as study_module
+    from tuner.tracking import _mlflow as tracking_module
+    from tuner.training import _train as training_module
+    from tuner.data import load_dataset
+    from tuner.model import build_model, resolve_loss
+    from tuner.model import build_optimizer
+    from tuner.space import SearchSpace
     from tuner.study import Study, StudySettings
-    from tuner.training import _fit_input, _targets, prepare_data
+    from tuner.training._train import _fit_input, _targets, prepare_data
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     fixed = {"n_layers": 2, "units": args.units, "activation": "relu", "dropout": 0.1, "optimizer": "adam",

@@ -139,10 +139,10 @@ def child_kt(args: argparse.Namespace) -> dict[str, Any]:
     import keras_tuner as kt
 
     from tuner import build_model, load_dataset
-    from tuner.gap import primary_metric
-    from tuner.knobs import KNOBS
-    from tuner.model_builder import resolve_loss
-    from tuner.optimizers import build_optimizer
+    from tuner.training import primary_metric
+    from tuner.space import KNOBS
+    from tuner.model import resolve_loss
+    from tuner.model import build_optimizer
     from tuner.training import prepare_data
 
     space = _space(args)
@@ -213,14 +213,14 @@ def child_kt(args: argparse.Namespace) -> dict[str, Any]:
 def child_tuner(args: argparse.Namespace) -> dict[str, Any]:
     """One tuner study (1 or 2 workers), tracking on; returns its figures."""
     if args.child != "tuner":  # as `tuner study --workers 2`: this process takes worker 0's thread share first
-        from tuner.workers import share_this_process
+        from tuner.study import share_this_process
 
         share_this_process(2)
     C.quiet_keras()
     import optuna
 
     import tuner
-    from tuner.workers import run_workers
+    from tuner.study import run_workers
 
     space = _space(args)
     here = Path.cwd().as_posix()

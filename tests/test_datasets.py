@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from tuner import datasets
-from tuner.datasets import BUILTIN, Dataset, list_datasets, load_dataset, scale
+from tuner.data import _datasets as datasets
+from tuner.data import BUILTIN, Dataset, list_datasets, load_dataset, scale
 from tuner.errors import ConfigError, DataError
 
 HAS_PARQUET = any(importlib.util.find_spec(m) is not None for m in ("pyarrow", "fastparquet"))
@@ -98,7 +98,7 @@ def check_consistent(ds: Dataset) -> None:
 
 def test_import_is_light_and_listing_is_static() -> None:
     code = (
-        "import sys, tuner.datasets as d\n"
+        "import sys, tuner.data as d\n"
         "names = [x['name'] for x in d.list_datasets()]\n"
         "heavy = [m for m in ('tensorflow', 'keras', 'pandas', 'sklearn', 'mnist1d') if m in sys.modules]\n"
         "print(names, heavy)\n"

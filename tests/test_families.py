@@ -30,13 +30,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tuner.augmentation import RandomShift, augmentation_layers
-from tuner.datasets import as_view, keras_cache_dir, load_dataset, resolve_view
+from tuner.model import RandomShift, augmentation_layers
+from tuner.data import as_view, keras_cache_dir, load_dataset, resolve_view
 from tuner.errors import ConfigError, DataError, SpaceError
-from tuner.gap import evaluate_split
-from tuner.knobs import KNOBS, reference_markdown
-from tuner.model_builder import build_model
-from tuner.search_space import SearchSpace, load_space
+from tuner.training import evaluate_split
+from tuner.space import KNOBS, reference_markdown
+from tuner.model import build_model
+from tuner.space import SearchSpace, load_space
 from tuner.study import Study, StudySettings
 from tuner.training import prepare_data, train_model
 
@@ -518,7 +518,7 @@ def test_per_layer_knobs_of_the_families() -> None:
 def test_readme_knob_tables_are_generated_from_the_knobs() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("**Architecture**"):readme.index("### Worked example")].strip() + "\n"
-    assert section == reference_markdown(), "regenerate with: python -c 'from tuner.knobs import " \
+    assert section == reference_markdown(), "regenerate with: python -c 'from tuner.space import " \
                                             "reference_markdown; print(reference_markdown())'"
 
 
@@ -658,7 +658,7 @@ JAX_SCRIPT = textwrap.dedent("""
     import json
     import keras
     import numpy as np
-    from tuner.model_builder import build_model
+    from tuner.model import build_model
 
     rng = np.random.default_rng(0)
     out = {"backend": keras.backend.backend(), "losses": {}}

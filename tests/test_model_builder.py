@@ -25,9 +25,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tuner.errors import ConfigError
-from tuner.knobs import KNOBS
-from tuner.model_builder import build_model
-from tuner.search_space import SearchSpace, load_space
+from tuner.space import KNOBS
+from tuner.model import build_model
+from tuner.space import SearchSpace, load_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -334,7 +334,7 @@ JAX_SCRIPT = textwrap.dedent("""
     import json
     import keras
     import numpy as np
-    from tuner.model_builder import build_model
+    from tuner.model import build_model
 
     params = {"n_layers": 2, "units": 16, "batch_norm": "before", "bn_momentum": 0.9, "dropout": 0.2,
               "kernel_regularizer": "l2", "kernel_l2": 1e-3}

@@ -20,13 +20,13 @@ from mlflow import MlflowClient
 from scipy.stats import spearmanr
 
 from tuner import SearchSpace
-from tuner.cli import COMMANDS, main
+from tuner.cli._commands import COMMANDS, main
 from tuner.errors import ConfigError
-from tuner.plots import log_trial_plots, metric_history, plot_learning_curves
-from tuner.report_command import ReportCommand, SelectCommand
-from tuner.reports import (build_report, clear_selection, gap_analysis, param_importances, pareto_front,
+from tuner.report import log_trial_plots, metric_history, plot_learning_curves
+from tuner.cli import ReportCommand, SelectCommand
+from tuner.report import (build_report, clear_selection, gap_analysis, param_importances, pareto_front,
                            select_trial)
-from tuner.results import StudyResults, load_study_results
+from tuner.study import StudyResults, load_study_results
 from tuner.study import Study, StudySettings
 
 # Until the CLI registers them itself (harmless afterwards).
@@ -332,8 +332,8 @@ def test_terminal_report_shows_tables_sentences_and_the_test_score(report):
 
 @pytest.mark.slow
 def test_report_runs_in_a_later_process_from_the_stores_alone_without_tensorflow(report):
-    code = ("import sys, json; from tuner.cli import COMMANDS, main; "
-            "from tuner.report_command import ReportCommand; COMMANDS['report'] = ReportCommand; "
+    code = ("import sys, json; from tuner.cli._commands import COMMANDS, main; "
+            "from tuner.cli._report import ReportCommand; COMMANDS['report'] = ReportCommand; "
             f"rc = main(['report', 'rep', '--storage', {report['storage']!r}, '--json']); "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow imported'; "
             "sys.exit(rc)")

@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from tuner.errors import ConfigError, SpaceError
-from tuner.knobs import KNOBS
-from tuner.search_space import SPACES_DIR, SearchSpace, load_space, shipped_spaces
+from tuner.space import KNOBS
+from tuner.space import SPACES_DIR, SearchSpace, load_space, shipped_spaces
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

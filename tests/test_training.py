@@ -8,11 +8,11 @@ import keras
 import numpy as np
 import pytest
 
-from tuner.datasets import load_dataset
-from tuner.diagnosis import DiagnosisRules, baseline_score, diagnose
+from tuner.data import load_dataset
+from tuner.training import DiagnosisRules, baseline_score, diagnose
 from tuner.errors import ConfigError, NonFiniteLoss
-from tuner.gap import HonestGap
-from tuner.model_builder import build_model
+from tuner.training import HonestGap
+from tuner.model import build_model
 from tuner.training import evaluate_test, prepare_data, train_model
 
 
@@ -115,8 +115,8 @@ def test_regression_reports_mae_and_r2_skill():
 def test_gap_losses_from_functions_and_loss_objects_match_evaluate(loss):
     """keras.losses.get() gives a per-example function for "huber" but a batch-reducing Loss object for
     "Huber": the honest train and validation losses must equal Keras's own evaluation either way."""
-    from tuner.model_builder import resolve_loss
-    from tuner.training import _targets
+    from tuner.model import resolve_loss
+    from tuner.training._train import _targets
 
     diabetes = load_dataset("diabetes")
     params = {"epochs": 2, "patience": 0, "loss": loss}

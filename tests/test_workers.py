@@ -17,9 +17,9 @@ import pytest
 from mlflow import MlflowClient
 
 from tuner import SearchSpace
-from tuner.budget import budget_counts
+from tuner.study import budget_counts
 from tuner.study import Study, StudySettings
-from tuner.workers import run_workers, worker_env
+from tuner.study import run_workers, worker_env
 
 TINY = {
     "name": "tiny",
@@ -207,7 +207,7 @@ def test_a_killed_worker_is_detected_by_heartbeat_and_its_trial_retried(tmp_path
     assert all(t.state.name == "COMPLETE" for t in loaded.trials if t.number != victim.number)
     run = MlflowClient(tracking).get_run(victim.user_attrs["mlflow_run_id"])
     assert run.info.status == "FAILED" and "worker died" in run.data.tags["fail_reason"]
-    from tuner.results import StudyResults
+    from tuner.study import StudyResults
 
     reports = {r.number: r for r in StudyResults(loaded).trials()}
     assert "worker died" in reports[victim.number].fail_reason

@@ -9,13 +9,9 @@ from typing import Any
 import keras
 from keras import ops
 
-from tuner.knobs import KNOBS
+from tuner.space import KNOBS, knob_value
 
 __all__ = ["build_optimizer", "build_schedule", "LinearWarmup"]
-
-
-def _get(params: Mapping[str, Any], name: str) -> Any:
-    return params.get(name, KNOBS[name].default)
 
 
 @keras.saving.register_keras_serializable(package="tuner")
@@ -55,25 +51,25 @@ def build_schedule(params: Mapping[str, Any], *, steps_per_epoch: int, epochs: i
     ``decay_steps`` defaults to one epoch for exponential and inverse-time decay and to the whole run
     (after warm-up) for linear and cosine decay.
     """
-    lr = float(_get(params, "learning_rate"))
-    kind = _get(params, "lr_schedule")
-    warmup_steps = int(round(float(_get(params, "warmup_epochs")) * steps_per_epoch))
+    lr = float(knob_value(params, "learning_rate"))
+    kind = knob_value(params, "lr_schedule")
+    warmup_steps = int(round(float(knob_value(params, "warmup_epochs")) * steps_per_epoch))
     total = max(1, steps_per_epoch * epochs - warmup_steps)
-    decay_steps = _get(params, "decay_steps")
+    decay_steps = knob_value(params, "decay_steps")
     schedules = keras.optimizers.schedules
     if kind == "constant":
         after = None
     elif kind == "exponential":
-        after = schedules.ExponentialDecay(lr, int(decay_steps or steps_per_epoch), float(_get(params, "decay_rate")),
-                                           staircase=bool(_get(params, "staircase")))
+        after = schedules.ExponentialDecay(lr, int(decay_steps or steps_per_epoch), float(knob_value(params, "decay_rate")),
+                                           staircase=bool(knob_value(params, "staircase")))
     elif kind == "inverse_time":
-        after = schedules.InverseTimeDecay(lr, int(decay_steps or steps_per_epoch), float(_get(params, "decay_rate")),
-                                           staircase=bool(_get(params, "staircase")))
+        after = schedules.InverseTimeDecay(lr, int(decay_steps or steps_per_epoch), float(knob_value(params, "decay_rate")),
+                                           staircase=bool(knob_value(params, "staircase")))
     elif kind == "linear":
         after = schedules.PolynomialDecay(lr, int(decay_steps or total), end_learning_rate=lr * float(
-            _get(params, "end_lr_factor")), power=1.0)
+            knob_value(params, "end_lr_factor")), power=1.0)
     elif kind == "cosine":
-        after = schedules.CosineDecay(lr, int(decay_steps or total), alpha=float(_get(params, "end_lr_factor")))
+        after = schedules.CosineDecay(lr, int(decay_steps or total), alpha=float(knob_value(params, "end_lr_factor")))
     else:  # validated by the space; a direct caller gets a clear message
         raise ValueError(f"Received an invalid value for `lr_schedule`. Received: lr_schedule={kind!r}")
     if warmup_steps > 0:
@@ -87,18 +83,18 @@ def build_optimizer(params: Mapping[str, Any], *, steps_per_epoch: int, epochs: 
     Options the chosen optimizer does not take (``momentum`` for adam, ``nesterov`` for rmsprop) are
     left out.
     """
-    name = _get(params, "optimizer")
+    name = knob_value(params, "optimizer")
     cls = type(keras.optimizers.get(name))
     accepted = set(inspect.signature(cls.__init__).parameters)
     config: dict[str, Any] = {"learning_rate": build_schedule(params, steps_per_epoch=steps_per_epoch, epochs=epochs)}
     if "momentum" in accepted and name.lower() in ("sgd", "rmsprop"):
-        config["momentum"] = float(_get(params, "momentum"))
+        config["momentum"] = float(knob_value(params, "momentum"))
     if "nesterov" in accepted:
-        config["nesterov"] = bool(_get(params, "nesterov"))
-    weight_decay = _get(params, "weight_decay")
+        config["nesterov"] = bool(knob_value(params, "nesterov"))
+    weight_decay = knob_value(params, "weight_decay")
     if weight_decay is not None:
         config["weight_decay"] = float(weight_decay)
-    clipnorm = _get(params, "clipnorm")
+    clipnorm = knob_value(params, "clipnorm")
     if clipnorm is not None:
         config["clipnorm"] = float(clipnorm)
     return cls(**config)

@@ -30,11 +30,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from tuner.errors import ConfigError, Problem
-from tuner.knobs import FAMILIES, KNOBS
+from tuner.space import FAMILIES, KNOBS, knob_value, TASKS
 
 __all__ = ["build_model", "layer_value", "output_activation", "resolve_loss", "check_task_fit", "TASKS"]
 
-TASKS = ("binary", "multiclass", "regression")
 _TASK_LOSS = {"binary": "binary_crossentropy", "multiclass": "sparse_categorical_crossentropy", "regression": "mse"}
 _TASK_OUTPUT = {"binary": "sigmoid", "multiclass": "softmax", "regression": "linear"}
 _CLASSIFICATION_LOSSES = {
@@ -55,18 +54,14 @@ def layer_value(params: Mapping[str, Any], name: str, layer: int) -> Any:
     return params.get(name, KNOBS[name].default)
 
 
-def _get(params: Mapping[str, Any], name: str) -> Any:
-    return params.get(name, KNOBS[name].default)
-
-
 def output_activation(params: Mapping[str, Any], task: str) -> str:
-    act = _get(params, "output_activation")
+    act = knob_value(params, "output_activation")
     return _TASK_OUTPUT[task] if act == "auto" else act
 
 
 def resolve_loss(params: Mapping[str, Any], task: str) -> str:
     """The loss name for ``task``: the knob's value, or the one the task implies when it is ``auto``."""
-    loss = _get(params, "loss")
+    loss = knob_value(params, "loss")
     return _TASK_LOSS[task] if loss == "auto" else loss
 
 
@@ -102,10 +97,10 @@ def check_task_fit(params: Mapping[str, Any], task: str, *, source: str = "param
 def _regularizer(params: Mapping[str, Any], prefix: str) -> Any:
     import keras
 
-    kind = _get(params, f"{prefix}_regularizer")
+    kind = knob_value(params, f"{prefix}_regularizer")
     if kind in (None, "none"):
         return None
-    l1, l2 = float(_get(params, f"{prefix}_l1")), float(_get(params, f"{prefix}_l2"))
+    l1, l2 = float(knob_value(params, f"{prefix}_l1")), float(knob_value(params, f"{prefix}_l2"))
     regularizers = keras.regularizers
     return {"l1": lambda: regularizers.L1(l1), "l2": lambda: regularizers.L2(l2),
             "l1_l2": lambda: regularizers.L1L2(l1=l1, l2=l2)}[kind]()
@@ -141,12 +136,12 @@ def build_model(params: Mapping[str, Any], input_shape: tuple[int, ...], *, task
     """
     import keras
 
-    from tuner.augmentation import augmentation_layers
+    from tuner.model._augmentation import augmentation_layers
 
     if task not in TASKS:
         raise ConfigError([Problem("build_model", "task", f"must be one of {list(TASKS)}", value=task)])
     check_task_fit(params, task)
-    family = _get(params, "family")
+    family = knob_value(params, "family")
     input_shape = tuple(int(d) for d in input_shape)
     _check_family_fit(family, input_shape)
     augment = augmentation_layers(params, input_shape)
@@ -172,8 +167,8 @@ def build_model(params: Mapping[str, Any], input_shape: tuple[int, ...], *, task
     outputs = keras.layers.Dense(
         n_outputs,
         activation=keras.activations.get(output_activation(params, task)),
-        kernel_initializer=keras.initializers.get(_get(params, "kernel_initializer")),
-        bias_initializer=keras.initializers.get(_get(params, "bias_initializer")),
+        kernel_initializer=keras.initializers.get(knob_value(params, "kernel_initializer")),
+        bias_initializer=keras.initializers.get(knob_value(params, "bias_initializer")),
         kernel_regularizer=_regularizer(params, "kernel"),
         bias_regularizer=_regularizer(params, "bias"),
         dtype="float32",
@@ -200,7 +195,7 @@ def _check_family_fit(family: str, input_shape: tuple[int, ...]) -> None:
 def _input_dropout(params: Mapping[str, Any], x: Any) -> Any:
     import keras
 
-    rate = float(_get(params, "input_dropout"))
+    rate = float(knob_value(params, "input_dropout"))
     return keras.layers.Dropout(rate, name="input_dropout")(x) if rate > 0 else x
 
 
@@ -208,8 +203,8 @@ def _dense_kwargs(params: Mapping[str, Any]) -> dict[str, Any]:
     """Initializers and penalties shared by dense, convolution and recurrent layers."""
     import keras
 
-    return {"kernel_initializer": keras.initializers.get(_get(params, "kernel_initializer")),
-            "bias_initializer": keras.initializers.get(_get(params, "bias_initializer")),
+    return {"kernel_initializer": keras.initializers.get(knob_value(params, "kernel_initializer")),
+            "bias_initializer": keras.initializers.get(knob_value(params, "bias_initializer")),
             "kernel_regularizer": _regularizer(params, "kernel"),
             "bias_regularizer": _regularizer(params, "bias"),
             "activity_regularizer": _regularizer(params, "activity")}
@@ -219,7 +214,7 @@ def _normalized_activation(params: Mapping[str, Any], x: Any, suffix: Any, activ
     """``[BN before] -> Activation -> [BN after]``, the layers named ``bn_<suffix>`` and ``act_<suffix>``."""
     import keras
 
-    bn = _get(params, "batch_norm")
+    bn = knob_value(params, "batch_norm")
     if bn == "before":
         x = _batch_norm(params, suffix)(x)
     x = keras.layers.Activation(keras.activations.get(activation), name=f"act_{suffix}")(x)
@@ -231,7 +226,7 @@ def _normalized_activation(params: Mapping[str, Any], x: Any, suffix: Any, activ
 def _mlp_blocks(params: Mapping[str, Any], x: Any) -> Any:
     import keras
 
-    for i in range(1, int(_get(params, "n_layers")) + 1):
+    for i in range(1, int(knob_value(params, "n_layers")) + 1):
         x = keras.layers.Dense(int(layer_value(params, "units", i)), activation=None, **_dense_kwargs(params),
                                name=f"dense_{i}")(x)
         x = _normalized_activation(params, x, i, layer_value(params, "activation", i))
@@ -249,10 +244,10 @@ def _conv_blocks(params: Mapping[str, Any], x: Any, *, rank: int) -> Any:
     pools = {"max": keras.layers.MaxPooling2D if two_d else keras.layers.MaxPooling1D,
              "average": keras.layers.AveragePooling2D if two_d else keras.layers.AveragePooling1D}
     spatial = keras.layers.SpatialDropout2D if two_d else keras.layers.SpatialDropout1D
-    pooling = _get(params, "pooling")
-    spatial_rate = float(_get(params, "spatial_dropout"))
-    kernel_size = int(_get(params, "kernel_size"))
-    for i in range(1, int(_get(params, "n_layers")) + 1):
+    pooling = knob_value(params, "pooling")
+    spatial_rate = float(knob_value(params, "spatial_dropout"))
+    kernel_size = int(knob_value(params, "kernel_size"))
+    for i in range(1, int(knob_value(params, "n_layers")) + 1):
         x = conv(int(layer_value(params, "conv_filters", i)), kernel_size, padding="same", activation=None,
                  **_dense_kwargs(params), name=f"conv_{i}")(x)
         x = _normalized_activation(params, x, i, layer_value(params, "activation", i))
@@ -263,7 +258,7 @@ def _conv_blocks(params: Mapping[str, Any], x: Any, *, rank: int) -> Any:
         rate = float(layer_value(params, "dropout", i))
         if rate > 0:
             x = keras.layers.Dropout(rate, name=f"dropout_{i}")(x)
-    how = _get(params, "global_pooling")
+    how = knob_value(params, "global_pooling")
     if how == "flatten":
         return keras.layers.Flatten(name="flatten")(x)
     if how == "average":
@@ -275,15 +270,15 @@ def _conv_blocks(params: Mapping[str, Any], x: Any, *, rank: int) -> Any:
 def _recurrent_layers(params: Mapping[str, Any], x: Any) -> Any:
     import keras
 
-    cell = _get(params, "cell")
+    cell = knob_value(params, "cell")
     layer_class = keras.layers.LSTM if cell == "lstm" else keras.layers.GRU
-    n = int(_get(params, "n_layers"))
+    n = int(knob_value(params, "n_layers"))
     if n == 0:
         return keras.layers.Flatten(name="flatten")(x)
     kwargs = _dense_kwargs(params)
     kwargs["recurrent_regularizer"] = _regularizer(params, "kernel")  # the kernel penalty covers both kernels
-    bidirectional = bool(_get(params, "bidirectional"))
-    recurrent_rate = float(_get(params, "recurrent_dropout"))
+    bidirectional = bool(knob_value(params, "bidirectional"))
+    recurrent_rate = float(knob_value(params, "recurrent_dropout"))
     for i in range(1, n + 1):
         layer = layer_class(int(layer_value(params, "rnn_units", i)), dropout=float(layer_value(params, "dropout", i)),
                             recurrent_dropout=recurrent_rate, return_sequences=i < n, **kwargs,
@@ -298,12 +293,12 @@ def _head(params: Mapping[str, Any], x: Any) -> Any:
     """The dense layer between the convolution or recurrent layers and the output (cnn, rnn)."""
     import keras
 
-    units = int(_get(params, "head_units"))
+    units = int(knob_value(params, "head_units"))
     if units == 0:
         return x
     x = keras.layers.Dense(units, activation=None, **_dense_kwargs(params), name="head")(x)
-    x = _normalized_activation(params, x, "head", layer_value(params, "activation", int(_get(params, "n_layers"))))
-    rate = float(_get(params, "head_dropout"))
+    x = _normalized_activation(params, x, "head", layer_value(params, "activation", int(knob_value(params, "n_layers"))))
+    rate = float(knob_value(params, "head_dropout"))
     if rate > 0:
         x = keras.layers.Dropout(rate, name="head_dropout")(x)
     return x
@@ -312,5 +307,5 @@ def _head(params: Mapping[str, Any], x: Any) -> Any:
 def _batch_norm(params: Mapping[str, Any], i: Any) -> Any:
     import keras
 
-    return keras.layers.BatchNormalization(momentum=float(_get(params, "bn_momentum")),
-                                           epsilon=float(_get(params, "bn_epsilon")), name=f"bn_{i}")
+    return keras.layers.BatchNormalization(momentum=float(knob_value(params, "bn_momentum")),
+                                           epsilon=float(knob_value(params, "bn_epsilon")), name=f"bn_{i}")

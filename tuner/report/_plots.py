@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner._logging import get_logger
+from tuner.metrics import headline_metric
 
 __all__ = ["PlotFile", "PlotSet", "VERDICT_COLORS", "plot_learning_curves", "metric_history", "log_trial_plots",
            "trial_plots", "study_plots", "log_plots", "plot_gap_vs_knobs", "regularization_knobs"]
@@ -266,7 +267,7 @@ def trial_plots(results: Any, client: Any, out_dir: str | Path, *, trials: Seque
 
 def regularization_knobs(names: Sequence[str]) -> list[str]:
     """The parameter names among ``names`` whose knob is a regularization knob (``dropout_2`` counts)."""
-    from tuner.knobs import KNOBS
+    from tuner.space import KNOBS
 
     out = []
     for name in names:
@@ -279,7 +280,7 @@ def regularization_knobs(names: Sequence[str]) -> list[str]:
 def _study_metric(results: Any) -> str | None:
     desc = results.study.user_attrs.get("dataset_description") or {}
     if desc.get("task"):
-        return "mae" if desc["task"] == "regression" else "accuracy"
+        return headline_metric(desc["task"])
     for t in results.study.get_trials(deepcopy=False):
         for k in (t.user_attrs.get("metrics") or {}):
             if k.startswith("val_") and k != "val_loss":

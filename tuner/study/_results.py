@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from tuner._store import default_storage, sqlite_path
 from tuner.errors import ConfigError, Problem
 
 __all__ = ["StudyResults", "TrialReport", "load_study_results"]
@@ -134,10 +135,8 @@ def load_study_results(study_name: str, *, storage: str | None = None) -> StudyR
     """
     import optuna
 
-    from tuner.study import default_storage
-
     url = storage or default_storage()
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+    if sqlite_path(url) is not None and not sqlite_path(url).exists():
         raise ConfigError([Problem(url, "", "no study store here (run `python -m tuner study` first, or pass "
                                    "--storage)", has_value=False)])
     optuna.logging.set_verbosity(optuna.logging.ERROR)

@@ -15,12 +15,12 @@ from typing import Any
 import keras
 import numpy as np
 
-from tuner.datasets import Dataset, as_view, resolve_view, scale
-from tuner.diagnosis import Diagnosis, DiagnosisRules, diagnose
-from tuner.gap import HonestGap, evaluate_split, primary_metric
-from tuner.knobs import KNOBS
-from tuner.model_builder import build_model, check_task_fit, resolve_loss
-from tuner.optimizers import build_optimizer
+from tuner.data import Dataset, as_view, resolve_view, scale
+from tuner.training._diagnosis import Diagnosis, DiagnosisRules, diagnose
+from tuner.training._gap import HonestGap, evaluate_split, primary_metric
+from tuner.space import KNOBS, knob_value
+from tuner.model import build_model, check_task_fit, resolve_loss
+from tuner.model import build_optimizer
 
 __all__ = ["train_model", "evaluate_test", "TrainResult", "prepare_data", "ModelBuilder"]
 
@@ -71,10 +71,6 @@ class TrainResult:
                 "wall_time": self.wall_time, "n_params": self.n_params, "stopped_early": self.stopped_early}
 
 
-def _get(params: Mapping[str, Any], name: str) -> Any:
-    return params.get(name, KNOBS[name].default)
-
-
 def prepare_data(dataset: Dataset, params: Mapping[str, Any]) -> Dataset:
     """The dataset scaled as ``params['scaling']`` asks and shaped as ``params['view']`` asks.
 
@@ -85,8 +81,8 @@ def prepare_data(dataset: Dataset, params: Mapping[str, Any]) -> Dataset:
     Raises:
         DataError: when the data has no shape for the view or family asked for, naming the parameter.
     """
-    view = resolve_view(dataset, _get(params, "view"), _get(params, "family"))
-    kind = _get(params, "scaling")
+    view = resolve_view(dataset, knob_value(params, "view"), knob_value(params, "family"))
+    kind = knob_value(params, "scaling")
     scaled = dataset
     if dataset.scaling != kind:
         cache = dataset.__dict__.setdefault("_scaled_cache", {})
@@ -163,20 +159,20 @@ def train_model(params: Mapping[str, Any], dataset: Dataset, *, seed: int = 0,
     keras.utils.set_random_seed(seed)
     build = builder or build_model
     previous_policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(_get(params, "precision"))
+    keras.config.set_dtype_policy(knob_value(params, "precision"))
     try:
         model = build(params, data.input_shape, task=task, n_outputs=data.n_outputs)
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
-    batch_size = int(_get(params, "batch_size"))
-    epochs = int(_get(params, "epochs"))
+    batch_size = int(knob_value(params, "batch_size"))
+    epochs = int(knob_value(params, "epochs"))
     steps_per_epoch = max(1, int(np.ceil(len(data.x_train) / batch_size)))
     metric = primary_metric(task)
-    jit = _get(params, "jit_compile")
+    jit = knob_value(params, "jit_compile")
     if jit is None:
         jit = keras.backend.backend() == "jax"
-    spe = int(_get(params, "steps_per_execution"))
+    spe = int(knob_value(params, "steps_per_execution"))
     if keras.backend.backend() == "torch":  # Keras's torch trainer runs one step per call only
         spe = 1
     model.compile(optimizer=build_optimizer(params, steps_per_epoch=steps_per_epoch, epochs=epochs),
@@ -188,7 +184,7 @@ def train_model(params: Mapping[str, Any], dataset: Dataset, *, seed: int = 0,
         x_sub, y_sub = x_sub[idx], y_sub[idx]
     gap = HonestGap((x_sub, y_sub), (data.x_val, y_val), loss=loss, task=task)
     all_callbacks: list[Any] = [gap]
-    patience = int(_get(params, "patience"))
+    patience = int(knob_value(params, "patience"))
     stopper = None
     if patience > 0:
         stopper = keras.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=patience,
@@ -197,7 +193,7 @@ def train_model(params: Mapping[str, Any], dataset: Dataset, *, seed: int = 0,
     all_callbacks.extend(callbacks)
 
     start = time.perf_counter()
-    model.fit(**_fit_input(data.x_train, y_train, batch_size, seed, _get(params, "data_pipeline")), epochs=epochs,
+    model.fit(**_fit_input(data.x_train, y_train, batch_size, seed, knob_value(params, "data_pipeline")), epochs=epochs,
               callbacks=all_callbacks, verbose=verbose)
     wall = time.perf_counter() - start
 

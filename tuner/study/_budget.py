@@ -14,19 +14,9 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BudgetLock", "budget_counts", "sqlite_path", "journal_path"]
+from tuner._store import journal_path, sqlite_path
 
-
-def sqlite_path(url: str) -> Path | None:
-    if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///"):])
-    return None
-
-
-def journal_path(url: str) -> Path | None:
-    if url.startswith("journal:"):
-        return Path(url[len("journal:"):].removeprefix("//"))
-    return None
+__all__ = ["BudgetLock", "budget_counts"]
 
 
 class BudgetLock:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["Knob", "KNOBS", "check_value", "reference_markdown"]
+__all__ = ["Knob", "KNOBS", "check_value", "reference_markdown", "knob_value", "TASKS", "SCALINGS", "CATEGORICAL", "FAMILIES",
+           "VIEWS"]
 
 Check = Callable[[Any], "str | None"]
 
@@ -101,10 +102,12 @@ _optimizer_name.domain = "any name `keras.optimizers.get()` knows"  # type: igno
 REGULARIZER_KINDS = ("none", "l1", "l2", "l1_l2")
 BN_PLACEMENTS = ("off", "before", "after")
 SCHEDULES = ("constant", "exponential", "inverse_time", "linear", "cosine")
+TASKS = ("binary", "multiclass", "regression")
 SCALINGS = ("standard", "minmax", "none")
+CATEGORICAL = ("error", "onehot")  # what a file's text columns become: refused, or one-hot encoded
 OUTPUT_ACTIVATIONS = ("auto", "softmax", "sigmoid", "linear")
 FAMILIES = ("mlp", "cnn", "rnn")
-VIEWS = ("auto", "flat", "image", "sequence")
+VIEWS = ("auto", "flat", "image", "sequence")  # "auto": the family's natural view of the data
 POOLINGS = ("max", "average", "none")
 GLOBAL_POOLINGS = ("flatten", "average", "max")
 CELLS = ("lstm", "gru")
@@ -231,7 +234,7 @@ _knobs: list[Knob] = [
          _options(*SCALINGS), group="training"),
     Knob("view", "str", "auto", "Shape the model sees: flat (one vector), image (H, W, C) or sequence (T, F); auto "
          "keeps the data's own shape for mlp and picks image, else sequence, for cnn and sequence for rnn (see "
-         "tuner.datasets.as_view).", _options(*VIEWS), group="training"),
+         "tuner.data._datasets.as_view).", _options(*VIEWS), group="training"),
     Knob("jit_compile", "bool", None, "Compile the train step with XLA; null (auto) compiles under JAX and not under "
          "TensorFlow or torch, where compiling costs more than it saves for small models.", nullable=True,
          group="training"),
@@ -293,3 +296,8 @@ def reference_markdown() -> str:
             out.append(f"| {name} | {kind} | {_markdown_default(knob.default)} | {domain} | {knob.doc} |")
         out.append("")
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def knob_value(params: Mapping[str, Any], name: str) -> Any:
+    """The value of knob ``name`` in resolved parameters, or the knob's default when the space leaves it out."""
+    return params.get(name, KNOBS[name].default)

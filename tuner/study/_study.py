@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from tuner._logging import get_logger
+from tuner._store import default_storage, default_tracking_uri, journal_path, sqlite_path
 from tuner.errors import ConfigError, Problem, TrialFailed
-from tuner.budget import budget_counts
-from tuner.results import StudyResults, TrialReport
+from tuner.metrics import direction, headline_metric
+from tuner.study._budget import budget_counts
+from tuner.study._results import StudyResults, TrialReport
 
 __all__ = ["Study", "StudySettings", "TrialReport", "create_study", "run_study", "SAMPLERS", "PRUNERS",
            "default_storage", "objective_direction"]
@@ -36,17 +38,7 @@ PRUNERS = ("median", "hyperband", "successive_halving", "percentile", "none")
 DEFAULT_N_TRIALS = 12
 
 
-def default_storage(store: Path = Path("mlruns")) -> str:
-    """The default Optuna storage: ``sqlite:///mlruns/optuna.db``."""
-    return f"sqlite:///{store.as_posix()}/optuna.db"
-
-
-def objective_direction(metric: str) -> str:
-    """``maximize`` for accuracy-like metrics, ``minimize`` for losses, errors and gaps."""
-    name = metric.split("_", 1)[-1] if metric.startswith(("val_", "train_")) else metric
-    if metric.startswith("gap_"):
-        return "minimize"
-    return "maximize" if name in ("accuracy",) else "minimize"
+objective_direction = direction  # the public name the study API has always had
 
 
 @dataclasses.dataclass
@@ -105,7 +97,7 @@ class StudySettings:
             problems.append(Problem("--n-trials", "n_trials", "must be a positive integer", value=self.n_trials))
         if self.timeout is not None and not self.timeout > 0:
             problems.append(Problem("--timeout", "timeout", "must be a positive number of seconds", value=self.timeout))
-        metric = "mae" if task == "regression" else "accuracy"
+        metric = headline_metric(task)
         allowed = {f"{p}_{m}" for p in ("val", "gap", "train") for m in ("loss", metric)}
         if task == "regression":
             allowed |= {"val_rmse", "gap_rmse", "train_rmse"}
@@ -182,8 +174,6 @@ class _StaleTrialHandler:
         if run_id and self.tracking_uri != "none":
             try:
                 from mlflow import MlflowClient
-
-                from tuner.tracking import default_tracking_uri
 
                 client = MlflowClient(tracking_uri=self.tracking_uri or default_tracking_uri())
                 client.set_tag(run_id, "state", "failed")
@@ -287,9 +277,9 @@ class Study:
     def __init__(self, space: Any = "default", dataset: Any = "digits", settings: StudySettings | None = None, *,
                  builder: Callable[..., Any] | None = None, fixed: Mapping[str, Any] | None = None,
                  dataset_options: Mapping[str, Any] | None = None, **overrides: Any) -> None:
-        from tuner.datasets import load_dataset
-        from tuner.model_builder import check_task_fit
-        from tuner.search_space import SearchSpace, load_space
+        from tuner.data import load_dataset
+        from tuner.model import check_task_fit
+        from tuner.space import SearchSpace, load_space
 
         self.space = space if isinstance(space, SearchSpace) else load_space(space)
         if fixed:
@@ -343,8 +333,8 @@ class Study:
         Raises:
             ConfigError: when the study does not exist, or was created from an in-memory dataset.
         """
-        from tuner.results import load_study_results
-        from tuner.search_space import SearchSpace
+        from tuner.study._results import load_study_results
+        from tuner.space import SearchSpace
 
         url = storage or default_storage()
         study = load_study_results(study_name, storage=url).study
@@ -367,7 +357,7 @@ class Study:
 
     def _check_views(self) -> None:
         """Every family/view the space can pick must fit the data, before any trial runs."""
-        from tuner.datasets import as_view, resolve_view
+        from tuner.data import as_view, resolve_view
 
         for family in self._possible("family"):
             for view in self._possible("view"):
@@ -376,7 +366,7 @@ class Study:
                     as_view(self.dataset, resolved)
 
     def _possible(self, name: str) -> list[Any]:
-        from tuner.knobs import KNOBS
+        from tuner.space import KNOBS
 
         p = self.space.params.get(name)
         if p is None:
@@ -467,7 +457,6 @@ class Study:
         """The Optuna storage; RDB storages get heartbeats, so a dead worker's trial is failed and retried."""
         import optuna
 
-        from tuner.budget import journal_path, sqlite_path
 
         s = self.settings
         url = s.storage
@@ -572,7 +561,7 @@ class Study:
         """
         import optuna
 
-        from tuner.budget import BudgetLock
+        from tuner.study._budget import BudgetLock
 
         # Optuna logs each failed trial with a traceback at WARNING; our own line names the reason.
         debug = get_logger("tuner").isEnabledFor(10)
@@ -783,7 +772,7 @@ class Study:
         return values[0] > max(done) if self.directions[0] == "maximize" else values[0] < min(done)
 
     def _keep_best_model(self, number: int, model: Any) -> None:
-        from tuner.tracking import save_model_tmp
+        from tuner.tracking._mlflow import save_model_tmp
 
         if self._best_model_path:
             Path(self._best_model_path).unlink(missing_ok=True)

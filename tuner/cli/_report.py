@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tuner.cli import EXIT_FAILURE, EXIT_OK, Command, _add_store_options, _fmt, _print_json
+from tuner.cli._commands import EXIT_FAILURE, EXIT_OK, Command, _add_store_options, _fmt, _print_json
 
 __all__ = ["ReportCommand", "SelectCommand"]
 
@@ -32,7 +32,7 @@ class ReportCommand(Command):
     name = "report"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        from tuner.reports import IMPORTANCE_EVALUATORS
+        from tuner.report import IMPORTANCE_EVALUATORS
 
         parser.add_argument("study", metavar="STUDY", help="study name.")
         _add_store_options(parser)
@@ -55,9 +55,9 @@ class ReportCommand(Command):
                             help="inline (default: HTML works offline) or cdn (smaller files).")
 
     def take_action(self, args: argparse.Namespace) -> int:
-        from tuner.reports import build_report, make_plots, print_report, report_json, write_html
-        from tuner.results import load_study_results
-        from tuner.study import default_storage
+        from tuner.report import build_report, make_plots, print_report, report_json, write_html
+        from tuner.study import load_study_results
+        from tuner._store import default_storage
 
         storage = args.storage or default_storage()
         results = load_study_results(args.study, storage=storage)
@@ -99,7 +99,7 @@ class SelectCommand(Command):
     name = "select"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        from tuner.reports import SELECTION_RULES
+        from tuner.report import SELECTION_RULES
 
         parser.add_argument("study", metavar="STUDY", help="study name.")
         _add_store_options(parser)
@@ -109,8 +109,8 @@ class SelectCommand(Command):
         parser.add_argument("--json", action="store_true", help="print JSON.")
 
     def take_action(self, args: argparse.Namespace) -> int:
-        from tuner.reports import clear_selection, select_trial
-        from tuner.results import load_study_results
+        from tuner.report import clear_selection, select_trial
+        from tuner.study import load_study_results
 
         results = load_study_results(args.study, storage=args.storage)
         if results.counts()["complete"] == 0 and results.multi_objective:

@@ -16,7 +16,7 @@ length-40 sequences, images as sequences of rows, anything as flat vectors.
 
 Example:
 
->>> from tuner.datasets import load_dataset, scale
+>>> from tuner.data import load_dataset, scale
 >>> data = scale(load_dataset("iris", seed=0), "standard")
 >>> data.task, data.input_shape, data.n_outputs
 ('multiclass', (4,), 3)
@@ -41,15 +41,14 @@ from typing import Any
 import numpy as np
 
 from tuner.errors import DataError, Problem
+from tuner.space import CATEGORICAL, FAMILIES, SCALINGS, TASKS
+from tuner.space import VIEWS as CATALOGUE_VIEWS
 
 __all__ = ["BUILTIN", "KERAS_DATASETS", "VIEWS", "Dataset", "as_view", "keras_cache_dir", "list_datasets",
            "load_dataset", "resolve_view", "scale"]
 
 _logger = logging.getLogger(__name__)
 
-TASKS = ("binary", "multiclass", "regression")
-SCALINGS = ("standard", "minmax", "none")
-CATEGORICAL = ("error", "onehot")
 FILE_SUFFIXES = (".csv", ".parquet", ".npz")
 
 # A numeric target with more distinct values than this is taken as a regression target (task="auto").
@@ -1213,8 +1212,7 @@ def scale(dataset: Dataset, kind: str) -> Dataset:
 # --------------------------------------------------------------------------------------------------
 # Views: the shape a model family sees
 
-VIEWS = ("flat", "image", "sequence")
-FAMILIES = ("mlp", "cnn", "rnn")
+VIEWS = CATALOGUE_VIEWS[1:]  # the views a dataset can be shaped to ("auto" is resolved per family)
 
 # Example shapes of built-in datasets whose rows are flat but are really images or sequences.
 KNOWN_SHAPES: dict[str, dict[str, tuple[int, ...]]] = {
@@ -1310,7 +1308,7 @@ def as_view(dataset: Dataset, view: str) -> Dataset:
 
     Example:
 
-    >>> from tuner.datasets import as_view, load_dataset
+    >>> from tuner.data import as_view, load_dataset
     >>> as_view(load_dataset("digits"), "image").input_shape
     (8, 8, 1)
     """

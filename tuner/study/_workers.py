@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner._logging import get_logger
-from tuner.budget import budget_counts
+from tuner.study._budget import budget_counts
 
 __all__ = ["run_workers", "worker_env", "visible_gpus", "share_this_process", "EarlyWorkers", "read_join_file",
            "EXIT_RECYCLE"]
@@ -165,7 +165,7 @@ class _Supervisor:
                 self.on_trial(report)
 
     def report_new(self) -> None:
-        from tuner.results import TrialReport
+        from tuner.study._results import TrialReport
 
         for t in self.optuna_study.get_trials(deepcopy=False):
             if t.state.is_finished() and t.number not in self.seen:
@@ -197,7 +197,7 @@ class _Supervisor:
         configuration or keeps dying) is logged, kept for the caller, and halts this process's trials after
         the running one.
         """
-        from tuner.study import stop_requested
+        from tuner.study._study import stop_requested
 
         while not stop.wait(poll_seconds):
             try:

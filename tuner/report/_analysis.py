@@ -31,9 +31,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tuner._store import sqlite_path, tracking_beside
 from tuner.errors import ConfigError, Problem
-from tuner.plots import PlotSet, regularization_knobs
-from tuner.results import StudyResults, TrialReport
+from tuner.metrics import maximize
+from tuner.report._plots import PlotSet, regularization_knobs
+from tuner.study import StudyResults, TrialReport
 
 __all__ = ["StudyReport", "Importances", "KnobEffect", "GapAnalysis", "build_report", "param_importances",
            "gap_analysis", "select_trial", "clear_selection", "pareto_front", "make_plots", "print_report",
@@ -182,15 +184,9 @@ def _varying(trials: Sequence[Any]) -> list[str]:
 
 
 def _metric_of(results: StudyResults) -> str | None:
-    from tuner.plots import _study_metric
+    from tuner.report._plots import _study_metric
 
     return _study_metric(results)
-
-
-def _maximize(name: str) -> bool:
-    from tuner.study import objective_direction
-
-    return objective_direction(name) == "maximize"
 
 
 def _human(name: str) -> str:
@@ -220,12 +216,7 @@ def resolve_tracking_uri(storage: str, tracking_uri: str | None = None) -> str |
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if env:
         return env
-    if storage.startswith("sqlite:///"):
-        beside = Path(storage[len("sqlite:///"):]).parent / "mlflow.db"
-        if beside.exists():
-            return f"sqlite:///{beside.as_posix()}"
-    default = Path("mlruns") / "mlflow.db"
-    return f"sqlite:///{default.as_posix()}" if default.exists() else None
+    return tracking_beside(storage)
 
 
 def _mlflow_context(results: StudyResults, tracking_uri: str | None) -> dict[str, Any]:
@@ -235,7 +226,7 @@ def _mlflow_context(results: StudyResults, tracking_uri: str | None) -> dict[str
     if tracking_uri is None:
         info["note"] = "no MLflow store found (pass --tracking-uri): learning curves and artifacts are left out"
         return info
-    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).exists():
+    if sqlite_path(tracking_uri) is not None and not sqlite_path(tracking_uri).exists():
         info["note"] = f"no MLflow store at {tracking_uri}: learning curves and artifacts are left out"
         return info
     from mlflow import MlflowClient
@@ -422,7 +413,7 @@ def gap_analysis(results: StudyResults, *, gap: str = "gap_loss", validation: st
     metric = _metric_of(results)
     validation = validation or _validation_key(results, metric)
     val_name = _human(validation)
-    higher_better = _maximize(validation)
+    higher_better = maximize(validation)
     method = (f"Spearman rank correlation over complete trials (numeric knobs); median per choice with a "
               f"Kruskal-Wallis test (categorical knobs). Gap = {gap}; validation = {validation}.")
     complete = _complete(results.study)
@@ -727,7 +718,7 @@ def make_plots(report: StudyReport, results: StudyResults, out_dir: str | Path, 
             `"fanova"` and `0`.
         plotlyjs: ``"inline"`` or ``"cdn"`` for the HTML plots. Defaults to `"inline"`.
     """
-    from tuner.plots import log_plots, study_plots, trial_plots
+    from tuner.report._plots import log_plots, study_plots, trial_plots
 
     out_dir = Path(out_dir)
     selected = None

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tuner.errors import ConfigError, Problem
+from tuner.metrics import headline_metric
 
 __all__ = ["main"]
 
@@ -122,7 +123,7 @@ class StudyCommand(Command):
         parser.add_argument("--no-progress", action="store_true", help="no progress bar.")
 
     def take_action(self, args: argparse.Namespace) -> int:
-        from tuner.search_space import load_space, parse_override
+        from tuner.space import load_space, parse_override
         from tuner.study import StudySettings
 
         overrides = dict(parse_override(o) for o in args.overrides)
@@ -163,7 +164,7 @@ class StudyCommand(Command):
 
         try:
             show = not args.no_progress and not args.json
-            from tuner.workers import run_workers
+            from tuner.study import run_workers
 
             # this process is worker 0; --workers N starts N-1 more; recycling applies to every worker
             run_workers(study, args.workers, recycle_after=args.recycle_after, max_rss_mb=args.max_rss_mb,
@@ -194,7 +195,7 @@ def _print_summary(study: Any, *, as_json: bool) -> int:
         return EXIT_FAILURE
     sign = -1 if study.directions[0] == "maximize" else 1
     top = sorted(done, key=lambda t: sign * t.values[0])[:5]
-    metric = "mae" if study.dataset.task == "regression" else "accuracy"
+    metric = headline_metric(study.dataset.task)
     rows = [{"trial": t.number, s.objective[0]: t.values[0], f"train_{metric}": t.metrics.get(f"train_{metric}"),
              f"val_{metric}": t.metrics.get(f"val_{metric}"), f"gap_{metric}": t.metrics.get(f"gap_{metric}"),
              "gap_loss": t.metrics.get("gap_loss"), "verdict": t.verdict, "epoch": t.best_epoch} for t in top]
@@ -238,7 +239,7 @@ class WorkerCommand(Command):
 
     def take_action(self, args: argparse.Namespace) -> int:
         from tuner.study import Study
-        from tuner.workers import EXIT_RECYCLE, read_join_file
+        from tuner.study import EXIT_RECYCLE, read_join_file
 
         if args.join_file:  # started early by `study --workers N`: wait until that study exists
             info = read_join_file(args.join_file)
@@ -279,7 +280,7 @@ class BestCommand(Command):
         parser.add_argument("--json", action="store_true", help="print JSON.")
 
     def take_action(self, args: argparse.Namespace) -> int:
-        from tuner.results import load_study_results
+        from tuner.study import load_study_results
 
         results = load_study_results(args.study, storage=args.storage)
         best = results.best()
@@ -312,7 +313,7 @@ class SpacesCommand(Command):
         s.add_argument("file", metavar="FILE")
 
     def take_action(self, args: argparse.Namespace) -> int:
-        from tuner.search_space import load_space, shipped_spaces
+        from tuner.space import load_space, shipped_spaces
 
         if args.action == "list":
             for name, path in shipped_spaces().items():
@@ -343,7 +344,7 @@ class DatasetsCommand(Command):
         parser.add_argument("--json", action="store_true", help="print JSON.")
 
     def take_action(self, args: argparse.Namespace) -> int:
-        from tuner.datasets import list_datasets
+        from tuner.data import list_datasets
 
         rows = list_datasets(keras_datasets=True)
         if args.json:
@@ -366,7 +367,7 @@ class UiCommand(Command):
     def take_action(self, args: argparse.Namespace) -> int:
         import subprocess
 
-        from tuner.tracking import default_tracking_uri
+        from tuner._store import default_tracking_uri
 
         uri = args.tracking_uri or default_tracking_uri()
         cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
@@ -384,7 +385,7 @@ COMMANDS: dict[str, type[Command]] = {c.name: c for c in (StudyCommand, WorkerCo
 
 def _all_commands() -> dict[str, type[Command]]:
     """The built-in commands, and those defined in their own modules (imported here, after ``Command``)."""
-    from tuner.report_command import ReportCommand, SelectCommand
+    from tuner.cli._report import ReportCommand, SelectCommand
 
     for cls in (ReportCommand, SelectCommand):
         COMMANDS.setdefault(cls.name, cls)
@@ -419,7 +420,7 @@ def _install_interrupt_handler() -> None:
         if state["count"] > 1:
             os._exit(EXIT_INTERRUPTED)
         print("\ninterrupt: finishing up (press Ctrl-C again to exit at once)", file=sys.stderr)
-        from tuner.study import request_stop
+        from tuner.study._study import request_stop
 
         request_stop()
         raise KeyboardInterrupt
@@ -441,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "study" and args.workers > 1:
         # This process is worker 0: its thread share must be set before Keras starts its runtime (below).
         # The other workers start now, so that their imports overlap ours; they join once the study exists.
-        from tuner.workers import EarlyWorkers, share_this_process
+        from tuner.study import EarlyWorkers, share_this_process
 
         share_this_process(args.workers)
         early = args.early_workers = EarlyWorkers(args.workers, verbosity=verbosity)

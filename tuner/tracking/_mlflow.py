@@ -20,31 +20,16 @@ from typing import Any
 import keras
 
 from tuner._logging import get_logger
+from tuner._store import default_tracking_uri, local_store_dir
 
-__all__ = ["MlflowTracker", "EpochLogger", "default_tracking_uri", "DEFAULT_STORE"]
+__all__ = ["MlflowTracker", "EpochLogger", "save_model_tmp"]
 
 _logger = get_logger(__name__)
 
-DEFAULT_STORE = Path("mlruns")
 _MAX_METRICS_PER_BATCH = 1000
 _MAX_PARAMS_PER_BATCH = 100
 _MAX_PARAM_LENGTH = 6000
 STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED", "interrupted": "KILLED"}
-
-
-def default_tracking_uri(store: Path = DEFAULT_STORE) -> str:
-    """``MLFLOW_TRACKING_URI`` when set, else the SQLite store ``sqlite:///mlruns/mlflow.db``."""
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
-        return env
-    return f"sqlite:///{store.as_posix()}/mlflow.db"
-
-
-def _local_store_dir(uri: str) -> Path | None:
-    """The folder holding a local SQLite tracking database, where artifacts go beside it."""
-    if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///"):]).parent
-    return None
 
 
 def _param_value(value: Any) -> str:
@@ -72,7 +57,7 @@ class MlflowTracker:
         if "MLFLOW_LOGGING_LEVEL" not in os.environ:  # the first use of a store logs its migrations at INFO
             logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
         self.tracking_uri = tracking_uri or default_tracking_uri()
-        store = _local_store_dir(self.tracking_uri)
+        store = local_store_dir(self.tracking_uri)
         if store is not None:
             store.mkdir(parents=True, exist_ok=True)
         mlflow.set_tracking_uri(self.tracking_uri)
@@ -116,7 +101,7 @@ class MlflowTracker:
     def start_study(self, *, study_name: str, settings: Mapping[str, Any], space_yaml: str,
                     dataset: Mapping[str, Any]) -> str:
         run = self.client.create_run(self.experiment_id, run_name=f"{study_name} @ {time.strftime('%Y-%m-%d %H:%M:%S')}",
-                                     tags={"tuner.kind": "study", "tuner.study": study_name})
+                                     tags={"tuner.kind": "study", "tuner.study._study": study_name})
         self.parent_run_id = run.info.run_id
         self.log_params(self.parent_run_id, {k: v for k, v in settings.items() if v is not None})
         self.set_tags(self.parent_run_id, {"dataset": dataset.get("name", ""), "task": dataset.get("task", "")})
@@ -139,7 +124,7 @@ class MlflowTracker:
     # -- trial (child) runs ------------------------------------------------------------------
     def start_trial(self, number: int, params: Mapping[str, Any], *, study_name: str) -> str:
         tags = {"mlflow.parentRunId": self.parent_run_id, "optuna_trial_number": str(number),
-                "tuner.study": study_name, "tuner.kind": "trial", "state": "running"}
+                "tuner.study._study": study_name, "tuner.kind": "trial", "state": "running"}
         run = self.client.create_run(self.experiment_id, run_name=f"trial-{number}",
                                      tags={k: v for k, v in tags.items() if v is not None})
         self.log_params(run.info.run_id, params)

@@ -19,16 +19,12 @@ import numpy as np
 from keras import ops
 
 from tuner.errors import NonFiniteLoss
-from tuner.optimizers import current_learning_rate
+from tuner.metrics import HIGHER_IS_BETTER, headline_metric
+from tuner.model._optimizers import current_learning_rate
 
 __all__ = ["HonestGap", "evaluate_split", "primary_metric", "metric_functions", "HIGHER_IS_BETTER"]
 
-HIGHER_IS_BETTER = {"accuracy": True, "mae": False, "mse": False, "rmse": False, "loss": False}
-
-
-def primary_metric(task: str) -> str:
-    """The headline metric of a task: accuracy for classification, mean absolute error for regression."""
-    return "mae" if task == "regression" else "accuracy"
+primary_metric = headline_metric  # the name this module has always exported
 
 
 def _accuracy(task: str) -> Callable[[np.ndarray, np.ndarray], float]:

@@ -12,7 +12,7 @@ never what it is measured on.
 Example:
 
 >>> import keras
->>> from tuner.augmentation import augmentation_layers
+>>> from tuner.model import augmentation_layers
 >>> [layer.name for layer in augmentation_layers({"augment_rotation": 0.05, "augment_noise": 0.1}, (8, 8, 1))]
 ['augment_rotation', 'augment_noise']
 """
@@ -26,7 +26,7 @@ import keras
 from keras import ops
 
 from tuner.errors import ConfigError, Problem
-from tuner.knobs import KNOBS
+from tuner.space import KNOBS, knob_value
 
 __all__ = ["RandomShift", "augmentation_layers", "IMAGE_AUGMENTATIONS", "SEQUENCE_AUGMENTATIONS"]
 
@@ -98,10 +98,6 @@ class RandomShift(keras.layers.Layer):
         return {**super().get_config(), "factor": self.factor, "seed": self.seed}
 
 
-def _get(params: Mapping[str, Any], name: str) -> Any:
-    return params.get(name, KNOBS[name].default)
-
-
 def augmentation_layers(params: Mapping[str, Any], input_shape: tuple[int, ...], *,
                         source: str = "parameters") -> list[Any]:
     """The augmentation layers the ``augment_*`` knobs ask for, in the order they apply.
@@ -125,12 +121,12 @@ def augmentation_layers(params: Mapping[str, Any], input_shape: tuple[int, ...],
     rank = len(input_shape)
     problems = []
     for name in IMAGE_AUGMENTATIONS:
-        value = _get(params, name)
+        value = knob_value(params, name)
         if value not in (0, 0.0, "none") and rank != 3:
             problems.append(Problem(source, name, f"needs an image input (H, W, C) but the model's input has shape "
                                     f"{tuple(input_shape)}; set view: image (family cnn picks it for image data) or "
                                     f"turn it off", value=value))
-    shift = _get(params, "augment_shift")
+    shift = knob_value(params, "augment_shift")
     if shift > 0 and rank != 2:
         problems.append(Problem(source, "augment_shift", f"needs a sequence input (T, F) but the model's input has "
                                 f"shape {tuple(input_shape)}; set view: sequence or turn it off", value=shift))
@@ -139,26 +135,26 @@ def augmentation_layers(params: Mapping[str, Any], input_shape: tuple[int, ...],
 
     layers: list[Any] = []
     if rank == 3:
-        flip = _get(params, "augment_flip")
+        flip = knob_value(params, "augment_flip")
         if flip != "none":
             layers.append(keras.layers.RandomFlip(flip, name="augment_flip"))
-        rotation = float(_get(params, "augment_rotation"))
+        rotation = float(knob_value(params, "augment_rotation"))
         if rotation > 0:
             layers.append(keras.layers.RandomRotation(rotation, fill_mode="nearest", name="augment_rotation"))
-        zoom = float(_get(params, "augment_zoom"))
+        zoom = float(knob_value(params, "augment_zoom"))
         if zoom > 0:
             layers.append(keras.layers.RandomZoom(zoom, fill_mode="nearest", name="augment_zoom"))
-        translation = float(_get(params, "augment_translation"))
+        translation = float(knob_value(params, "augment_translation"))
         if translation > 0:
             layers.append(keras.layers.RandomTranslation(translation, translation, fill_mode="nearest",
                                                          name="augment_translation"))
-        contrast = float(_get(params, "augment_contrast"))
+        contrast = float(knob_value(params, "augment_contrast"))
         if contrast > 0:
             layers.append(keras.layers.RandomContrast((contrast, contrast), value_range=_NO_CLIP,
                                                       name="augment_contrast"))
     if rank == 2 and shift > 0:
         layers.append(RandomShift(float(shift), name="augment_shift"))
-    noise = float(_get(params, "augment_noise"))
+    noise = float(knob_value(params, "augment_noise"))
     if noise > 0:
         layers.append(keras.layers.GaussianNoise(noise, name="augment_noise"))
     return layers

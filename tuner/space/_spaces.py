@@ -36,14 +36,23 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from tuner.errors import Problem, SpaceError
-from tuner.knobs import KNOBS, check_value
+from tuner.space._catalogue import KNOBS, check_value
 
 if TYPE_CHECKING:
     import optuna
 
 __all__ = ["SearchSpace", "Param", "load_space", "shipped_spaces", "SPACES_DIR", "parse_override"]
 
-SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+
+
+def _spaces_dir() -> Path:
+    """The shipped spaces: ``tuner/search_spaces/`` in an installed wheel, ``search_spaces/`` in a checkout."""
+    package = Path(__file__).resolve().parent.parent
+    installed = package / "search_spaces"
+    return installed if installed.is_dir() else package.parent / "search_spaces"
+
+
+SPACES_DIR = _spaces_dir()
 _TOP_KEYS = ("name", "description", "parameters")
 _DIST_KEYS = ("type", "low", "high", "step", "log", "choices", "condition", "per_layer")
 _FIXED_KEYS = ("value", "condition", "per_layer")

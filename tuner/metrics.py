@@ -1,0 +1,36 @@
+"""Metric names: a task's headline metric and which way each metric is better.
+
+One definition for every stage: the study's objective directions, the report's sentences and the honest
+gap's sign all ask here.
+"""
+
+from __future__ import annotations
+
+__all__ = ["HIGHER_IS_BETTER", "headline_metric", "direction", "maximize", "base_name"]
+
+HIGHER_IS_BETTER = {"accuracy": True, "mae": False, "mse": False, "rmse": False, "loss": False}
+
+
+def headline_metric(task: str) -> str:
+    """The metric a task is judged by besides its loss: ``accuracy`` (classification) or ``mae`` (regression)."""
+    return "mae" if task == "regression" else "accuracy"
+
+
+def base_name(metric: str) -> str:
+    """``val_accuracy`` -> ``accuracy``; ``gap_loss`` -> ``loss``; other names are returned unchanged."""
+    for prefix in ("val_", "train_", "gap_", "test_", "best_", "final_"):
+        if metric.startswith(prefix):
+            return metric[len(prefix):]
+    return metric
+
+
+def direction(metric: str) -> str:
+    """``maximize`` for accuracy-like metrics, ``minimize`` for losses, errors and every gap."""
+    if metric.startswith("gap_"):
+        return "minimize"
+    return "maximize" if HIGHER_IS_BETTER.get(base_name(metric), False) else "minimize"
+
+
+def maximize(metric: str) -> bool:
+    """Whether a larger value of ``metric`` is better."""
+    return direction(metric) == "maximize"
