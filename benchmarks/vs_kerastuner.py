@@ -139,7 +139,7 @@ def child_kt(args: argparse.Namespace) -> dict[str, Any]:
     import keras_tuner as kt
 
     from tuner import build_model, load_dataset
-    from tuner.training import primary_metric
+    from tuner.metrics import headline_metric
     from tuner.space import KNOBS
     from tuner.model import resolve_loss
     from tuner.model import build_optimizer
@@ -172,7 +172,7 @@ def child_kt(args: argparse.Namespace) -> dict[str, Any]:
             if jit is None:
                 jit = keras.backend.backend() == "jax"
             model.compile(optimizer=build_optimizer(params, steps_per_epoch=steps_per_epoch, epochs=epochs),
-                          loss=resolve_loss(params, task), metrics=[primary_metric(task)], jit_compile=bool(jit),
+                          loss=resolve_loss(params, task), metrics=[headline_metric(task)], jit_compile=bool(jit),
                           steps_per_execution=int(knob(params, "steps_per_execution")))
             return model
 

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from tuner.data import _datasets as datasets
+from tuner.data import _builtin
 from tuner.data import BUILTIN, Dataset, list_datasets, load_dataset, scale
 from tuner.errors import ConfigError, DataError
 
@@ -38,9 +38,9 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own empty cache folder and an empty in-process mnist1d cache."""
     folder = tmp_path / "cache"
     monkeypatch.setenv("TUNER_CACHE_DIR", str(folder))
-    datasets._mnist1d_cached.cache_clear()
+    _builtin._mnist1d_cached.cache_clear()
     yield folder
-    datasets._mnist1d_cached.cache_clear()
+    _builtin._mnist1d_cached.cache_clear()
 
 
 @pytest.fixture
@@ -198,7 +198,7 @@ def test_mnist1d_generated_locally_and_cached_without_network(
 
     assert no_network == []
     np.testing.assert_array_equal(np.random.get_state()[1], before)  # make_dataset's reseeding is undone
-    assert ds.source == datasets.MNIST1D_SOURCE
+    assert ds.source == _builtin.MNIST1D_SOURCE
     assert len(ds.x_train) + len(ds.x_val) == 4000 and len(ds.x_val) == 800
     assert ds.x_test.shape == (1000, 40) and ds.input_shape == (40,)
     assert ds.n_classes == 10 and ds.n_outputs == 10
@@ -217,7 +217,7 @@ def test_mnist1d_generated_locally_and_cached_without_network(
         raise AssertionError("mnist1d was generated although the disk cache exists")
 
     monkeypatch.setattr(mnist1d.data, "make_dataset", must_not_generate)
-    datasets._mnist1d_cached.cache_clear()
+    _builtin._mnist1d_cached.cache_clear()
     again = load_dataset("mnist1d", seed=0)
     np.testing.assert_array_equal(again.x_train, ds.x_train)
     np.testing.assert_array_equal(again.y_val, ds.y_val)
@@ -227,7 +227,7 @@ def test_mnist1d_generated_locally_and_cached_without_network(
 
 
 def test_mnist1d_corrupt_cache_is_regenerated(no_network: list[object], cache_dir: Path) -> None:
-    cache_file = datasets._mnist1d_cache_file()
+    cache_file = _builtin._mnist1d_cache_file()
     cache_file.parent.mkdir(parents=True)
     cache_file.write_bytes(b"not an npz file")
     ds = load_dataset("mnist1d")

@@ -30,8 +30,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tuner.model import RandomShift, augmentation_layers
-from tuner.data import as_view, keras_cache_dir, load_dataset, resolve_view
+from tuner.model import RandomShift, as_view, augmentation_layers, resolve_view
+from tuner.data import keras_cache_dir, load_dataset
 from tuner.errors import ConfigError, DataError, SpaceError
 from tuner.training import evaluate_split
 from tuner.space import KNOBS, reference_markdown

@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 from scipy.stats import spearmanr
 
 from tuner import SearchSpace
-from tuner.cli._commands import COMMANDS, main
+from tuner.cli import COMMANDS, main
 from tuner.errors import ConfigError
 from tuner.report import log_trial_plots, metric_history, plot_learning_curves
 from tuner.cli import ReportCommand, SelectCommand
@@ -332,8 +332,8 @@ def test_terminal_report_shows_tables_sentences_and_the_test_score(report):
 
 @pytest.mark.slow
 def test_report_runs_in_a_later_process_from_the_stores_alone_without_tensorflow(report):
-    code = ("import sys, json; from tuner.cli._commands import COMMANDS, main; "
-            "from tuner.cli._report import ReportCommand; COMMANDS['report'] = ReportCommand; "
+    code = ("import sys, json; from tuner.cli import COMMANDS, main; "
+            "from tuner.cli import ReportCommand; COMMANDS['report'] = ReportCommand; "
             f"rc = main(['report', 'rep', '--storage', {report['storage']!r}, '--json']); "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow imported'; "
             "sys.exit(rc)")

@@ -277,3 +277,67 @@ def test_sigint_keeps_finished_trials_and_the_rerun_reaches_the_total(tmp_path):
     runs = client.search_runs([client.get_experiment_by_name("default-digits").experiment_id])
     assert all(r.info.status != "RUNNING" for r in runs)
     assert math.isfinite(study.best_value)
+
+
+# -- the tracker seam, the tracking life cycle, configuration errors in a trial ---------------------------
+TINY_SPACE = dict(SPACE, parameters={**SPACE["parameters"], "epochs": 1, "optimizer": "adam",
+                                      "learning_rate": 0.01})
+
+
+def test_tracking_none_runs_the_study_with_the_null_tracker(tmp_path):
+    from tuner.tracking import NullTracker
+
+    study = Study(SearchSpace.from_dict(TINY_SPACE), "iris", _settings(tmp_path, n_trials=2, tracking_uri="none"))
+    with study.tracking() as tracker:
+        assert isinstance(tracker, NullTracker) and study.tracking_run_id is None
+        study.run()
+    assert study.n_finished() == 2
+    assert not (tmp_path / "mlflow.db").exists()
+    assert all("mlflow_run_id" not in t.user_attrs for t in study.optuna_study.trials)
+    assert "mlflow_experiment_id" not in study.optuna_study.user_attrs
+    assert set(study.best_test) == {"test_loss", "test_accuracy"}  # scored once, when the tracking closed
+
+
+def test_tracking_opens_and_closes_once_around_a_nested_run(tmp_path, monkeypatch):
+    from tuner.tracking import NullTracker
+
+    calls = []
+
+    class Recording(NullTracker):
+        def start_study(self, **kwargs):
+            calls.append("start_study")
+
+        def end_study(self, *, status, best=None):
+            calls.append(f"end_study {status} best={best['tags']['best_trial_number']}")
+
+    monkeypatch.setattr("tuner.study._study.make_tracker", lambda uri, experiment: Recording())
+    study = Study(SearchSpace.from_dict(TINY_SPACE), "iris", _settings(tmp_path, n_trials=1))
+    with study.tracking():
+        study.run()  # shares the open tracking, as run_workers' in-process worker does
+        assert calls == ["start_study"]
+    assert calls == ["start_study", "end_study FINISHED best=0"]
+
+
+def test_a_configuration_error_in_a_trial_stops_the_run_and_the_trial_keeps_its_reason(tmp_path):
+    from tuner.errors import Problem
+    from tuner.study import load_study_results, read_trial
+
+    def builder(params, input_shape, *, task, n_outputs):
+        raise ConfigError([Problem("builder", "units", "must be even", value=params["units"])])
+
+    space = SearchSpace.from_dict(dict(TINY_SPACE, parameters={**TINY_SPACE["parameters"], "units": 9}))
+    with pytest.raises(ConfigError, match=r"^builder: units: must be even; got 9$"):
+        run_study(space, "iris", settings=_settings(tmp_path, n_trials=3, tracking_uri="none"), builder=builder)
+    results = load_study_results("e2e", storage=f"sqlite:///{tmp_path}/optuna.db")
+    [trial] = results.trials()
+    assert trial.state == "fail"
+    assert trial.fail_reason == "builder: units: must be even; got 9"
+    assert read_trial(results.study.trials[0]).config_error
+
+
+def test_the_study_engine_never_imports_mlflow():
+    root = Path(__file__).resolve().parents[1] / "tuner" / "study"
+    importing = [f"{path.name}:{n}" for path in sorted(root.glob("*.py"))
+                 for n, line in enumerate(path.read_text().splitlines(), 1)
+                 if line.strip().startswith(("import mlflow", "from mlflow"))]
+    assert importing == []

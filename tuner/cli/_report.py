@@ -3,6 +3,9 @@
 Exit codes, as the rest of the CLI: 0 success; 1 the study has no complete trial (the report still shows
 the counts and the reasons trials failed or were pruned); 2 bad input (no such store or study, a bad
 option, ``select`` on a single-objective study, a gap bound no Pareto-front trial meets).
+
+The report stage is imported inside the methods; it imports Optuna, MLflow and Matplotlib only when a
+report is built, so ``--help`` answers at once.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from tuner.cli._commands import EXIT_FAILURE, EXIT_OK, Command, _add_store_options, _fmt, _print_json
+from tuner._store import default_storage
+from tuner.cli._base import EXIT_FAILURE, EXIT_OK, Command, add_store_options, fmt, print_json
 
 __all__ = ["ReportCommand", "SelectCommand"]
 
@@ -35,7 +39,7 @@ class ReportCommand(Command):
         from tuner.report import IMPORTANCE_EVALUATORS
 
         parser.add_argument("study", metavar="STUDY", help="study name.")
-        _add_store_options(parser)
+        add_store_options(parser)
         parser.add_argument("--tracking-uri", metavar="URI",
                             help="MLflow store (default: $MLFLOW_TRACKING_URI, else the mlflow.db beside a SQLite "
                                  "--storage, else sqlite:///mlruns/mlflow.db); 'none' leaves MLflow out.")
@@ -57,7 +61,6 @@ class ReportCommand(Command):
     def take_action(self, args: argparse.Namespace) -> int:
         from tuner.report import build_report, make_plots, print_report, report_json, write_html
         from tuner.study import load_study_results
-        from tuner._store import default_storage
 
         storage = args.storage or default_storage()
         results = load_study_results(args.study, storage=storage)
@@ -102,7 +105,7 @@ class SelectCommand(Command):
         from tuner.report import SELECTION_RULES
 
         parser.add_argument("study", metavar="STUDY", help="study name.")
-        _add_store_options(parser)
+        add_store_options(parser)
         parser.add_argument("--rule", choices=SELECTION_RULES, default="knee", help="knee (default) or gap_bound.")
         parser.add_argument("--gap-bound", type=float, metavar="X", help="largest gap allowed (gap_bound rule).")
         parser.add_argument("--clear", action="store_true", help="forget the stored selection.")
@@ -110,7 +113,7 @@ class SelectCommand(Command):
 
     def take_action(self, args: argparse.Namespace) -> int:
         from tuner.report import clear_selection, select_trial
-        from tuner.study import load_study_results
+        from tuner.study import StudyRecord, load_study_results
 
         results = load_study_results(args.study, storage=args.storage)
         if results.counts()["complete"] == 0 and results.multi_objective:
@@ -123,11 +126,11 @@ class SelectCommand(Command):
             print(f"study {args.study!r}: selection cleared; best is trial {results.best().number} again.")
             return EXIT_OK
         chosen = select_trial(results, args.rule, gap_bound=args.gap_bound)
-        selection = results.study.user_attrs.get("selection") or {}
+        selection = StudyRecord(results.study).selection or {}
         if args.json:
-            _print_json({"study": args.study, "selection": selection, "trial": chosen.to_dict()})
+            print_json({"study": args.study, "selection": selection, "trial": chosen.to_dict()})
             return EXIT_OK
-        values = ", ".join(f"{k}={_fmt(v)}" for k, v in zip(results.objective, chosen.values or []))
+        values = ", ".join(f"{k}={fmt(v)}" for k, v in zip(results.objective, chosen.values or []))
         print(f"study {args.study!r}: selected trial {chosen.number} by the {args.rule} rule "
               f"(front: {selection.get('front')}): {values}, verdict {chosen.verdict}")
         return EXIT_OK

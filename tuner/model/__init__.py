@@ -1,9 +1,28 @@
-"""tuner.model."""
+"""The model stage: builders per family, views of the data, augmentation, losses, optimizers and schedules."""
 
 from __future__ import annotations
 
-from tuner.model._builders import build_model, layer_value, output_activation, resolve_loss, check_task_fit
-from tuner.model._augmentation import RandomShift, augmentation_layers, IMAGE_AUGMENTATIONS, SEQUENCE_AUGMENTATIONS
-from tuner.model._optimizers import build_optimizer, build_schedule, LinearWarmup
+from tuner.model._augmentation import IMAGE_AUGMENTATIONS, SEQUENCE_AUGMENTATIONS, RandomShift, augmentation_layers
+from tuner.model._builders import build_model, layer_value
+from tuner.model._optimizers import LinearWarmup, build_optimizer, build_schedule, current_learning_rate
+from tuner.model._task import ONE_HOT_LOSSES, check_task_fit, output_activation, resolve_loss
+from tuner.model._views import as_view, resolve_view
 
-__all__ = ['IMAGE_AUGMENTATIONS', 'LinearWarmup', 'RandomShift', 'SEQUENCE_AUGMENTATIONS', 'augmentation_layers', 'build_model', 'build_optimizer', 'build_schedule', 'check_task_fit', 'layer_value', 'output_activation', 'resolve_loss']
+__all__ = [
+    "IMAGE_AUGMENTATIONS",
+    "LinearWarmup",
+    "ONE_HOT_LOSSES",
+    "RandomShift",
+    "SEQUENCE_AUGMENTATIONS",
+    "as_view",
+    "augmentation_layers",
+    "build_model",
+    "build_optimizer",
+    "build_schedule",
+    "check_task_fit",
+    "current_learning_rate",
+    "layer_value",
+    "output_activation",
+    "resolve_loss",
+    "resolve_view",
+]

@@ -26,7 +26,7 @@ import keras
 from keras import ops
 
 from tuner.errors import ConfigError, Problem
-from tuner.space import KNOBS, knob_value
+from tuner.space import knob_value
 
 __all__ = ["RandomShift", "augmentation_layers", "IMAGE_AUGMENTATIONS", "SEQUENCE_AUGMENTATIONS"]
 
@@ -118,6 +118,20 @@ def augmentation_layers(params: Mapping[str, Any], input_shape: tuple[int, ...],
         ConfigError: an image augmentation on an input that is not an image, or a shift on an input
             that is not a sequence, naming the knob, its value and the input shape.
     """
+    _check_augmentation_fit(params, input_shape, source)
+    rank = len(input_shape)
+    layers: list[Any] = _image_augmentations(params) if rank == 3 else []
+    shift = knob_value(params, "augment_shift")
+    if rank == 2 and shift > 0:
+        layers.append(RandomShift(float(shift), name="augment_shift"))
+    noise = float(knob_value(params, "augment_noise"))
+    if noise > 0:
+        layers.append(keras.layers.GaussianNoise(noise, name="augment_noise"))
+    return layers
+
+
+def _check_augmentation_fit(params: Mapping[str, Any], input_shape: tuple[int, ...], source: str) -> None:
+    """Image augmentations only on images, the shift only on sequences."""
     rank = len(input_shape)
     problems = []
     for name in IMAGE_AUGMENTATIONS:
@@ -133,28 +147,24 @@ def augmentation_layers(params: Mapping[str, Any], input_shape: tuple[int, ...],
     if problems:
         raise ConfigError(problems)
 
+
+def _image_augmentations(params: Mapping[str, Any]) -> list[Any]:
+    """Flip, rotation, zoom, translation and contrast, each where its knob is on."""
     layers: list[Any] = []
-    if rank == 3:
-        flip = knob_value(params, "augment_flip")
-        if flip != "none":
-            layers.append(keras.layers.RandomFlip(flip, name="augment_flip"))
-        rotation = float(knob_value(params, "augment_rotation"))
-        if rotation > 0:
-            layers.append(keras.layers.RandomRotation(rotation, fill_mode="nearest", name="augment_rotation"))
-        zoom = float(knob_value(params, "augment_zoom"))
-        if zoom > 0:
-            layers.append(keras.layers.RandomZoom(zoom, fill_mode="nearest", name="augment_zoom"))
-        translation = float(knob_value(params, "augment_translation"))
-        if translation > 0:
-            layers.append(keras.layers.RandomTranslation(translation, translation, fill_mode="nearest",
-                                                         name="augment_translation"))
-        contrast = float(knob_value(params, "augment_contrast"))
-        if contrast > 0:
-            layers.append(keras.layers.RandomContrast((contrast, contrast), value_range=_NO_CLIP,
-                                                      name="augment_contrast"))
-    if rank == 2 and shift > 0:
-        layers.append(RandomShift(float(shift), name="augment_shift"))
-    noise = float(knob_value(params, "augment_noise"))
-    if noise > 0:
-        layers.append(keras.layers.GaussianNoise(noise, name="augment_noise"))
+    flip = knob_value(params, "augment_flip")
+    if flip != "none":
+        layers.append(keras.layers.RandomFlip(flip, name="augment_flip"))
+    rotation = float(knob_value(params, "augment_rotation"))
+    if rotation > 0:
+        layers.append(keras.layers.RandomRotation(rotation, fill_mode="nearest", name="augment_rotation"))
+    zoom = float(knob_value(params, "augment_zoom"))
+    if zoom > 0:
+        layers.append(keras.layers.RandomZoom(zoom, fill_mode="nearest", name="augment_zoom"))
+    translation = float(knob_value(params, "augment_translation"))
+    if translation > 0:
+        layers.append(keras.layers.RandomTranslation(translation, translation, fill_mode="nearest",
+                                                     name="augment_translation"))
+    contrast = float(knob_value(params, "augment_contrast"))
+    if contrast > 0:
+        layers.append(keras.layers.RandomContrast((contrast, contrast), value_range=_NO_CLIP, name="augment_contrast"))
     return layers

@@ -16,7 +16,7 @@ then flatten (or global pooling) and the head::
 ``recurrent_dropout`` in the layer, then the head. The head of cnn and rnn is one dense layer laid out as
 an mlp block (``head``, ``bn_head``, ``act_head``, ``head_dropout``), unless ``head_units`` is 0.
 
-Augmentation layers (:mod:`tuner.augmentation`), active in training only, come right after the input.
+Augmentation layers (:func:`tuner.model.augmentation_layers`), active in training only, come right after the input.
 
 Layers have stable names (``augment_rotation``, ``dense_1``, ``conv_1``, ``bn_1``, ``act_1``, ``pool_1``,
 ``spatial_dropout_1``, ``dropout_1``, ``rnn_1``, ``head``, ..., ``output``) so that a test, or a person,
@@ -26,21 +26,14 @@ same code runs under the TensorFlow, JAX and torch backends.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tuner.errors import ConfigError, Problem
-from tuner.space import FAMILIES, KNOBS, knob_value, TASKS
+from tuner.model._task import check_task_fit, output_activation
+from tuner.space import FAMILIES, KNOBS, TASKS, knob_value
 
-__all__ = ["build_model", "layer_value", "output_activation", "resolve_loss", "check_task_fit", "TASKS"]
-
-_TASK_LOSS = {"binary": "binary_crossentropy", "multiclass": "sparse_categorical_crossentropy", "regression": "mse"}
-_TASK_OUTPUT = {"binary": "sigmoid", "multiclass": "softmax", "regression": "linear"}
-_CLASSIFICATION_LOSSES = {
-    "binary": {"binary_crossentropy", "binary_focal_crossentropy", "hinge", "squared_hinge"},
-    "multiclass": {"sparse_categorical_crossentropy", "categorical_crossentropy", "categorical_focal_crossentropy",
-                   "categorical_hinge", "kl_divergence", "kld"},
-}
+__all__ = ["build_model", "layer_value"]
 
 
 def layer_value(params: Mapping[str, Any], name: str, layer: int) -> Any:
@@ -52,46 +45,6 @@ def layer_value(params: Mapping[str, Any], name: str, layer: int) -> Any:
     if key in params:
         return params[key]
     return params.get(name, KNOBS[name].default)
-
-
-def output_activation(params: Mapping[str, Any], task: str) -> str:
-    act = knob_value(params, "output_activation")
-    return _TASK_OUTPUT[task] if act == "auto" else act
-
-
-def resolve_loss(params: Mapping[str, Any], task: str) -> str:
-    """The loss name for ``task``: the knob's value, or the one the task implies when it is ``auto``."""
-    loss = knob_value(params, "loss")
-    return _TASK_LOSS[task] if loss == "auto" else loss
-
-
-def check_task_fit(params: Mapping[str, Any], task: str, *, source: str = "parameters") -> None:
-    """Check that the loss and output activation suit the task.
-
-    Raises:
-        ConfigError: e.g. ``binary_crossentropy`` on a regression task, or ``softmax`` output for binary.
-    """
-    problems = []
-    loss = resolve_loss(params, task)
-    if task == "regression":
-        bad = set().union(*_CLASSIFICATION_LOSSES.values())
-        if loss in bad:
-            problems.append(Problem(source, "loss", "is a classification loss but the task is regression",
-                                    value=loss))
-    else:
-        other = "multiclass" if task == "binary" else "binary"
-        if loss in _CLASSIFICATION_LOSSES[other] - _CLASSIFICATION_LOSSES[task]:
-            problems.append(Problem(source, "loss", f"is a {other} loss but the task is {task}", value=loss))
-    act = output_activation(params, task)
-    expected = {"binary": "sigmoid", "multiclass": "softmax"}.get(task)
-    if expected is not None and act != expected:
-        problems.append(Problem(source, "output_activation", f"must be {expected!r} (or auto) for a {task} task",
-                                value=act))
-    if task == "regression" and act == "softmax":
-        problems.append(Problem(source, "output_activation", "must not be 'softmax' for a regression task",
-                                value=act))
-    if problems:
-        raise ConfigError(problems)
 
 
 def _regularizer(params: Mapping[str, Any], prefix: str) -> Any:
@@ -114,7 +67,7 @@ def build_model(params: Mapping[str, Any], input_shape: tuple[int, ...], *, task
         params: resolved parameters (see :meth:`tuner.SearchSpace.suggest`); missing knobs take their
             defaults.
         input_shape: the shape of one example, without the batch axis: ``(F,)`` flat, ``(T, F)`` a
-            sequence, ``(H, W, C)`` an image (see :func:`tuner.datasets.as_view`). The mlp flattens inputs
+            sequence, ``(H, W, C)`` an image (see :func:`tuner.model.as_view`). The mlp flattens inputs
             of rank > 1; cnn needs a sequence or an image, rnn a sequence.
         task: ``"binary"``, ``"multiclass"`` or ``"regression"``.
         n_outputs: output units (classes for multiclass, 1 for binary and regression).
@@ -150,21 +103,16 @@ def build_model(params: Mapping[str, Any], input_shape: tuple[int, ...], *, task
     x = inputs
     for layer in augment:
         x = layer(x)
-    if family == "mlp":
-        if len(input_shape) > 1:
-            x = keras.layers.Flatten(name="flatten")(x)
-        x = _input_dropout(params, x)
-        x = _mlp_blocks(params, x)
-    elif family == "cnn":
-        x = _input_dropout(params, x)
-        x = _conv_blocks(params, x, rank=len(input_shape))
-        x = _head(params, x)
-    else:
-        x = _input_dropout(params, x)
-        x = _recurrent_layers(params, x)
-        x = _head(params, x)
+    x = _BODIES[family](params, x, len(input_shape))
+    outputs = _output_layer(params, task, n_outputs)(x)
+    return keras.Model(inputs, outputs, name=name or family)
 
-    outputs = keras.layers.Dense(
+
+def _output_layer(params: Mapping[str, Any], task: str, n_outputs: int) -> Any:
+    """The output layer: the task's activation, the shared initializers and penalties, always float32."""
+    import keras
+
+    return keras.layers.Dense(
         n_outputs,
         activation=keras.activations.get(output_activation(params, task)),
         kernel_initializer=keras.initializers.get(knob_value(params, "kernel_initializer")),
@@ -173,8 +121,7 @@ def build_model(params: Mapping[str, Any], input_shape: tuple[int, ...], *, task
         bias_regularizer=_regularizer(params, "bias"),
         dtype="float32",
         name="output",
-    )(x)
-    return keras.Model(inputs, outputs, name=name or family)
+    )
 
 
 def _check_family_fit(family: str, input_shape: tuple[int, ...]) -> None:
@@ -309,3 +256,28 @@ def _batch_norm(params: Mapping[str, Any], i: Any) -> Any:
 
     return keras.layers.BatchNormalization(momentum=float(knob_value(params, "bn_momentum")),
                                            epsilon=float(knob_value(params, "bn_epsilon")), name=f"bn_{i}")
+
+
+# --------------------------------------------------------------------------------------------------
+# One body per family: the layers between the (augmented) input and the output layer
+
+
+def _mlp_body(params: Mapping[str, Any], x: Any, rank: int) -> Any:
+    import keras
+
+    if rank > 1:
+        x = keras.layers.Flatten(name="flatten")(x)
+    return _mlp_blocks(params, _input_dropout(params, x))
+
+
+def _cnn_body(params: Mapping[str, Any], x: Any, rank: int) -> Any:
+    return _head(params, _conv_blocks(params, _input_dropout(params, x), rank=rank))
+
+
+def _rnn_body(params: Mapping[str, Any], x: Any, rank: int) -> Any:
+    return _head(params, _recurrent_layers(params, _input_dropout(params, x)))
+
+
+_BODIES: dict[str, Callable[[Mapping[str, Any], Any, int], Any]] = {"mlp": _mlp_body, "cnn": _cnn_body,
+                                                                     "rnn": _rnn_body}
+"""The builders per family (every name of :data:`tuner.space.FAMILIES`), by family."""

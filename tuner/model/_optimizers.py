@@ -9,9 +9,9 @@ from typing import Any
 import keras
 from keras import ops
 
-from tuner.space import KNOBS, knob_value
+from tuner.space import knob_value
 
-__all__ = ["build_optimizer", "build_schedule", "LinearWarmup"]
+__all__ = ["LinearWarmup", "build_optimizer", "build_schedule", "current_learning_rate"]
 
 
 @keras.saving.register_keras_serializable(package="tuner")

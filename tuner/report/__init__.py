@@ -1,8 +1,37 @@
-"""tuner.report."""
+"""Reports on a study, read back from its Optuna storage and its MLflow store alone.
+
+:func:`build_report` gathers a :class:`StudyReport`: the top trials (the parameters that vary, the
+objective, honest train and validation metrics, the gap, verdict and state), the counts of complete,
+pruned and failed trials with their reasons, the best trial and its test-split score, parameter
+importances from an Optuna importance evaluator (:func:`param_importances`), and a gap analysis
+(:func:`gap_analysis`: per knob, a Spearman rank correlation with the gap and with validation
+performance, phrased as one sentence). :func:`make_plots` draws the plots and logs them to MLflow;
+:func:`print_report`, :func:`report_json` and :func:`write_html` render the report for a terminal, a
+script and a browser (a self-contained page: images inline, plotly.js inline, no network needed).
+
+For multi-objective studies, :func:`select_trial` picks one trial on the Pareto front by a rule (the knee
+point, or the best validation figure with the gap under a bound) and stores it as the study's
+``selected_trial``, which :meth:`tuner.study.StudyResults.best` returns from then on.
+
+Modules: ``_analysis`` (importances, gap statistics), ``_selection`` (Pareto front and selection),
+``_build`` (the report and its plots), ``_plots``, ``_render_text`` and ``_render_html``. MLflow is reached
+through :mod:`tuner.tracking` only. Nothing here imports Keras or TensorFlow.
+"""
 
 from __future__ import annotations
 
-from tuner.report._analysis import StudyReport, Importances, KnobEffect, GapAnalysis, build_report, param_importances, gap_analysis, select_trial, clear_selection, pareto_front, make_plots, print_report, write_html, report_json, resolve_tracking_uri, IMPORTANCE_EVALUATORS, SELECTION_RULES
-from tuner.report._plots import PlotFile, PlotSet, VERDICT_COLORS, plot_learning_curves, metric_history, log_trial_plots, trial_plots, study_plots, log_plots, plot_gap_vs_knobs, regularization_knobs
+from tuner.report._analysis import (IMPORTANCE_EVALUATORS, GapAnalysis, Importances, KnobEffect, gap_analysis,
+                                    param_importances)
+from tuner.report._build import StudyReport, build_report, make_plots, resolve_tracking_uri
+from tuner.report._plots import (VERDICT_COLORS, PlotFile, PlotSet, log_plots, log_trial_plots, metric_history,
+                                 plot_gap_vs_knobs, plot_learning_curves, regularization_knobs, study_plots,
+                                 trial_plots)
+from tuner.report._render_html import write_html
+from tuner.report._render_text import print_report, report_json
+from tuner.report._selection import SELECTION_RULES, clear_selection, pareto_front, select_trial
 
-__all__ = ['GapAnalysis', 'IMPORTANCE_EVALUATORS', 'Importances', 'KnobEffect', 'PlotFile', 'PlotSet', 'SELECTION_RULES', 'StudyReport', 'VERDICT_COLORS', 'build_report', 'clear_selection', 'gap_analysis', 'log_plots', 'log_trial_plots', 'make_plots', 'metric_history', 'param_importances', 'pareto_front', 'plot_gap_vs_knobs', 'plot_learning_curves', 'print_report', 'regularization_knobs', 'report_json', 'resolve_tracking_uri', 'select_trial', 'study_plots', 'trial_plots', 'write_html']
+__all__ = ["GapAnalysis", "IMPORTANCE_EVALUATORS", "Importances", "KnobEffect", "PlotFile", "PlotSet",
+           "SELECTION_RULES", "StudyReport", "VERDICT_COLORS", "build_report", "clear_selection", "gap_analysis",
+           "log_plots", "log_trial_plots", "make_plots", "metric_history", "param_importances", "pareto_front",
+           "plot_gap_vs_knobs", "plot_learning_curves", "print_report", "regularization_knobs", "report_json",
+           "resolve_tracking_uri", "select_trial", "study_plots", "trial_plots", "write_html"]

@@ -9,11 +9,12 @@ Per study: Optuna's own optimization history, parameter importances, parallel co
 plots (``optuna.visualization.matplotlib`` for the PNG, ``optuna.visualization`` for the HTML), the gap
 against each regularization knob with verdict colours, and for multi-objective studies Optuna's Pareto
 front with the selected trade-off marked. :func:`log_plots` attaches the files to MLflow runs with
-``MlflowClient.log_artifact``: study plots on the study's parent run, learning curves on the trial's
+:func:`tuner.tracking.log_file`: study plots on the study's parent run, learning curves on the trial's
 child run, under ``plots/``.
 
 Nothing here imports Keras or TensorFlow. Matplotlib draws with the ``Agg`` backend unless pyplot was
-already set up by the caller.
+already set up by the caller. Matplotlib, Optuna, Plotly and :mod:`tuner.tracking` are imported inside
+the functions that use them, so importing this module stays light.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from tuner._logging import get_logger
-from tuner.metrics import headline_metric
+from tuner.report._trials import complete_trials, study_metric, trial_value, varying_params
+from tuner.study import read_trial
 
 __all__ = ["PlotFile", "PlotSet", "VERDICT_COLORS", "plot_learning_curves", "metric_history", "log_trial_plots",
            "trial_plots", "study_plots", "log_plots", "plot_gap_vs_knobs", "regularization_knobs"]
@@ -177,24 +179,20 @@ def plot_learning_curves(history: Mapping[str, Sequence[float]], *, best_epoch: 
 
 
 def metric_history(client: Any, run_id: str, keys: Sequence[str]) -> dict[str, list[float]]:
-    """Per-epoch values of ``keys`` from an MLflow run (``client.get_metric_history``), aligned on the epoch.
+    """Per-epoch values of ``keys`` from an MLflow run, aligned on the epoch: :func:`tuner.tracking.metric_history`.
 
-    Steps below 1 (summary values logged at step 0) are left out; an epoch where a key was not logged
-    (a non-finite value is never logged) holds ``nan``.
+    Args:
+        client: a reader from :func:`tuner.tracking.open_reader` (an ``mlflow.MlflowClient``).
+        run_id: the run.
+        keys: the metric names.
 
     Returns:
-        ``{"epoch": [1, 2, ...], key: [values...], ...}``; keys with no history are absent.
+        ``{"epoch": [1, 2, ...], key: [values...], ...}``; keys with no history are absent, an epoch where
+        a key was not logged holds ``nan``.
     """
-    series: dict[str, dict[int, float]] = {}
-    for key in keys:
-        points = {int(m.step): float(m.value) for m in client.get_metric_history(run_id, key) if m.step >= 1}
-        if points:
-            series[key] = points
-    steps = sorted({s for points in series.values() for s in points})
-    out: dict[str, list[float]] = {"epoch": steps}
-    for key, points in series.items():
-        out[key] = [points.get(s, math.nan) for s in steps]
-    return out
+    from tuner.tracking import metric_history as read_history
+
+    return read_history(client, run_id, keys)
 
 
 def log_trial_plots(client: Any, run_id: str, history: Mapping[str, Sequence[float]], *,
@@ -205,7 +203,7 @@ def log_trial_plots(client: Any, run_id: str, history: Mapping[str, Sequence[flo
     The study engine can call this at the end of a trial with the ``History`` of its honest figures.
 
     Args:
-        client: an ``mlflow.MlflowClient``.
+        client: a reader from :func:`tuner.tracking.open_reader` (an ``mlflow.MlflowClient``).
         run_id: the trial's (child) run.
         history, best_epoch, verdict, metric, title: as :func:`plot_learning_curves`.
         out_dir: keep the PNG in this folder; `None` writes it to a temporary folder removed afterwards.
@@ -214,15 +212,15 @@ def log_trial_plots(client: Any, run_id: str, history: Mapping[str, Sequence[flo
     Returns:
         The artifact paths logged on the run.
     """
+    from tuner.tracking import log_file
+
     fig = plot_learning_curves(history, best_epoch=best_epoch, verdict=verdict, metric=metric, title=title)
     if out_dir is not None:
         path = _save_png(fig, Path(out_dir) / "learning_curves.png")
-        client.log_artifact(run_id, str(path), artifact_path=ARTIFACT_DIR)
-    else:
-        with tempfile.TemporaryDirectory(prefix="tuner-plots-") as tmp:
-            path = _save_png(fig, Path(tmp) / "learning_curves.png")
-            client.log_artifact(run_id, str(path), artifact_path=ARTIFACT_DIR)
-    return [f"{ARTIFACT_DIR}/learning_curves.png"]
+        return [log_file(client, run_id, path, artifact_path=ARTIFACT_DIR)]
+    with tempfile.TemporaryDirectory(prefix="tuner-plots-") as tmp:
+        path = _save_png(fig, Path(tmp) / "learning_curves.png")
+        return [log_file(client, run_id, path, artifact_path=ARTIFACT_DIR)]
 
 
 def trial_plots(results: Any, client: Any, out_dir: str | Path, *, trials: Sequence[int] | None = None,
@@ -230,15 +228,15 @@ def trial_plots(results: Any, client: Any, out_dir: str | Path, *, trials: Seque
     """Redraw the learning curves of trials from their MLflow metric histories.
 
     Args:
-        results: a :class:`~tuner.results.StudyResults`.
-        client: an ``mlflow.MlflowClient`` on the study's tracking store.
+        results: a :class:`~tuner.study.StudyResults`.
+        client: a reader from :func:`tuner.tracking.open_reader` on the study's tracking store.
         out_dir: folder of the plots; each trial's PNG goes to ``trial-<n>/learning_curves.png``.
         trials: trial numbers to draw; `None` draws every trial with an MLflow run. Defaults to `None`.
         metric: the metric panel (``accuracy``, ``mae``); `None` infers it from the trials. Defaults to `None`.
     """
     out = PlotSet()
     wanted = None if trials is None else set(trials)
-    metric = metric or _study_metric(results)
+    metric = metric or study_metric(results)
     keys = ["train_loss", "val_loss"] + ([f"train_{metric}", f"val_{metric}"] if metric else [])
     for t in results.trials():
         if wanted is not None and t.number not in wanted:
@@ -277,21 +275,6 @@ def regularization_knobs(names: Sequence[str]) -> list[str]:
     return out
 
 
-def _study_metric(results: Any) -> str | None:
-    desc = results.study.user_attrs.get("dataset_description") or {}
-    if desc.get("task"):
-        return headline_metric(desc["task"])
-    for t in results.study.get_trials(deepcopy=False):
-        for k in (t.user_attrs.get("metrics") or {}):
-            if k.startswith("val_") and k != "val_loss":
-                return k[4:]
-    return None
-
-
-def _complete(study: Any) -> list[Any]:
-    return [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-
-
 def plot_gap_vs_knobs(trials: Sequence[Any], knobs: Sequence[str], *, gap: str = "gap_loss") -> Any:
     """The gap of each complete trial against each knob, coloured by verdict.
 
@@ -312,7 +295,7 @@ def plot_gap_vs_knobs(trials: Sequence[Any], knobs: Sequence[str], *, gap: str =
     rng = np.random.default_rng(0)
     seen: set[str] = set()
     for ax, knob in zip(axes, knobs):
-        points = [(t.params[knob], _gap_value(t, gap), t.user_attrs.get("verdict"), t.distributions[knob])
+        points = [(t.params[knob], trial_value(t, gap), read_trial(t).verdict, t.distributions[knob])
                   for t in trials if t.state.name == "COMPLETE" and knob in t.params]
         points = [p for p in points if p[1] is not None]
         if not points:
@@ -352,13 +335,6 @@ def plot_gap_vs_knobs(trials: Sequence[Any], knobs: Sequence[str], *, gap: str =
     return fig
 
 
-def _gap_value(trial: Any, gap: str) -> float | None:
-    value = trial.user_attrs.get(gap)
-    if value is None:
-        value = (trial.user_attrs.get("metrics") or {}).get(gap)
-    return None if value is None or not math.isfinite(float(value)) else float(value)
-
-
 def _first_axes(ax: Any) -> Any:
     import numpy as np
 
@@ -371,7 +347,7 @@ def study_plots(results: Any, out_dir: str | Path, *, evaluator: Any = None, eva
     """Write the study plots (PNG, plus HTML for Optuna's plotly plots) to ``out_dir``.
 
     Args:
-        results: a :class:`~tuner.results.StudyResults`.
+        results: a :class:`~tuner.study.StudyResults`.
         out_dir: the folder of the files (``<name>.png`` and ``<name>.html``).
         evaluator: an ``optuna.importance`` evaluator for the importance plot; `None` is Optuna's default
             (``FanovaImportanceEvaluator``). Pass the instance the report used, so both agree. Defaults to `None`.
@@ -395,7 +371,7 @@ def study_plots(results: Any, out_dir: str | Path, *, evaluator: Any = None, eva
     study = results.study
     out_dir = Path(out_dir)
     out = PlotSet()
-    complete = _complete(study)
+    complete = complete_trials(study)
     names = list(results.objective)
     if evaluator_name is None:
         evaluator_name = type(evaluator).__name__ if evaluator is not None else "FanovaImportanceEvaluator"
@@ -428,7 +404,7 @@ def study_plots(results: Any, out_dir: str | Path, *, evaluator: Any = None, eva
     optuna_plot("optimization_history", f"Optimization history ({names[0]})",
                 lambda: om.plot_optimization_history(study, **first),
                 lambda: ov.plot_optimization_history(study, **first))
-    params = _varying_params(complete)
+    params = varying_params(complete)
     if not params:
         for name in ("param_importances", "parallel_coordinate", "slice"):
             out.skipped[name] = "no parameter varies across the complete trials"
@@ -438,8 +414,8 @@ def study_plots(results: Any, out_dir: str | Path, *, evaluator: Any = None, eva
                     lambda: _mpl_importances(study, evaluator, names, om),
                     lambda: _name_objectives(ov.plot_param_importances(study, evaluator=evaluator, **imp_kwargs),
                                              names), min_trials=2)
-        if gap not in names and all(_gap_value(t, gap) is not None for t in complete):
-            target = {"target": (lambda t: _gap_value(t, gap)), "target_name": gap}
+        if gap not in names and all(trial_value(t, gap) is not None for t in complete):
+            target = {"target": (lambda t: trial_value(t, gap)), "target_name": gap}
             optuna_plot("param_importances_gap", f"Parameter importances for {gap} ({evaluator_name})",
                         lambda: om.plot_param_importances(study, evaluator=evaluator, **target),
                         lambda: ov.plot_param_importances(study, evaluator=evaluator, **target), min_trials=2)
@@ -505,16 +481,6 @@ def _mpl_importances(study: Any, evaluator: Any, names: list[str], om: Any) -> A
     return ax
 
 
-def _varying_params(complete: Sequence[Any]) -> list[str]:
-    """Parameters whose distribution is not a single value, in first-seen order."""
-    seen: dict[str, None] = {}
-    for t in complete:
-        for name, dist in t.distributions.items():
-            if not dist.single():
-                seen.setdefault(name, None)
-    return list(seen)
-
-
 def _pareto_plot(results: Any, out_dir: Path, out: PlotSet, *, selected: int | None, selected_label: str | None,
                  plotlyjs: str) -> None:
     import optuna
@@ -559,8 +525,11 @@ def _pareto_plot(results: Any, out_dir: Path, out: PlotSet, *, selected: int | N
 def log_plots(client: Any, plots: PlotSet | Sequence[PlotFile], *, parent_run_id: str | None) -> None:
     """Log plot files as MLflow artifacts under ``plots/``: per-trial plots on their run, the rest on the parent.
 
-    Each file's ``run_id`` and ``artifacts`` are filled in. A plot with no run to go to is left unlogged.
+    ``client`` is a reader from :func:`tuner.tracking.open_reader`. Each file's ``run_id`` and
+    ``artifacts`` are filled in. A plot with no run to go to is left unlogged.
     """
+    from tuner.tracking import log_file
+
     files = plots.files if isinstance(plots, PlotSet) else plots
     for f in files:
         run_id = f.run_id if f.trial is not None else (f.run_id or parent_run_id)
@@ -570,5 +539,4 @@ def log_plots(client: Any, plots: PlotSet | Sequence[PlotFile], *, parent_run_id
         f.artifacts = []
         for path in (f.png, f.html):
             if path is not None:
-                client.log_artifact(run_id, str(path), artifact_path=ARTIFACT_DIR)
-                f.artifacts.append(f"{ARTIFACT_DIR}/{path.name}")
+                f.artifacts.append(log_file(client, run_id, path, artifact_path=ARTIFACT_DIR))

@@ -1,8 +1,38 @@
-"""tuner.space."""
+"""The search space: the knob catalogue (the one home of TASKS, FAMILIES, VIEWS, SCALINGS…) and YAML spaces."""
 
 from __future__ import annotations
 
-from tuner.space._catalogue import CATEGORICAL, FAMILIES, KNOBS, SCALINGS, TASKS, VIEWS, Knob, check_value, knob_value, reference_markdown
-from tuner.space._spaces import SearchSpace, Param, load_space, shipped_spaces, SPACES_DIR, parse_override
+from tuner.space._catalogue import (
+    CATEGORICAL,
+    FAMILIES,
+    KNOBS,
+    SCALINGS,
+    TASKS,
+    VIEWS,
+    Knob,
+    check_value,
+    knob_value,
+    reference_markdown,
+)
+from tuner.space._param import Param
+from tuner.space._spaces import SPACES_DIR, SearchSpace, load_space, shipped_spaces
+from tuner.space._yaml import parse_override
 
-__all__ = ['CATEGORICAL', 'FAMILIES', 'KNOBS', 'SCALINGS', 'TASKS', 'VIEWS', 'Knob', 'Param', 'SPACES_DIR', 'SearchSpace', 'check_value', 'knob_value', 'load_space', 'parse_override', 'reference_markdown', 'shipped_spaces']
+__all__ = [
+    "CATEGORICAL",
+    "FAMILIES",
+    "KNOBS",
+    "Knob",
+    "Param",
+    "SCALINGS",
+    "SPACES_DIR",
+    "SearchSpace",
+    "TASKS",
+    "VIEWS",
+    "check_value",
+    "knob_value",
+    "load_space",
+    "parse_override",
+    "reference_markdown",
+    "shipped_spaces",
+]

@@ -12,8 +12,8 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["Knob", "KNOBS", "check_value", "reference_markdown", "knob_value", "TASKS", "SCALINGS", "CATEGORICAL", "FAMILIES",
-           "VIEWS"]
+__all__ = ["CATEGORICAL", "FAMILIES", "KNOBS", "Knob", "SCALINGS", "TASKS", "VIEWS", "check_value", "knob_value",
+           "reference_markdown"]
 
 Check = Callable[[Any], "str | None"]
 
@@ -234,7 +234,7 @@ _knobs: list[Knob] = [
          _options(*SCALINGS), group="training"),
     Knob("view", "str", "auto", "Shape the model sees: flat (one vector), image (H, W, C) or sequence (T, F); auto "
          "keeps the data's own shape for mlp and picks image, else sequence, for cnn and sequence for rnn (see "
-         "tuner.data._datasets.as_view).", _options(*VIEWS), group="training"),
+         "tuner.model.as_view).", _options(*VIEWS), group="training"),
     Knob("jit_compile", "bool", None, "Compile the train step with XLA; null (auto) compiles under JAX and not under "
          "TensorFlow or torch, where compiling costs more than it saves for small models.", nullable=True,
          group="training"),

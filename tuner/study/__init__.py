@@ -1,10 +1,22 @@
-"""tuner.study."""
+"""tuner.study: the study engine (a :class:`Study` facade over settings, storage, loop, objective, workers).
+
+Importing this package stays light: Keras, TensorFlow, Optuna and MLflow are imported where they are used.
+"""
 
 from __future__ import annotations
 
-from tuner.study._study import Study, StudySettings, TrialReport, create_study, run_study, SAMPLERS, PRUNERS, default_storage, objective_direction
 from tuner.study._budget import BudgetLock, budget_counts
-from tuner.study._workers import run_workers, worker_env, visible_gpus, share_this_process, EarlyWorkers, read_join_file, EXIT_RECYCLE
+from tuner.study._callbacks import request_stop, stop_requested
+from tuner.study._loop import rss_mb
+from tuner.study._record import INTERRUPTED, StudyRecord, TrialRecord, read_trial
 from tuner.study._results import StudyResults, TrialReport, load_study_results
+from tuner.study._settings import PRUNERS, SAMPLERS, StudySettings, objective_direction
+from tuner.study._study import Study, create_study, default_storage, run_study
+from tuner.study._workers import (EXIT_RECYCLE, EarlyWorkers, read_join_file, run_workers, share_this_process,
+                                  visible_gpus, worker_env)
 
-__all__ = ['BudgetLock', 'EXIT_RECYCLE', 'EarlyWorkers', 'PRUNERS', 'SAMPLERS', 'Study', 'StudyResults', 'StudySettings', 'TrialReport', 'budget_counts', 'create_study', 'default_storage', 'load_study_results', 'objective_direction', 'read_join_file', 'run_study', 'run_workers', 'share_this_process', 'visible_gpus', 'worker_env']
+__all__ = ["BudgetLock", "EXIT_RECYCLE", "EarlyWorkers", "INTERRUPTED", "PRUNERS", "SAMPLERS", "Study", "StudyRecord",
+           "StudyResults", "StudySettings", "TrialRecord", "TrialReport", "budget_counts", "create_study",
+           "default_storage", "load_study_results", "objective_direction", "read_join_file", "read_trial",
+           "request_stop", "rss_mb", "run_study", "run_workers", "share_this_process", "stop_requested",
+           "visible_gpus", "worker_env"]

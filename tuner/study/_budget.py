@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import threading
 import zlib
-from pathlib import Path
 from typing import Any
 
 from tuner._store import journal_path, sqlite_path
+from tuner.study._record import INTERRUPTED, read_trial
 
 __all__ = ["BudgetLock", "budget_counts"]
 
@@ -107,6 +107,6 @@ def budget_counts(study: Any) -> tuple[int, int]:
             running += 1
         elif state in ("COMPLETE", "PRUNED"):
             counted += 1
-        elif state == "FAIL" and t.user_attrs.get("fail_reason") != "interrupted" and t.number not in retried:
+        elif state == "FAIL" and t.number not in retried and read_trial(t).fail_reason != INTERRUPTED:
             counted += 1
     return counted, running

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 from tuner._store import default_storage, sqlite_path
 from tuner.errors import ConfigError, Problem
+from tuner.study._record import DEAD_WORKER, StudyRecord, read_trial
 
 __all__ = ["StudyResults", "TrialReport", "load_study_results"]
 
@@ -32,15 +32,14 @@ class TrialReport:
 
     @classmethod
     def from_frozen(cls, trial: Any) -> TrialReport:
-        attrs = trial.user_attrs
-        fail_reason = attrs.get("fail_reason") or attrs.get("prune_reason")
+        record = read_trial(trial)
+        fail_reason = record.fail_reason or record.prune_reason
         if fail_reason is None and trial.state.name == "FAIL":
-            fail_reason = "worker died (no heartbeat)"
+            fail_reason = DEAD_WORKER
         return cls(number=trial.number, state=trial.state.name.lower(), values=trial.values, params=dict(trial.params),
-                   metrics=dict(attrs.get("metrics", {})), verdict=attrs.get("verdict"), reason=attrs.get("reason"),
-                   suggestion=attrs.get("suggestion"), best_epoch=attrs.get("best_epoch"),
-                   n_params=attrs.get("n_params"), wall_time=attrs.get("wall_time"),
-                   fail_reason=fail_reason, mlflow_run_id=attrs.get("mlflow_run_id"))
+                   metrics=dict(record.metrics), verdict=record.verdict, reason=record.reason,
+                   suggestion=record.suggestion, best_epoch=record.best_epoch, n_params=record.n_params,
+                   wall_time=record.wall_time, fail_reason=fail_reason, mlflow_run_id=record.mlflow_run_id)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -55,7 +54,8 @@ class StudyResults:
 
     def __init__(self, study: Any) -> None:
         self.study = study
-        self.objective: list[str] = list((study.user_attrs.get("tuner") or {}).get("objective") or ["objective"])
+        self.record = StudyRecord(study)
+        self.objective: list[str] = self.record.objective
 
     @property
     def multi_objective(self) -> bool:
@@ -63,10 +63,10 @@ class StudyResults:
 
     def trials(self) -> list[TrialReport]:
         reports = [TrialReport.from_frozen(t) for t in self.study.get_trials(deepcopy=False)]
-        attrs = self.study.user_attrs
-        for r in reports:  # reasons recorded for trials whose worker died (set on the study)
-            if r.state == "fail" and f"fail_reason.{r.number}" in attrs:
-                r.fail_reason = attrs[f"fail_reason.{r.number}"]
+        dead = self.record.trial_fail_reasons()  # reasons recorded for trials whose worker died (set on the study)
+        for r in reports:
+            if r.state == "fail" and r.number in dead:
+                r.fail_reason = dead[r.number]
         return reports
 
     def best(self) -> TrialReport:
@@ -84,7 +84,7 @@ class StudyResults:
             raise ConfigError([Problem(f"study {study.study_name!r}", "", "has no complete trial yet",
                                        value=counts or "no trials")])
         if self.multi_objective:
-            selected = study.user_attrs.get("selected_trial")
+            selected = self.record.selected_trial
             if selected is not None:
                 return TrialReport.from_frozen(study.trials[selected])
             maximize = study.directions[0].name == "MAXIMIZE"
@@ -94,13 +94,12 @@ class StudyResults:
 
     def best_test(self) -> dict[str, float] | None:
         """The best trial's test-split scores, when they were measured for that trial."""
-        attrs = self.study.user_attrs
         try:
             number = self.best().number
         except ConfigError:
             return None
-        if attrs.get("best_test_trial") == number:
-            return attrs.get("best_test")
+        if self.record.best_test_trial == number:
+            return self.record.best_test
         return None
 
     def counts(self) -> dict[str, int]:

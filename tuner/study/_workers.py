@@ -74,8 +74,8 @@ def worker_env(index: int, n_workers: int, *, gpus: list[str] | None = None, bas
 def _worker_cmd(study: Any, *, recycle_after: int | None, max_rss_mb: float | None, verbosity: int) -> list[str]:
     s = study.settings
     cmd = [sys.executable, "-m", "tuner", "worker", "--study", s.study_name, "--storage", s.storage]
-    if s.parent_run_id:
-        cmd += ["--parent-run-id", s.parent_run_id]
+    if study.tracking_run_id:
+        cmd += ["--parent-run-id", study.tracking_run_id]
     if s.tracking_uri:
         cmd += ["--tracking-uri", s.tracking_uri]
     if recycle_after:
@@ -197,7 +197,7 @@ class _Supervisor:
         configuration or keeps dying) is logged, kept for the caller, and halts this process's trials after
         the running one.
         """
-        from tuner.study._study import stop_requested
+        from tuner.study._callbacks import stop_requested
 
         while not stop.wait(poll_seconds):
             try:
@@ -259,7 +259,7 @@ class EarlyWorkers:
                         deadline: float | None) -> None:
         s = study.settings
         info = {"study": s.study_name, "storage": s.storage, "tracking_uri": s.tracking_uri,
-                "parent_run_id": s.parent_run_id, "recycle_after": recycle_after, "max_rss_mb": max_rss_mb,
+                "parent_run_id": study.tracking_run_id, "recycle_after": recycle_after, "max_rss_mb": max_rss_mb,
                 "deadline": deadline}
         part = self.join_file.with_suffix(".part")
         part.write_text(json.dumps(info))
@@ -291,40 +291,13 @@ def read_join_file(path: str | os.PathLike[str], *, timeout: float = 3600.0, pol
     return json.loads(path.read_text())
 
 
-def run_workers(study: Any, n_workers: int, *, recycle_after: int | None = 50, max_rss_mb: float | None = None,
-                progress: bool = False, on_trial: Callable[[Any], None] | None = None, verbosity: int = 0,
-                poll_seconds: float = 0.5, in_process: bool = True, early: EarlyWorkers | None = None) -> Any:
-    """Run ``study`` with ``n_workers`` workers until it holds its ``n_trials`` finished trials.
-
-    With ``in_process`` (the default, and what ``python -m tuner study --workers N`` does) this process
-    is worker 0: it runs trials at once, with Keras already imported and the data loaded, while
-    ``n_workers - 1`` worker processes start beside it; once it has run ``recycle_after`` trials (or
-    passed ``max_rss_mb``) a worker process takes its place, so memory stays bounded in long studies.
-    Without it, all ``n_workers`` are worker processes. ``early``: worker processes already started
-    (:class:`EarlyWorkers`, with ``in_process``), which join through their join file.
-
-    Returns:
-        The study (its results read back from the storage).
-
-    Raises:
-        KeyboardInterrupt: after forwarding it to the workers and waiting for them.
-        RuntimeError: when workers keep failing at start (e.g. a storage they cannot reach).
-    """
+def _supervise(study: Any, n_workers: int, gpus: list[str], *, recycle_after: int | None, max_rss_mb: float | None,
+               progress: bool, on_trial: Callable[[Any], None] | None, verbosity: int, poll_seconds: float,
+               in_process: bool, early: EarlyWorkers | None) -> None:
+    """Start the workers, run trials here (``in_process``), restart recycled workers, and wait for them all."""
     s = study.settings
-    study.optuna_study  # create the study (and its recipe) before any worker joins  # noqa: B018
-    study._record_target(s.n_trials)
-    gpus = visible_gpus()
-    if gpus:
-        _logger.info("%d GPU(s) visible: workers assigned round-robin %s", len(gpus), gpus)
-    if in_process:
-        share_this_process(n_workers, gpus)
-    study._start_tracking()
-    owns_parent = not s.parent_run_id
-    if study.tracker is not None:
-        s.parent_run_id = study.tracker.parent_run_id
     cmd = _worker_cmd(study, recycle_after=recycle_after, max_rss_mb=max_rss_mb, verbosity=verbosity)
     bar = None
-    status = "FINISHED"
     if progress:
         from tqdm import tqdm
 
@@ -363,21 +336,52 @@ def run_workers(study: Any, n_workers: int, *, recycle_after: int | None = 50, m
             sup.check()
         sup.report_new()
     except KeyboardInterrupt:
-        status = "KILLED"
         sup.forward_interrupt()
         _wait_or_kill(sup.procs.values(), timeout=60)
         sup.report_new()
         raise
     except BaseException:
-        status = "FAILED"
         sup.signal_all(signal.SIGTERM)
         raise
     finally:
         if bar is not None:
             bar.close()
-        if owns_parent:
-            s.parent_run_id = None  # this process owns the parent run: close it
-        study._finish_tracking(status)
+
+
+def run_workers(study: Any, n_workers: int, *, recycle_after: int | None = 50, max_rss_mb: float | None = None,
+                progress: bool = False, on_trial: Callable[[Any], None] | None = None, verbosity: int = 0,
+                poll_seconds: float = 0.5, in_process: bool = True, early: EarlyWorkers | None = None) -> Any:
+    """Run ``study`` with ``n_workers`` workers until it holds its ``n_trials`` finished trials.
+
+    With ``in_process`` (the default, and what ``python -m tuner study --workers N`` does) this process
+    is worker 0: it runs trials at once, with Keras already imported and the data loaded, while
+    ``n_workers - 1`` worker processes start beside it; once it has run ``recycle_after`` trials (or
+    passed ``max_rss_mb``) a worker process takes its place, so memory stays bounded in long studies.
+    Without it, all ``n_workers`` are worker processes. ``early``: worker processes already started
+    (:class:`EarlyWorkers`, with ``in_process``), which join through their join file.
+
+    Returns:
+        The study (its results read back from the storage).
+
+    Raises:
+        KeyboardInterrupt: after forwarding it to the workers and waiting for them.
+        RuntimeError: when workers keep failing at start (e.g. a storage they cannot reach).
+    """
+    s = study.settings
+    study.record_target(s.n_trials)  # creates the study (and its recipe) before any worker joins
+    gpus = visible_gpus()
+    if gpus:
+        _logger.info("%d GPU(s) visible: workers assigned round-robin %s", len(gpus), gpus)
+    if in_process:
+        share_this_process(n_workers, gpus)
+    try:
+        # this process opens the study's tracking (its parent run) and closes it once, after every worker;
+        # worker processes join that run, and study.run() here shares it
+        with study.tracking():
+            _supervise(study, n_workers, gpus, recycle_after=recycle_after, max_rss_mb=max_rss_mb, progress=progress,
+                       on_trial=on_trial, verbosity=verbosity, poll_seconds=poll_seconds, in_process=in_process,
+                       early=early)
+    finally:
         if early is not None:
             early.cleanup()
     return study

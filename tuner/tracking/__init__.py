@@ -1,7 +1,25 @@
-"""Tracking: where a study's records go (MLflow)."""
+"""Tracking: where a study's records go, behind one small :class:`Tracker` protocol.
+
+:func:`make_tracker` gives MLflow's tracker or, for ``tracking_uri="none"``, a :class:`NullTracker`.
+Importing this package stays light: MLflow is imported inside the tracker's methods, and Keras (for
+:class:`EpochLogger`) only when that name is first used.
+"""
 
 from __future__ import annotations
 
-from tuner.tracking._mlflow import EpochLogger, MlflowTracker, save_model_tmp
+from typing import Any
 
-__all__ = ["EpochLogger", "MlflowTracker", "save_model_tmp"]
+from tuner.tracking._base import TRACKING_OFF, NullTracker, Tracker, make_tracker
+from tuner.tracking._mlflow import MlflowTracker, save_model_tmp
+from tuner.tracking._reading import find_experiment, log_file, metric_history, open_reader, study_run_ids
+
+__all__ = ["EpochLogger", "MlflowTracker", "NullTracker", "TRACKING_OFF", "Tracker", "find_experiment", "log_file",
+           "make_tracker", "metric_history", "open_reader", "save_model_tmp", "study_run_ids"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "EpochLogger":  # a keras.callbacks.Callback: importing it imports Keras
+        from tuner.tracking._epochs import EpochLogger
+
+        return EpochLogger
+    raise AttributeError(f"module 'tuner.tracking' has no attribute {name!r}")

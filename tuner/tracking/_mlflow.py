@@ -2,7 +2,8 @@
 
 Written with ``mlflow.MlflowClient`` (not optuna-integration's deprecated callback): per-epoch metrics
 with their ``step``, logged in batches; run status FINISHED / KILLED (pruned, interrupted) / FAILED; the
-best model logged as a Keras model that loads back with ``mlflow.keras.load_model``.
+best model logged as a Keras model that loads back with ``mlflow.keras.load_model``. MLflow (and Keras)
+are imported inside the methods, so that importing tuner stays light.
 """
 
 from __future__ import annotations
@@ -14,15 +15,12 @@ import re
 import tempfile
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
-
-import keras
 
 from tuner._logging import get_logger
 from tuner._store import default_tracking_uri, local_store_dir
 
-__all__ = ["MlflowTracker", "EpochLogger", "save_model_tmp"]
+__all__ = ["MlflowTracker", "save_model_tmp"]
 
 _logger = get_logger(__name__)
 
@@ -41,7 +39,7 @@ def _param_value(value: Any) -> str:
 
 
 class MlflowTracker:
-    """Records a study in MLflow.
+    """Records a study in MLflow (a :class:`~tuner.tracking.Tracker`).
 
     Args:
         tracking_uri: any MLflow tracking URI. Defaults to :func:`default_tracking_uri`.
@@ -74,6 +72,8 @@ class MlflowTracker:
                 self.client.restore_experiment(exp.experiment_id)
             self.experiment_id = exp.experiment_id
         self.parent_run_id: str | None = None
+        self._owns_parent = False
+        self._epoch_loggers: dict[str, Any] = {}
 
     # -- batches ---------------------------------------------------------------------------
     def log_metrics(self, run_id: str, rows: list[tuple[str, float, int]]) -> None:
@@ -101,8 +101,9 @@ class MlflowTracker:
     def start_study(self, *, study_name: str, settings: Mapping[str, Any], space_yaml: str,
                     dataset: Mapping[str, Any]) -> str:
         run = self.client.create_run(self.experiment_id, run_name=f"{study_name} @ {time.strftime('%Y-%m-%d %H:%M:%S')}",
-                                     tags={"tuner.kind": "study", "tuner.study._study": study_name})
+                                     tags={"tuner.kind": "study", "tuner.study": study_name})
         self.parent_run_id = run.info.run_id
+        self._owns_parent = True
         self.log_params(self.parent_run_id, {k: v for k, v in settings.items() if v is not None})
         self.set_tags(self.parent_run_id, {"dataset": dataset.get("name", ""), "task": dataset.get("task", "")})
         self.client.log_text(self.parent_run_id, space_yaml, "space.yaml")
@@ -110,8 +111,13 @@ class MlflowTracker:
         self.client.log_dict(self.parent_run_id, dict(settings), "settings.json")
         return self.parent_run_id
 
+    def join_study(self, parent_run_id: str) -> None:
+        """Record trials under the parent run of the process that started this worker (it ends that run)."""
+        self.parent_run_id = parent_run_id
+        self._owns_parent = False
+
     def end_study(self, *, status: str, best: Mapping[str, Any] | None = None) -> None:
-        if self.parent_run_id is None:
+        if self.parent_run_id is None or not self._owns_parent:
             return
         if best:
             run_id = self.parent_run_id
@@ -120,18 +126,33 @@ class MlflowTracker:
             self.log_params(run_id, {f"best.{k}": v for k, v in best.get("params", {}).items()})
             self.set_tags(run_id, {k: v for k, v in best.get("tags", {}).items() if v is not None})
         self.client.set_terminated(self.parent_run_id, status=status)
+        self._owns_parent = False  # ended once
 
     # -- trial (child) runs ------------------------------------------------------------------
     def start_trial(self, number: int, params: Mapping[str, Any], *, study_name: str) -> str:
         tags = {"mlflow.parentRunId": self.parent_run_id, "optuna_trial_number": str(number),
-                "tuner.study._study": study_name, "tuner.kind": "trial", "state": "running"}
+                "tuner.study": study_name, "tuner.kind": "trial", "state": "running"}
         run = self.client.create_run(self.experiment_id, run_name=f"trial-{number}",
                                      tags={k: v for k, v in tags.items() if v is not None})
         self.log_params(run.info.run_id, params)
         return run.info.run_id
 
-    def end_trial(self, run_id: str, *, state: str, metrics: Mapping[str, float] | None = None,
+    def trial_callbacks(self, run_id: str | None) -> list[Any]:
+        """An :class:`~tuner.tracking.EpochLogger` for the trial's run; :meth:`end_trial` flushes it."""
+        from tuner.tracking._epochs import EpochLogger
+
+        if run_id is None:
+            return []
+        logger = self._epoch_loggers[run_id] = EpochLogger(self, run_id)
+        return [logger]
+
+    def end_trial(self, run_id: str | None, *, state: str, metrics: Mapping[str, float] | None = None,
                   tags: Mapping[str, Any] | None = None) -> None:
+        if run_id is None:
+            return
+        logger = self._epoch_loggers.pop(run_id, None)
+        if logger is not None:
+            logger.flush()
         if metrics:
             self.log_metrics(run_id, [(k, v, 0) for k, v in metrics.items()])
         self.set_tags(run_id, {"state": state, **{k: v for k, v in (tags or {}).items() if v is not None}})
@@ -142,6 +163,7 @@ class MlflowTracker:
 
         ``example`` (a few input rows) gives the model a signature, so ``mlflow.pyfunc`` can serve it.
         """
+        import keras
         import mlflow
         from mlflow.models import infer_signature
 
@@ -153,37 +175,11 @@ class MlflowTracker:
                                           pip_requirements=[f"keras=={keras.__version__}"])
         return info.model_uri
 
-
-class EpochLogger(keras.callbacks.Callback):
-    """Sends every epoch's logs to a trial's MLflow run with ``step`` = epoch (1-based).
-
-    Rows are buffered and sent with ``log_batch`` every ``flush_seconds`` and at the end, so the UI
-    shows a running trial's curves without one call per metric.
-    """
-
-    def __init__(self, tracker: MlflowTracker, run_id: str, *, flush_seconds: float = 10.0) -> None:
-        super().__init__()
-        self.tracker = tracker
-        self.run_id = run_id
-        self.flush_seconds = flush_seconds
-        self.rows: list[tuple[str, float, int]] = []
-        self.epochs = 0
-        self._last = time.monotonic()
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        self.rows, self.epochs, self._last = [], 0, time.monotonic()
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.epochs = epoch + 1
-        self.rows.extend((k, float(v), epoch + 1) for k, v in (logs or {}).items())
-        if time.monotonic() - self._last > self.flush_seconds:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.rows:
-            self.tracker.log_metrics(self.run_id, self.rows)
-            self.rows = []
-        self._last = time.monotonic()
+    def fail_dead_trial(self, run_id: str, reason: str) -> None:
+        """Close the run of a trial whose worker died as FAILED, with the reason as a tag."""
+        self.client.set_tag(run_id, "state", "failed")
+        self.client.set_tag(run_id, "fail_reason", reason)
+        self.client.set_terminated(run_id, status="FAILED")
 
 
 def save_model_tmp(model: Any) -> str:

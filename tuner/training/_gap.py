@@ -20,11 +20,9 @@ from keras import ops
 
 from tuner.errors import NonFiniteLoss
 from tuner.metrics import HIGHER_IS_BETTER, headline_metric
-from tuner.model._optimizers import current_learning_rate
+from tuner.model import current_learning_rate
 
-__all__ = ["HonestGap", "evaluate_split", "primary_metric", "metric_functions", "HIGHER_IS_BETTER"]
-
-primary_metric = headline_metric  # the name this module has always exported
+__all__ = ["HonestGap", "evaluate_split", "metric_functions"]
 
 
 def _accuracy(task: str) -> Callable[[np.ndarray, np.ndarray], float]:
@@ -113,7 +111,7 @@ class HonestGap(keras.callbacks.Callback):
         self.loss_fn = keras.losses.get(loss) if isinstance(loss, str) else loss
         self.task = task
         self.record_lr = record_lr
-        self.metric = primary_metric(task)
+        self.metric = headline_metric(task)
         self.history: dict[str, list[float]] = {}
         # Both splits go through one predict and one loss call per epoch (fewer dispatches than two
         # separate evaluations; benchmarks/gap_overhead.py).

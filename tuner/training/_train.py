@@ -15,20 +15,18 @@ from typing import Any
 import keras
 import numpy as np
 
-from tuner.data import Dataset, as_view, resolve_view, scale
+from tuner.data import Dataset, scale
+from tuner.metrics import headline_metric
+from tuner.model import (ONE_HOT_LOSSES, as_view, build_model, build_optimizer, check_task_fit, resolve_loss,
+                         resolve_view)
+from tuner.space import knob_value
 from tuner.training._diagnosis import Diagnosis, DiagnosisRules, diagnose
-from tuner.training._gap import HonestGap, evaluate_split, primary_metric
-from tuner.space import KNOBS, knob_value
-from tuner.model import build_model, check_task_fit, resolve_loss
-from tuner.model import build_optimizer
+from tuner.training._gap import HonestGap, evaluate_split
 
-__all__ = ["train_model", "evaluate_test", "TrainResult", "prepare_data", "ModelBuilder"]
+__all__ = ["ModelBuilder", "TrainResult", "evaluate_test", "prepare_data", "train_model"]
 
 ModelBuilder = Callable[..., Any]
 """``builder(params, input_shape, *, task, n_outputs) -> keras.Model`` (uncompiled)."""
-
-_ONE_HOT_LOSSES = {"categorical_crossentropy", "categorical_focal_crossentropy", "categorical_hinge",
-                   "kl_divergence", "kld", "kullback_leibler_divergence"}
 
 
 @dataclasses.dataclass
@@ -74,8 +72,8 @@ class TrainResult:
 def prepare_data(dataset: Dataset, params: Mapping[str, Any]) -> Dataset:
     """The dataset scaled as ``params['scaling']`` asks and shaped as ``params['view']`` asks.
 
-    Scaling is fitted on the training split; the view (:func:`tuner.datasets.as_view`, with ``auto``
-    resolved for ``params['family']`` by :func:`tuner.datasets.resolve_view`) only reshapes. Both are
+    Scaling is fitted on the training split; the view (:func:`tuner.model.as_view`, with ``auto``
+    resolved for ``params['family']`` by :func:`tuner.model.resolve_view`) only reshapes. Both are
     cached per dataset. With ``family: mlp`` and ``view: auto`` the data keeps its own shape.
 
     Raises:
@@ -99,7 +97,7 @@ def prepare_data(dataset: Dataset, params: Mapping[str, Any]) -> Dataset:
 
 def _targets(y: np.ndarray, task: str, loss: str, n_classes: int | None) -> np.ndarray:
     if task == "multiclass":
-        if loss in _ONE_HOT_LOSSES:
+        if loss in ONE_HOT_LOSSES:
             return np.eye(int(n_classes), dtype="float32")[np.asarray(y, dtype="int64")]
         return np.asarray(y, dtype="int64")
     return np.asarray(y, dtype="float32").reshape(-1, 1)
@@ -155,20 +153,49 @@ def train_model(params: Mapping[str, Any], dataset: Dataset, *, seed: int = 0,
     loss = resolve_loss(params, task)
     y_train = _targets(data.y_train, task, loss, data.n_classes)
     y_val = _targets(data.y_val, task, loss, data.n_classes)
+    model = _build(builder or build_model, params, data, seed)
+    metric = headline_metric(task)
+    _compile(model, params, loss=loss, metric=metric, n_train=len(data.x_train))
 
+    gap = HonestGap(_gap_rows(data.x_train, y_train, gap_subset, seed), (data.x_val, y_val), loss=loss, task=task)
+    stopper = _early_stopping(params)
+    all_callbacks: list[Any] = [gap] if stopper is None else [gap, stopper]
+    all_callbacks.extend(callbacks)
+    start = time.perf_counter()
+    model.fit(**_fit_input(data.x_train, y_train, int(knob_value(params, "batch_size")), seed,
+                           knob_value(params, "data_pipeline")),
+              epochs=int(knob_value(params, "epochs")), callbacks=all_callbacks, verbose=verbose)
+    wall = time.perf_counter() - start
+
+    history = gap.history
+    epochs_run = len(history.get("val_loss", []))
+    best = (stopper.best_epoch + 1) if stopper is not None else epochs_run
+    honest = [k for k in history if not k.startswith("keras_") and k != "lr"]
+    metrics = {k: history[k][best - 1] for k in honest}
+    verdict = diagnose(task=task, chosen=metrics, history=history, chosen_epoch=best, y_train=data.y_train,
+                       rules=rules)
+    return TrainResult(history=history, best_epoch=best, epochs_run=epochs_run, metrics=metrics,
+                       final_metrics={k: history[k][-1] for k in honest}, diagnosis=verdict, wall_time=wall,
+                       n_params=int(model.count_params()), metric=metric,
+                       stopped_early=bool(stopper is not None and stopper.stopped_epoch > 0), model=model)
+
+
+def _build(build: ModelBuilder, params: Mapping[str, Any], data: Dataset, seed: int) -> Any:
+    """The model, built after seeding every RNG and under the ``precision`` knob's dtype policy."""
     keras.utils.set_random_seed(seed)
-    build = builder or build_model
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(knob_value(params, "precision"))
     try:
-        model = build(params, data.input_shape, task=task, n_outputs=data.n_outputs)
+        return build(params, data.input_shape, task=data.task, n_outputs=data.n_outputs)
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
+
+def _compile(model: Any, params: Mapping[str, Any], *, loss: str, metric: str, n_train: int) -> None:
+    """Compile with the optimizer and schedule the knobs ask for, XLA and steps per execution as the backend allows."""
     batch_size = int(knob_value(params, "batch_size"))
     epochs = int(knob_value(params, "epochs"))
-    steps_per_epoch = max(1, int(np.ceil(len(data.x_train) / batch_size)))
-    metric = primary_metric(task)
+    steps_per_epoch = max(1, int(np.ceil(n_train / batch_size)))
     jit = knob_value(params, "jit_compile")
     if jit is None:
         jit = keras.backend.backend() == "jax"
@@ -178,37 +205,21 @@ def train_model(params: Mapping[str, Any], dataset: Dataset, *, seed: int = 0,
     model.compile(optimizer=build_optimizer(params, steps_per_epoch=steps_per_epoch, epochs=epochs),
                   loss=loss, metrics=[metric], jit_compile=bool(jit), steps_per_execution=spe)
 
-    x_sub, y_sub = data.x_train, y_train
-    if gap_subset is not None and len(x_sub) > gap_subset:
-        idx = np.sort(np.random.default_rng(seed).choice(len(x_sub), size=gap_subset, replace=False))
-        x_sub, y_sub = x_sub[idx], y_sub[idx]
-    gap = HonestGap((x_sub, y_sub), (data.x_val, y_val), loss=loss, task=task)
-    all_callbacks: list[Any] = [gap]
+
+def _gap_rows(x: np.ndarray, y: np.ndarray, gap_subset: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The training rows the gap is measured on: all, or a fixed, seeded subset of ``gap_subset`` rows."""
+    if gap_subset is not None and len(x) > gap_subset:
+        idx = np.sort(np.random.default_rng(seed).choice(len(x), size=gap_subset, replace=False))
+        return x[idx], y[idx]
+    return x, y
+
+
+def _early_stopping(params: Mapping[str, Any]) -> Any:
+    """Early stopping on the honest validation loss, restoring the best weights; None when ``patience`` is 0."""
     patience = int(knob_value(params, "patience"))
-    stopper = None
-    if patience > 0:
-        stopper = keras.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=patience,
-                                                restore_best_weights=True)
-        all_callbacks.append(stopper)
-    all_callbacks.extend(callbacks)
-
-    start = time.perf_counter()
-    model.fit(**_fit_input(data.x_train, y_train, batch_size, seed, knob_value(params, "data_pipeline")), epochs=epochs,
-              callbacks=all_callbacks, verbose=verbose)
-    wall = time.perf_counter() - start
-
-    history = gap.history
-    epochs_run = len(history.get("val_loss", []))
-    best = (stopper.best_epoch + 1) if stopper is not None else epochs_run
-    honest = [k for k in history if not k.startswith("keras_") and k != "lr"]
-    metrics = {k: history[k][best - 1] for k in honest}
-    final = {k: history[k][-1] for k in honest}
-    verdict = diagnose(task=task, chosen=metrics, history=history, chosen_epoch=best, y_train=data.y_train,
-                       rules=rules)
-    return TrainResult(history=history, best_epoch=best, epochs_run=epochs_run, metrics=metrics,
-                       final_metrics=final, diagnosis=verdict, wall_time=wall, n_params=int(model.count_params()),
-                       metric=metric, stopped_early=bool(stopper is not None and stopper.stopped_epoch > 0),
-                       model=model)
+    if patience <= 0:
+        return None
+    return keras.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=patience, restore_best_weights=True)
 
 
 def evaluate_test(model: Any, dataset: Dataset, params: Mapping[str, Any]) -> dict[str, float]:

@@ -1,0 +1,123 @@
+"""Looking around: ``best`` (a study's best trial), ``spaces`` (search spaces), ``datasets`` and ``ui`` (MLflow's UI).
+
+What each command needs (Optuna, Keras, MLflow) is imported inside its action, so ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+from tuner._store import default_tracking_uri
+from tuner.cli._base import EXIT_OK, EXIT_USAGE, Command, add_store_options, fmt, print_json, table
+from tuner.errors import ConfigError
+
+__all__ = ["BestCommand", "SpacesCommand", "DatasetsCommand", "UiCommand"]
+
+
+class BestCommand(Command):
+    """Show the best trial of a study: parameters, honest metrics, gap, verdict and test score."""
+
+    name = "best"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("study", metavar="STUDY", help="study name.")
+        add_store_options(parser)
+        parser.add_argument("--json", action="store_true", help="print JSON.")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from tuner.study import load_study_results
+
+        results = load_study_results(args.study, storage=args.storage)
+        best = results.best()
+        data = {"study": args.study, **best.to_dict(), "test": results.best_test()}
+        if args.json:
+            print_json(data)
+            return EXIT_OK
+        print(f"best trial {best.number} of study {args.study!r} ({', '.join(results.objective)}: "
+              f"{', '.join(fmt(v) for v in best.values or [])})")
+        print(f"  verdict: {best.verdict} - {best.reason}")
+        for k, v in best.metrics.items():
+            print(f"  {k}: {fmt(v)}")
+        for k, v in (results.best_test() or {}).items():
+            print(f"  {k}: {fmt(v)}")
+        print("  params: " + ", ".join(f"{k}={fmt(v)}" for k, v in best.params.items()))
+        return EXIT_OK
+
+
+class SpacesCommand(Command):
+    """List, validate or show search spaces."""
+
+    name = "spaces"
+    needs_keras = True  # validating a space asks Keras for its activations, initializers, ...
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        sub = parser.add_subparsers(dest="action", metavar="{list,validate,show}", required=True)
+        sub.add_parser("list", help="list the shipped spaces.")
+        v = sub.add_parser("validate", help="validate space files (exit 2 on any problem).")
+        v.add_argument("files", nargs="+", metavar="FILE")
+        s = sub.add_parser("show", help="print a space in canonical form.")
+        s.add_argument("file", metavar="FILE")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from tuner.space import load_space, shipped_spaces
+
+        if args.action == "list":
+            for name, path in shipped_spaces().items():
+                space = load_space(path)
+                print(f"{name:<28} {len(space.searched):>2} searched  {space.description}")
+            return EXIT_OK
+        if args.action == "show":
+            print(load_space(args.file).to_yaml(), end="")
+            return EXIT_OK
+        code = EXIT_OK
+        for f in args.files:
+            try:
+                space = load_space(f)
+            except ConfigError as err:
+                print(f"error: {err}".replace("\n", "\nerror: "), file=sys.stderr)
+                code = EXIT_USAGE
+            else:
+                print(f"{f}: ok ({len(space.searched)} searched parameters: {', '.join(space.searched)})")
+        return code
+
+
+class DatasetsCommand(Command):
+    """List the built-in datasets with their size, task and source, and the keras.datasets names (cache only)."""
+
+    name = "datasets"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--json", action="store_true", help="print JSON.")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from tuner.data import list_datasets
+
+        rows = list_datasets(keras_datasets=True)
+        if args.json:
+            print_json(rows)
+        else:
+            print(table(rows, list(rows[0])))
+        return EXIT_OK
+
+
+class UiCommand(Command):
+    """Start the MLflow UI on this store (bound to 127.0.0.1 by default) and print its URL."""
+
+    name = "ui"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--tracking-uri", metavar="URI", help="MLflow store (default: sqlite:///mlruns/mlflow.db).")
+        parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1).")
+        parser.add_argument("--port", type=int, default=5000, help="port (default: 5000).")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        uri = args.tracking_uri or default_tracking_uri()
+        cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
+               "--port", str(args.port)]
+        print(f"MLflow UI for {uri} at http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
+        try:
+            return subprocess.call(cmd)
+        except KeyboardInterrupt:
+            return EXIT_OK

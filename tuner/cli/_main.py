@@ -1,0 +1,96 @@
+"""The command line: ``python -m tuner <command>`` (or ``tuner <command>``).
+
+:data:`COMMANDS` is the registry: a subcommand is one :class:`~tuner.cli._base.Command` class, listed
+there. :func:`main` parses the arguments, sets up logging, runs the command and turns its errors into a
+message and an exit code (``--debug`` shows the traceback instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from tuner import __version__
+from tuner._logging import configure
+from tuner.cli._base import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Command, quiet_backends
+from tuner.cli._browse import BestCommand, DatasetsCommand, SpacesCommand, UiCommand
+from tuner.cli._report import ReportCommand, SelectCommand
+from tuner.cli._study import StudyCommand, WorkerCommand
+from tuner.errors import ConfigError
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+COMMANDS: dict[str, type[Command]] = {c.name: c for c in (StudyCommand, WorkerCommand, BestCommand, SpacesCommand,
+                                                        DatasetsCommand, UiCommand, ReportCommand, SelectCommand)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=0, help="more log output.")
+    common.add_argument("-q", "--quiet", action="store_true", help="errors only.")
+    common.add_argument("--debug", action="store_true", help="show tracebacks.")
+    parser = argparse.ArgumentParser(prog="tuner", parents=[common],
+                                     description="Hyperparameter tuning for Keras with an honest generalization gap.")
+    parser.add_argument("--version", action="version", version=f"tuner {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, cls in COMMANDS.items():
+        doc = (cls.__doc__ or "").strip()
+        p = sub.add_parser(name, parents=[common], help=doc.splitlines()[0] if doc else None, description=doc,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        cls().add_arguments(p)
+    return parser
+
+
+def _install_interrupt_handler() -> None:
+    """First Ctrl-C: stop after marking the running trial; a second one exits at once."""
+    state = {"count": 0}
+
+    def handler(signum: int, frame: Any) -> None:
+        state["count"] += 1
+        if state["count"] > 1:
+            os._exit(EXIT_INTERRUPTED)
+        print("\ninterrupt: finishing up (press Ctrl-C again to exit at once)", file=sys.stderr)
+        from tuner.study import request_stop
+
+        request_stop()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    args = build_parser().parse_args(argv)
+    verbosity = -1 if args.quiet else args.verbose
+    configure(verbosity)
+    quiet_backends(verbosity)
+    command = COMMANDS[args.command]()
+    if command.interruptible:
+        _install_interrupt_handler()
+    with command.session(args, verbosity):
+        if command.needs_keras:
+            from tuner._backend import import_keras_quietly
+
+            import_keras_quietly(show=verbosity > 0)
+        return _run(command, args)
+
+
+def _run(command: Command, args: argparse.Namespace) -> int:
+    try:
+        return command.take_action(args)
+    except ConfigError as err:
+        if args.debug:
+            raise
+        print(f"error: {err}".replace("\n", "\nerror: "), file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception as err:
+        if args.debug:
+            raise
+        print(f"error: {type(err).__name__}: {err} (run with --debug for the traceback)", file=sys.stderr)
+        return EXIT_FAILURE

@@ -1,0 +1,228 @@
+"""``python -m tuner study`` (create or resume a study and run it) and ``python -m tuner worker`` (join one).
+
+TensorFlow, Optuna and MLflow are imported inside the actions, so ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from tuner.cli._base import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, Command, add_store_options, fmt, print_json,
+                             table)
+from tuner.errors import ConfigError, Problem
+from tuner.metrics import headline_metric
+
+__all__ = ["StudyCommand", "WorkerCommand"]
+
+
+class StudyCommand(Command):
+    """Create or resume a study and run it.
+
+    With no arguments: the digits dataset, search_spaces/default.yaml, 12 trials, storage and tracking
+    in mlruns/. Running the same command again resumes the study and runs only the missing trials.
+    """
+
+    name = "study"
+    needs_keras = True
+    interruptible = True
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--space", metavar="FILE", default="default",
+                            help="search-space YAML file or shipped space name (default: default).")
+        parser.add_argument("--dataset", metavar="NAME|PATH", default="digits",
+                            help="built-in dataset name or a .csv/.parquet/.npz file (default: digits).")
+        parser.add_argument("--target", metavar="COLUMN", help="target column of a CSV/Parquet dataset.")
+        parser.add_argument("--task", choices=("auto", "binary", "multiclass", "regression"), default="auto",
+                            help="task of the dataset (default: inferred).")
+        parser.add_argument("--study", metavar="NAME", help="study name (default: <space>-<dataset>).")
+        parser.add_argument("--n-trials", metavar="N", type=int, help="total finished trials wanted (default: 12).")
+        parser.add_argument("--timeout", metavar="SECONDS", type=float, help="stop starting trials after this long.")
+        parser.add_argument("--sampler", default="tpe", help="tpe (default), random, cmaes, gp, qmc, grid, nsga2.")
+        parser.add_argument("--pruner", default="median",
+                            help="median (default), hyperband, successive_halving, percentile, none.")
+        parser.add_argument("--objective", metavar="METRIC[,METRIC]",
+                            help="validation metric(s) to optimize (default: val_accuracy, or val_loss for "
+                                 "regression); two give a multi-objective study, e.g. val_loss,gap_loss.")
+        add_store_options(parser)
+        parser.add_argument("--tracking-uri", metavar="URI",
+                            help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db); "
+                                 "'none' turns tracking off.")
+        parser.add_argument("--seed", type=int, default=0, help="seed of the sampler and the trials (default: 0).")
+        parser.add_argument("--set", metavar="PARAM=VALUE", action="append", default=[], dest="overrides",
+                            help="fix a parameter of the space, e.g. --set epochs=3 --set dropout=0.2 (repeatable).")
+        parser.add_argument("--workers", type=int, default=1, metavar="N",
+                            help="workers on this machine sharing the study: this process and N-1 worker "
+                                 "processes (default: 1).")
+        parser.add_argument("--recycle-after", type=int, default=50, metavar="TRIALS",
+                            help="hand a worker's place to a fresh process after this many trials, to bound "
+                                 "memory (default: 50).")
+        parser.add_argument("--max-rss-mb", type=float, metavar="MIB",
+                            help="hand a worker's place to a fresh process after a trial that leaves it above "
+                                 "this memory.")
+        parser.add_argument("--json", action="store_true", help="print the final summary as JSON.")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar.")
+
+    @contextlib.contextmanager
+    def session(self, args: argparse.Namespace, verbosity: int) -> Iterator[None]:
+        """With ``--workers N``: this process is worker 0, and the other workers start now."""
+        early = None
+        if args.workers > 1:
+            # This process's thread share must be set before Keras starts its runtime. The other workers
+            # start now, so that their imports overlap ours; they join once the study exists.
+            from tuner.study import EarlyWorkers, share_this_process
+
+            share_this_process(args.workers)
+            early = args.early_workers = EarlyWorkers(args.workers, verbosity=verbosity)
+        try:
+            yield
+        finally:
+            if early is not None and not early.adopted:  # the study never started (bad input, Ctrl-C)
+                early.cancel()
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from tqdm import tqdm
+
+        from tuner.space import load_space, parse_override
+        from tuner.study import Study, StudySettings, run_workers
+
+        overrides = dict(parse_override(o) for o in args.overrides)
+        space = load_space(args.space)  # validated before TensorFlow or any storage is touched
+        if overrides:
+            space = space.with_fixed(overrides)
+        if args.workers < 1:
+            raise ConfigError([Problem("--workers", "workers", "must be a positive integer", value=args.workers)])
+        settings = StudySettings(study_name=args.study, sampler=args.sampler, pruner=args.pruner,
+                                 objective=tuple(x.strip() for x in (args.objective or "").split(",") if x.strip()),
+                                 storage=args.storage, tracking_uri=args.tracking_uri, seed=args.seed,
+                                 timeout=args.timeout)
+        if args.n_trials is not None:
+            settings.n_trials = args.n_trials
+        study = Study(space, args.dataset, settings,
+                      dataset_options={"target": args.target, "task": args.task, "seed": args.seed})
+        dataset = study.dataset
+        s = study.settings
+        print(f"study {s.study_name!r}: {dataset.name} ({dataset.task}, {len(dataset.x_train)} train / "
+              f"{len(dataset.x_val)} val / {len(dataset.x_test)} test rows), space {space.name!r}, "
+              f"objective {','.join(s.objective)}, {s.sampler} sampler, {s.pruner} pruner", file=sys.stderr)
+        metric = s.objective[0]
+        gap_key = "gap_mae" if dataset.task == "regression" else "gap_accuracy"
+
+        def on_trial(report: Any) -> None:
+            value = report.values[0] if report.values else None
+            if report.state == "complete":
+                line = (f"trial {report.number:>3}  complete  {metric}={fmt(value)}  "
+                        f"{gap_key}={fmt(report.metrics.get(gap_key))}  {report.verdict}  "
+                        f"epoch {report.best_epoch}  {fmt(report.wall_time, 3)} s")
+            else:
+                line = f"trial {report.number:>3}  {report.state}  {report.fail_reason or ''}"
+            tqdm.write(line, file=sys.stdout)
+
+        try:
+            show = not args.no_progress and not args.json
+            # this process is worker 0; --workers N starts N-1 more; recycling applies to every worker
+            run_workers(study, args.workers, recycle_after=args.recycle_after, max_rss_mb=args.max_rss_mb,
+                        progress=show, on_trial=None if args.json else on_trial,
+                        verbosity=-1 if args.quiet else args.verbose, early=getattr(args, "early_workers", None))
+        except KeyboardInterrupt:
+            print(f"\ninterrupted: {study.n_finished()} finished trials are kept in {s.storage}; run the same "
+                  "command again to resume.", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        return _print_summary(study, as_json=args.json)
+
+
+def _print_summary(study: Any, *, as_json: bool) -> int:
+    s = study.settings
+    trials = study.trials()
+    done = [t for t in trials if t.state == "complete"]
+    counts = {state: sum(1 for t in trials if t.state == state) for state in ("complete", "pruned", "fail")}
+    try:
+        best = study.best_trial()
+    except ConfigError:
+        best = None
+    if as_json:
+        print_json({"study": s.study_name, "storage": s.storage, "objective": list(s.objective), "counts": counts,
+                     "best": best.to_dict() if best else None, "test": study.best_test})
+        return EXIT_OK if best else EXIT_FAILURE
+    if best is None:
+        print(f"study {s.study_name!r}: no complete trial ({counts}).")
+        return EXIT_FAILURE
+    sign = -1 if study.directions[0] == "maximize" else 1
+    top = sorted(done, key=lambda t: sign * t.values[0])[:5]
+    metric = headline_metric(study.dataset.task)
+    rows = [{"trial": t.number, s.objective[0]: t.values[0], f"train_{metric}": t.metrics.get(f"train_{metric}"),
+             f"val_{metric}": t.metrics.get(f"val_{metric}"), f"gap_{metric}": t.metrics.get(f"gap_{metric}"),
+             "gap_loss": t.metrics.get("gap_loss"), "verdict": t.verdict, "epoch": t.best_epoch} for t in top]
+    print(f"\nstudy {s.study_name!r}: {counts['complete']} complete, {counts['pruned']} pruned, "
+          f"{counts['fail']} failed")
+    print(table(rows, list(rows[0])))
+    shown = dict.fromkeys([s.objective[0], f"val_{metric}", f"gap_{metric}", "gap_loss"])
+    figures = ", ".join(f"{k}={fmt(best.metrics.get(k, best.values[0] if k == s.objective[0] else None))}"
+                        for k in shown)
+    print(f"\nbest trial {best.number}: {figures}, verdict {best.verdict}")
+    if best.reason:
+        print(f"  {best.reason} Suggestion: {best.suggestion}.")
+    print("  params: " + ", ".join(f"{k}={fmt(v)}" for k, v in best.params.items()))
+    if study.best_test:
+        print("  test split: " + ", ".join(f"{k}={fmt(v)}" for k, v in study.best_test.items()))
+    if best.mlflow_run_id:
+        print(f"  MLflow run {best.mlflow_run_id}; open the UI with: python -m tuner ui")
+    return EXIT_OK
+
+
+class WorkerCommand(Command):
+    """Join an existing study and run its trials until it holds its total (from any machine).
+
+    The space, dataset and settings are read from the study's storage. For several machines use a
+    PostgreSQL (or MySQL) storage URL that every machine reaches.
+    """
+
+    name = "worker"
+    needs_keras = True
+    interruptible = True
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--study", metavar="NAME", help="study name (required).")
+        add_store_options(parser)
+        parser.add_argument("--join-file", metavar="PATH", help=argparse.SUPPRESS)  # from `study --workers N`
+        parser.add_argument("--deadline", type=float, help=argparse.SUPPRESS)  # time.time() of the study's --timeout
+        parser.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: the study's).")
+        parser.add_argument("--parent-run-id", metavar="ID", help="MLflow parent run to record trials under.")
+        parser.add_argument("--recycle-after", type=int, metavar="TRIALS",
+                            help="exit with code 3 after this many trials (to be restarted with fresh memory).")
+        parser.add_argument("--max-rss-mb", type=float, metavar="MIB",
+                            help="exit with code 3 after a trial that leaves this process above this memory.")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from tuner.study import EXIT_RECYCLE, Study, read_join_file
+
+        if args.join_file:  # started early by `study --workers N`: wait until that study exists
+            info = read_join_file(args.join_file)
+            if info is None:
+                return EXIT_OK  # the study never started; the process that would have run it is gone
+            args.study, args.storage = info["study"], info["storage"]
+            args.tracking_uri, args.parent_run_id = info["tracking_uri"], info["parent_run_id"]
+            args.recycle_after, args.max_rss_mb = info["recycle_after"], info["max_rss_mb"]
+            args.deadline = args.deadline or info.get("deadline")
+        if not args.study:
+            raise ConfigError([Problem("--study", "study", "is required: the name of the study to join", value=None)])
+        overrides: dict[str, Any] = {}
+        if args.tracking_uri:
+            overrides["tracking_uri"] = args.tracking_uri
+        if args.parent_run_id:
+            overrides["parent_run_id"] = args.parent_run_id
+        timeout = None
+        if args.deadline is not None:
+            timeout = args.deadline - time.time()
+            if timeout <= 0:
+                return EXIT_OK  # the study's --timeout has passed: start nothing
+        study = Study.from_storage(args.study, args.storage, **overrides)
+        try:
+            study.run(max_trials=args.recycle_after, max_rss_mb=args.max_rss_mb, timeout=timeout)
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
+        return EXIT_RECYCLE if study.stopped_for == "recycle" else EXIT_OK

@@ -1,0 +1,71 @@
+"""One entry of a search space: a fixed value or a distribution, optionally conditional or per layer."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+
+
+@dataclasses.dataclass
+class Param:
+    """One entry of a space: a fixed value or a distribution, optionally conditional."""
+
+    name: str
+    type: str  # "fixed", "int", "float", "categorical"
+    value: Any = None
+    low: float | int | None = None
+    high: float | int | None = None
+    step: float | int | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+    condition: dict[str, list[Any]] | None = None
+    per_layer: bool = False
+
+    @property
+    def is_fixed(self) -> bool:
+        return self.type == "fixed"
+
+    def possible_values(self) -> list[Any] | None:
+        """The values this parameter can take, when they are few enough to list (else None)."""
+        if self.type == "fixed":
+            return [self.value]
+        if self.type == "categorical":
+            return list(self.choices or [])
+        return None
+
+    def to_config(self) -> Any:
+        if self.type == "fixed" and not self.condition and not self.per_layer:
+            return self.value
+        out: dict[str, Any] = {}
+        if self.type == "fixed":
+            out["value"] = self.value
+        else:
+            out["type"] = self.type
+            if self.type == "categorical":
+                out["choices"] = list(self.choices or [])
+            else:
+                out["low"] = self.low
+                out["high"] = self.high
+                if self.step is not None:
+                    out["step"] = self.step
+                if self.log:
+                    out["log"] = True
+        if self.per_layer:
+            out["per_layer"] = True
+        if self.condition:
+            out["condition"] = {k: list(v) for k, v in self.condition.items()}
+        return out
+
+
+def suggest_one(trial: optuna.trial.BaseTrial, p: Param, name: str) -> Any:
+    if p.type == "fixed":
+        return copy.deepcopy(p.value)
+    if p.type == "categorical":
+        return trial.suggest_categorical(name, p.choices)
+    if p.type == "int":
+        return trial.suggest_int(name, int(p.low), int(p.high), step=int(p.step or 1), log=p.log)
+    return trial.suggest_float(name, float(p.low), float(p.high), step=p.step, log=p.log)

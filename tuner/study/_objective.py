@@ -1,0 +1,131 @@
+"""One trial: suggest parameters, train, record the result on the trial, and track it.
+
+Keras, Optuna and the training stage are imported inside the functions, so that importing tuner stays light.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+from collections.abc import Callable
+from typing import Any
+
+from tuner._logging import get_logger
+from tuner.errors import ConfigError, TrialFailed
+from tuner.study._callbacks import _PruningCallback, _StopCallback, check_stop
+from tuner.study._record import INTERRUPTED, TrialRecord
+from tuner.study._storage import first_prunable_step
+
+__all__ = ["Objective"]
+
+_logger = get_logger(__name__)
+
+
+def _device() -> str:
+    """The device this process trains on, e.g. ``cpu:0`` or ``gpu:0 (CUDA_VISIBLE_DEVICES=1)``."""
+    import keras
+
+    try:
+        devices = keras.distribution.list_devices()
+    except Exception:
+        devices = []
+    name = str(devices[0]).lower() if devices else "cpu"
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return f"{name} (CUDA_VISIBLE_DEVICES={visible})" if visible and "gpu" in name else name
+
+
+def _trial_metrics(result: Any) -> dict[str, float]:
+    if result is None:
+        return {}
+    out = {f"best_{k}": v for k, v in result.metrics.items()}
+    out.update({f"final_{k}": v for k, v in result.final_metrics.items()})
+    out.update(best_epoch=result.best_epoch, n_params=result.n_params, wall_time=result.wall_time)
+    return out
+
+
+def _trial_tags(result: Any, reason: str | None) -> dict[str, Any]:
+    tags: dict[str, Any] = {}
+    if result is not None:
+        tags.update(verdict=result.diagnosis.verdict, verdict_reason=result.diagnosis.reason,
+                    suggestion=result.diagnosis.suggestion)
+    if reason:
+        tags["fail_reason"] = reason
+    return tags
+
+
+class Objective:
+    """The Optuna objective of a :class:`~tuner.study.Study`: one real training run per trial.
+
+    A trial that fails on its own (a diverging loss, an error in training) raises
+    :class:`~tuner.errors.TrialFailed` and the study goes on; a :class:`~tuner.errors.ConfigError` fails the
+    trial with its reason and stops the run.
+
+    Args:
+        study: the :class:`~tuner.study.Study` (its settings, space, dataset, builder and open tracker).
+        on_start: called once the trial exists (it then holds its place in the budget).
+    """
+
+    def __init__(self, study: Any, *, on_start: Callable[[], None]) -> None:
+        self.study = study
+        self.on_start = on_start
+
+    def __call__(self, trial: Any) -> float | list[float]:
+        import keras
+        import optuna
+
+        from tuner.training import train_model
+
+        study, s = self.study, self.study.settings
+        tracker = study.tracker
+        self.on_start()
+        check_stop()
+        params = study.space.suggest(trial)
+        TrialRecord.write(trial, resolved_params=params, device=_device(), worker_pid=os.getpid())
+        run_id = tracker.start_trial(trial.number, params, study_name=s.study_name)
+        if run_id is not None:
+            TrialRecord.write(trial, mlflow_run_id=run_id)
+        callbacks = [*tracker.trial_callbacks(run_id), _StopCallback().callback]
+        if not study.multi_objective:
+            callbacks.append(_PruningCallback(trial, s.objective[0], first_prunable_step(study._opened)).callback)
+        state, reason, result = "failed", None, None
+        try:
+            result = train_model(params, study.dataset, seed=s.seed + trial.number, callbacks=callbacks,
+                                 builder=study.builder, gap_subset=s.gap_subset)
+            values = [float(result.metrics[m]) for m in s.objective]
+            if not all(math.isfinite(v) for v in values):
+                raise TrialFailed(f"non-finite objective {dict(zip(s.objective, values))}")
+            TrialRecord.write_result(trial, result)
+            state = "complete"
+            if study._best.is_best(study.optuna_study, study.directions, values):  # scored on the test split at the end
+                study._best.keep(trial.number, result.model)
+            return values[0] if len(values) == 1 else values
+        except optuna.TrialPruned as err:
+            state, reason = "pruned", str(err)
+            TrialRecord.write(trial, prune_reason=reason)
+            raise
+        except KeyboardInterrupt:
+            state, reason = "interrupted", INTERRUPTED
+            TrialRecord.write(trial, fail_reason=reason)
+            raise
+        except TrialFailed as err:
+            reason = str(err)
+            TrialRecord.write(trial, fail_reason=reason)
+            raise
+        except ConfigError as err:  # the trial keeps its reason; the run stops
+            reason = str(err)
+            TrialRecord.write(trial, fail_reason=reason, config_error=True)
+            raise
+        except Exception as err:
+            reason = f"{type(err).__name__}: {err}".strip()[:1000]
+            TrialRecord.write(trial, fail_reason=reason)
+            raise TrialFailed(reason) from err
+        finally:
+            try:
+                tracker.end_trial(run_id, state=state, metrics=_trial_metrics(result), tags=_trial_tags(result, reason))
+            except Exception as err:  # tracking must not lose the Optuna result
+                _logger.warning("could not close the tracking run of trial %d: %s", trial.number, err)
+            if result is not None:
+                result.model = None
+            keras.backend.clear_session()
+            gc.collect()

@@ -1,0 +1,180 @@
+"""The trial record: the one module that writes and reads what tuner stores on Optuna trials and studies.
+
+Optuna keeps a trial's user attributes as untyped JSON under string keys. Every key tuner uses is named
+here once, with its type, so writers (the objective, the stale-trial handler, the selection) and readers
+(results, reports, the budget) agree. Studies written by earlier versions of tuner use the same keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["TrialRecord", "StudyRecord", "read_trial", "INTERRUPTED", "DEAD_WORKER"]
+
+INTERRUPTED = "interrupted"  # the fail reason of a trial stopped by Ctrl-C; it gives its budget place back
+DEAD_WORKER = "worker died (no heartbeat)"  # what a failed trial without a stored reason is reported as
+
+
+@dataclasses.dataclass
+class TrialRecord:
+    """What tuner stored on one trial (every field optional: a running or failed trial has only some).
+
+    Attributes:
+        resolved_params: every knob's value as the builder saw it (defaults and fixed values included).
+        device: the device the trial trained on, e.g. ``cpu:0``.
+        worker_pid: the process that ran it.
+        mlflow_run_id: its nested MLflow run, when tracking was on.
+        metrics: honest metrics at the chosen epoch (``val_accuracy``, ``gap_loss``, ...).
+        final_metrics: the same at the last epoch run.
+        verdict, reason, suggestion: the diagnosis.
+        best_epoch, epochs_run, n_params, wall_time: training facts.
+        fail_reason: why a failed trial failed (``interrupted`` for Ctrl-C).
+        prune_reason: why a pruned trial was pruned.
+        config_error: set when the trial failed on a configuration error (the run stops).
+    """
+
+    resolved_params: dict[str, Any] | None = None
+    device: str | None = None
+    worker_pid: int | None = None
+    mlflow_run_id: str | None = None
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    final_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    verdict: str | None = None
+    reason: str | None = None
+    suggestion: str | None = None
+    best_epoch: int | None = None
+    epochs_run: int | None = None
+    n_params: int | None = None
+    wall_time: float | None = None
+    fail_reason: str | None = None
+    prune_reason: str | None = None
+    config_error: bool = False
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> TrialRecord:
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in attrs.items() if k in names and v is not None}
+        return cls(**values)
+
+    # -- writers (each a ``trial.set_user_attr`` per field, as Optuna stores them) -----------------
+    @staticmethod
+    def write(trial: Any, **fields: Any) -> None:
+        """Store the given fields on a running ``optuna.Trial`` (unknown names are refused)."""
+        names = {f.name for f in dataclasses.fields(TrialRecord)}
+        for key, value in fields.items():
+            if key not in names:
+                raise KeyError(f"TrialRecord has no field {key!r}")
+            trial.set_user_attr(key, value)
+
+    @staticmethod
+    def write_result(trial: Any, result: Any) -> None:
+        """Store a finished training run (a :class:`~tuner.training.TrainResult`)."""
+        metric = result.metric
+        TrialRecord.write(trial, metrics=result.metrics, final_metrics=result.final_metrics,
+                          verdict=result.diagnosis.verdict, reason=result.diagnosis.reason,
+                          suggestion=result.diagnosis.suggestion, best_epoch=result.best_epoch,
+                          epochs_run=result.epochs_run, n_params=result.n_params,
+                          wall_time=round(result.wall_time, 3))
+        # the gaps stand at the top level too: Optuna's dashboard and trials_dataframe show them as columns
+        trial.set_user_attr("gap_loss", result.metrics.get("gap_loss"))
+        trial.set_user_attr(f"gap_{metric}", result.metrics.get(f"gap_{metric}"))
+
+
+def read_trial(trial: Any) -> TrialRecord:
+    """The record of a trial (an ``optuna.trial.FrozenTrial`` or a running ``optuna.Trial``)."""
+    return TrialRecord.from_attrs(trial.user_attrs)
+
+
+class StudyRecord:
+    """What tuner stores on an Optuna study: its recipe, the best model, the test score and the selection.
+
+    Args:
+        study: the ``optuna.Study``.
+    """
+
+    def __init__(self, study: Any) -> None:
+        self.study = study
+
+    def _get(self, key: str, default: Any = None) -> Any:
+        value = self.study.user_attrs.get(key)
+        return default if value is None else value
+
+    # the recipe: everything a worker needs to rebuild the study (space, dataset, settings, n_trials)
+    @property
+    def recipe(self) -> dict[str, Any]:
+        return dict(self._get("tuner", {}))
+
+    @recipe.setter
+    def recipe(self, value: Mapping[str, Any]) -> None:
+        self.study.set_user_attr("tuner", dict(value))
+
+    @property
+    def objective(self) -> list[str]:
+        return list(self.recipe.get("objective") or ["objective"])
+
+    @property
+    def dataset_description(self) -> dict[str, Any]:
+        return dict(self._get("dataset_description", {}))
+
+    @dataset_description.setter
+    def dataset_description(self, value: Mapping[str, Any]) -> None:
+        self.study.set_user_attr("dataset_description", dict(value))
+
+    @property
+    def mlflow_experiment_id(self) -> str | None:
+        return self._get("mlflow_experiment_id")
+
+    @mlflow_experiment_id.setter
+    def mlflow_experiment_id(self, value: str) -> None:
+        self.study.set_user_attr("mlflow_experiment_id", value)
+
+    @property
+    def best_model_uri(self) -> str | None:
+        return self._get("best_model_uri")
+
+    @property
+    def best_model_trial(self) -> int | None:
+        return self._get("best_model_trial")
+
+    def set_best_model(self, trial: int, uri: str) -> None:
+        self.study.set_user_attr("best_model_uri", uri)
+        self.study.set_user_attr("best_model_trial", trial)
+
+    @property
+    def best_test(self) -> dict[str, float] | None:
+        return self._get("best_test")
+
+    @property
+    def best_test_trial(self) -> int | None:
+        return self._get("best_test_trial")
+
+    def set_best_test(self, trial: int, scores: Mapping[str, float]) -> None:
+        self.study.set_user_attr("best_test", dict(scores))
+        self.study.set_user_attr("best_test_trial", trial)
+
+    @property
+    def selection(self) -> dict[str, Any] | None:
+        return self._get("selection")
+
+    @property
+    def selected_trial(self) -> int | None:
+        return self._get("selected_trial")
+
+    def set_selection(self, trial: int | None, selection: Mapping[str, Any] | None) -> None:
+        self.study.set_user_attr("selected_trial", trial)
+        self.study.set_user_attr("selection", None if selection is None else dict(selection))
+
+    def trial_fail_reason(self, number: int) -> str | None:
+        """A reason written on the study for a trial that could not write it itself (a dead worker)."""
+        return self._get(f"fail_reason.{number}")
+
+    def set_trial_fail_reason(self, number: int, reason: str) -> None:
+        self.study.set_user_attr(f"fail_reason.{number}", reason)
+
+    def trial_fail_reasons(self) -> dict[int, str]:
+        """Every reason written on the study for a trial (by number), read at once."""
+        prefix = "fail_reason."
+        return {int(key[len(prefix):]): value for key, value in self.study.user_attrs.items()
+                if key.startswith(prefix) and value is not None}

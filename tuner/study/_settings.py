@@ -1,0 +1,134 @@
+"""How a study runs (:class:`StudySettings`), and the checks that its inputs fit before any trial runs."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from tuner.errors import ConfigError, Problem
+from tuner.metrics import direction, headline_metric
+
+__all__ = ["StudySettings", "SAMPLERS", "PRUNERS", "DEFAULT_N_TRIALS", "objective_direction", "check_inputs"]
+
+SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "grid", "nsga2")
+PRUNERS = ("median", "hyperband", "successive_halving", "percentile", "none")
+DEFAULT_N_TRIALS = 12
+
+objective_direction = direction  # the public name the study API has always had
+
+
+@dataclasses.dataclass
+class StudySettings:
+    """How a study runs. The CLI and the Python API share these defaults.
+
+    Args:
+        study_name: the Optuna study (and MLflow experiment) name. Defaults to ``<space>-<dataset>``.
+        n_trials: the total number of finished trials wanted in the study; a resumed study runs only
+            what is missing. Defaults to `12`.
+        timeout: stop starting trials after this many seconds. Defaults to `None`.
+        sampler: one of ``tpe``, ``random``, ``cmaes``, ``gp``, ``qmc``, ``grid``, ``nsga2``. Defaults to `"tpe"`.
+        pruner: one of ``median``, ``hyperband``, ``successive_halving``, ``percentile``, ``none``.
+            Defaults to `"median"`.
+        objective: validation metrics to optimize (``val_accuracy``, ``val_loss``, ``gap_loss``, ...);
+            two or more make a multi-objective study. Defaults to ``val_accuracy`` for classification
+            and ``val_loss`` for regression.
+        storage: any Optuna storage URL. Defaults to ``sqlite:///mlruns/optuna.db``.
+        tracking_uri: any MLflow tracking URI; ``None`` uses ``MLFLOW_TRACKING_URI`` or
+            ``sqlite:///mlruns/mlflow.db``. ``"none"`` turns tracking off.
+        seed: seeds the sampler and each trial (``seed + trial number``). Defaults to `0`.
+        gap_subset: rows of the training split evaluated for the honest gap. Defaults to `10_000`.
+        log_best_model: log the best model to MLflow at the end. Defaults to `True`.
+        pruner_startup_trials: trials completed before the median/percentile pruner may prune.
+            Defaults to `5`.
+        heartbeat_interval: seconds between a running trial's heartbeats (RDB storages). Defaults to `10`.
+        grace_period: seconds without a heartbeat after which a trial's worker counts as dead: the trial
+            is failed and retried once with the same parameters. Defaults to `30`.
+        parent_run_id: record trials under this tracking (MLflow) parent run, which another process
+            started and closes, instead of starting one (used by worker processes). Defaults to `None`.
+    """
+
+    study_name: str | None = None
+    n_trials: int = DEFAULT_N_TRIALS
+    timeout: float | None = None
+    sampler: str = "tpe"
+    pruner: str = "median"
+    objective: tuple[str, ...] = ()
+    storage: str | None = None
+    tracking_uri: str | None = None
+    seed: int = 0
+    gap_subset: int | None = 10_000
+    log_best_model: bool = True
+    pruner_startup_trials: int = 5
+    heartbeat_interval: int = 10
+    grace_period: int = 30
+    parent_run_id: str | None = None
+
+    def validate(self, task: str) -> None:
+        problems = []
+        if self.sampler not in SAMPLERS:
+            problems.append(Problem("--sampler", "sampler", f"must be one of {list(SAMPLERS)}", value=self.sampler))
+        if self.pruner not in PRUNERS:
+            problems.append(Problem("--pruner", "pruner", f"must be one of {list(PRUNERS)}", value=self.pruner))
+        if not isinstance(self.n_trials, int) or self.n_trials < 1:
+            problems.append(Problem("--n-trials", "n_trials", "must be a positive integer", value=self.n_trials))
+        if self.timeout is not None and not self.timeout > 0:
+            problems.append(Problem("--timeout", "timeout", "must be a positive number of seconds", value=self.timeout))
+        metric = headline_metric(task)
+        allowed = {f"{p}_{m}" for p in ("val", "gap", "train") for m in ("loss", metric)}
+        if task == "regression":
+            allowed |= {"val_rmse", "gap_rmse", "train_rmse"}
+        for obj in self.objective:
+            if obj not in allowed:
+                problems.append(Problem("--objective", "objective", f"must be one of {sorted(allowed)} for a {task} task",
+                                        value=obj))
+        if len(self.objective) != len(set(self.objective)):
+            problems.append(Problem("--objective", "objective", "must not repeat a metric", value=list(self.objective)))
+        if problems:
+            raise ConfigError(problems)
+
+    def complete(self, task: str, default_name: str, default_storage: str) -> None:
+        """Fill in what depends on the data (objective, study name, storage) and validate.
+
+        Raises:
+            ConfigError: naming every setting that breaks a rule.
+        """
+        if isinstance(self.objective, str):
+            self.objective = tuple(x.strip() for x in self.objective.split(",") if x.strip())
+        if not self.objective:
+            self.objective = ("val_loss",) if task == "regression" else ("val_accuracy",)
+        self.validate(task)
+        if self.study_name is None:
+            self.study_name = default_name
+        if self.storage is None:
+            self.storage = default_storage
+
+
+def possible_values(space: Any, name: str) -> list[Any]:
+    """Every value the space can give knob ``name`` (its default when the space leaves it out)."""
+    from tuner.space import KNOBS
+
+    p = space.params.get(name)
+    if p is None:
+        return [KNOBS[name].default]
+    return p.possible_values() or [KNOBS[name].default]
+
+
+def check_inputs(space: Any, dataset: Any, settings: StudySettings) -> None:
+    """Every loss, output activation, family and view the space can pick must fit the data (and a grid
+    sampler needs a listable space), before any trial runs.
+
+    Raises:
+        ConfigError: for the first combination that does not fit.
+    """
+    from tuner.model import as_view, check_task_fit, resolve_view
+
+    for loss in possible_values(space, "loss"):
+        for act in possible_values(space, "output_activation"):
+            check_task_fit({"loss": loss, "output_activation": act}, dataset.task, source=space.source)
+    for family in possible_values(space, "family"):
+        for view in possible_values(space, "view"):
+            resolved = resolve_view(dataset, view, family)
+            if resolved is not None:
+                as_view(dataset, resolved)
+    if settings.sampler == "grid":
+        space.grid()

@@ -1,0 +1,109 @@
+"""The tracker seam: what a study tells a tracking backend, and the tracker that records nothing.
+
+The study engine talks only to :class:`Tracker`; :func:`make_tracker` picks the backend from the
+tracking URI. Adding a backend (e.g. Weights & Biases) is one module here with a class that has these
+methods, and one branch in :func:`make_tracker`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["Tracker", "NullTracker", "make_tracker", "TRACKING_OFF"]
+
+TRACKING_OFF = "none"  # the tracking URI that turns tracking off
+
+
+@runtime_checkable
+class Tracker(Protocol):
+    """Records one invocation of a study: a study run, and one run per trial under it.
+
+    Attributes:
+        experiment_id: the MLflow experiment the runs go to, stored on the study so that reports find
+            them; None for a backend without one.
+        parent_run_id: the study run that trial runs are recorded under, or None.
+    """
+
+    experiment_id: str | None
+    parent_run_id: str | None
+
+    def start_study(self, *, study_name: str, settings: Mapping[str, Any], space_yaml: str,
+                    dataset: Mapping[str, Any]) -> str | None:
+        """Start the study run (this process owns it and ends it); returns its id."""
+
+    def join_study(self, parent_run_id: str) -> None:
+        """Record trials under a study run that another process started and will end."""
+
+    def end_study(self, *, status: str, best: Mapping[str, Any] | None = None) -> None:
+        """End the study run when this tracker started it (``FINISHED``, ``KILLED`` or ``FAILED``), with the best
+        trial's ``metrics``, ``params`` and ``tags``; nothing for a joined study run."""
+
+    def start_trial(self, number: int, params: Mapping[str, Any], *, study_name: str) -> str | None:
+        """Start a trial's run with its parameters; returns its id (None: nothing is recorded)."""
+
+    def trial_callbacks(self, run_id: str | None) -> list[Any]:
+        """Keras callbacks that record a trial's epochs (see :class:`~tuner.tracking.EpochLogger`)."""
+
+    def log_metrics(self, run_id: str, rows: Sequence[tuple[str, float, int]]) -> None:
+        """Record ``(key, value, step)`` rows on a run."""
+
+    def end_trial(self, run_id: str | None, *, state: str, metrics: Mapping[str, float] | None = None,
+                  tags: Mapping[str, Any] | None = None) -> None:
+        """End a trial's run: ``state`` is ``complete``, ``pruned``, ``failed`` or ``interrupted``."""
+
+    def log_model(self, run_id: str, model: Any, *, example: Any = None) -> str | None:
+        """Log a Keras model on a run; returns a URI it loads back from."""
+
+    def fail_dead_trial(self, run_id: str, reason: str) -> None:
+        """Close the run of a trial whose worker died (it stopped sending heartbeats) as failed."""
+
+
+class NullTracker:
+    """The tracker when tracking is off (``tracking_uri="none"``): it records nothing."""
+
+    experiment_id: str | None = None
+    parent_run_id: str | None = None
+
+    def start_study(self, *, study_name: str, settings: Mapping[str, Any], space_yaml: str,
+                    dataset: Mapping[str, Any]) -> None:
+        return None
+
+    def join_study(self, parent_run_id: str) -> None:
+        return None
+
+    def end_study(self, *, status: str, best: Mapping[str, Any] | None = None) -> None:
+        return None
+
+    def start_trial(self, number: int, params: Mapping[str, Any], *, study_name: str) -> None:
+        return None
+
+    def trial_callbacks(self, run_id: str | None) -> list[Any]:
+        return []
+
+    def log_metrics(self, run_id: str, rows: Sequence[tuple[str, float, int]]) -> None:
+        return None
+
+    def end_trial(self, run_id: str | None, *, state: str, metrics: Mapping[str, float] | None = None,
+                  tags: Mapping[str, Any] | None = None) -> None:
+        return None
+
+    def log_model(self, run_id: str, model: Any, *, example: Any = None) -> None:
+        return None
+
+    def fail_dead_trial(self, run_id: str, reason: str) -> None:
+        return None
+
+
+def make_tracker(tracking_uri: str | None, experiment: str) -> Tracker:
+    """The tracker for a tracking URI: none for ``"none"``, else MLflow (``None``: MLflow's default store).
+
+    Args:
+        tracking_uri: the tracking URI, or ``"none"`` to turn tracking off.
+        experiment: the experiment name (one per study).
+    """
+    if tracking_uri == TRACKING_OFF:
+        return NullTracker()
+    from tuner.tracking._mlflow import MlflowTracker
+
+    return MlflowTracker(experiment, tracking_uri=tracking_uri)
