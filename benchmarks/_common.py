@@ -116,3 +116,28 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     t = time.perf_counter()
     out = fn()
     return time.perf_counter() - t, out
+
+
+def time_calls(owner: Any, attr: str, label: str, spent: dict[str, float], spent_cpu: dict[str, float], *,
+               nest: dict[str, int] | None = None) -> None:
+    """Replace ``owner.attr`` (a function of a module or class) by a wrapper that adds each call's wall and CPU
+    time to ``spent[label]`` and ``spent_cpu[label]``. With ``nest`` (``{"depth": 0}`` shared by the wrappers)
+    a call made inside another wrapped call is counted only there. A static method stays static."""
+    original = getattr(owner, attr)
+
+    def timed(*a: Any, **k: Any) -> Any:
+        if nest is not None and nest["depth"]:
+            return original(*a, **k)
+        if nest is not None:
+            nest["depth"] += 1
+        t, c = time.perf_counter(), time.process_time()
+        try:
+            return original(*a, **k)
+        finally:
+            spent[label] += time.perf_counter() - t
+            spent_cpu[label] += time.process_time() - c
+            if nest is not None:
+                nest["depth"] -= 1
+
+    static = isinstance(getattr(owner, "__dict__", {}).get(attr), staticmethod)
+    setattr(owner, attr, staticmethod(timed) if static else timed)

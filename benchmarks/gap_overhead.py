@@ -9,7 +9,7 @@ Two sides, trained alternately (A, B, A, B, ...) with the same model, optimizer,
 - **tuner**: ``tuner.train_model`` as a study runs it (gap on, default ``gap_subset`` 10,000), with
   ``patience: 0`` so that early stopping does not confound the figures;
 - **bare**: the same ``build_model`` / ``build_optimizer`` / ``compile`` as ``train_model``, then a plain
-  ``model.fit`` with no callback (gap off), fed as ``train_model`` feeds it (``tuner.training._fit_input``).
+  ``model.fit`` with no callback (gap off), fed as ``train_model`` feeds it (``tuner.training._train._fit_input``).
 
 Epoch 1 (tracing) is left out; each side's figure is the median epoch over the run, then the median over
 repeats. Because unpaired epoch times swing by 20-30 % on a shared 2-core machine, the callback is also
@@ -54,7 +54,7 @@ def main() -> None:
     from tuner.data import load_dataset
     from tuner.space import KNOBS
     from tuner.model import build_model, resolve_loss
-    from tuner.model._optimizers import build_optimizer, current_learning_rate
+    from tuner.model import build_optimizer, current_learning_rate
     from tuner.training._train import _fit_input, _targets, prepare_data, train_model
 
     # Time every HonestGap.on_epoch_end inside train_model without touching tuner's code.

@@ -12,7 +12,7 @@ settles on other models; the growth per model depends on the model, so compare s
 Phase 1 runs a study of ``search_spaces/default.yaml`` on digits with ``epochs: 2``, ``patience: 0`` and
 tracking off, in this process (``Study.run``), recording the resident memory (``tuner.study.rss_mb``)
 after each trial, i.e. after tuner's own clean-up (``clear_session``, ``gc.collect``). Phase 2 runs the
-same budget as a fresh study with ``tuner.workers.run_workers(study, 1, recycle_after=25)``: the worker
+same budget as a fresh study with ``tuner.study.run_workers(study, 1, recycle_after=25)``: the worker
 processes are sampled from here (``VmRSS`` in ``/proc/<pid>/status``, every ``--sample-s`` seconds), and
 each trial is matched to its worker (the ``worker_pid`` user attribute) and to the last sample taken
 before it completed (``rss end``) and the largest sample while it ran (``rss peak``).
@@ -142,7 +142,7 @@ def main() -> None:
         args.json = args.json.resolve()
 
     C.quiet_keras()
-    from tuner.study._study import Study, StudySettings, rss_mb
+    from tuner.study import Study, StudySettings, rss_mb
     from tuner.study import run_workers
 
     info = C.machine()

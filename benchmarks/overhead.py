@@ -8,7 +8,7 @@ creates the Optuna and MLflow stores and is dropped:
 
 - ``bare``: seed, ``build_model``, ``compile`` (as ``train_model`` does, with the same
   ``steps_per_execution``: the knob's default, 32), ``model.fit`` on the training split fed as
-  ``train_model`` feeds it (``tuner.training._fit_input``: a ``tf.data`` pipeline under TensorFlow);
+  ``train_model`` feeds it (``tuner.training._train._fit_input``: a ``tf.data`` pipeline under TensorFlow);
 - ``bare+val``: the same with ``validation_data=`` the validation split (Keras's own per-epoch validation
   score, which any tuning loop needs for early stopping and pruning);
 - ``bare spe=1``: ``bare`` compiled with Keras's default ``steps_per_execution=1`` and fed the NumPy
@@ -20,7 +20,7 @@ creates the Optuna and MLflow stores and is dropped:
 
 ``trial s`` is the whole trial: for bare sides build + compile + fit; for tuner sides the Optuna trial's
 start to completion (sampling, user attributes, MLflow child run, build, compile, fit with the gap,
-pruning and stop callbacks, records, ``clear_session`` and ``gc.collect``). ``study s`` adds the study
+pruning and stop callbacks, records, ``clear_session``, which collects garbage). ``study s`` adds the study
 around it (``Study()`` and ``run()``: creating the study in the existing store, the MLflow parent run,
 scoring the best model on the test split and logging it to MLflow). Process start-up, imports, loading
 the dataset (passed in as an object) and creating the stores are left out. The breakdown table times
@@ -62,13 +62,15 @@ def main() -> None:
     import numpy as np
     import optuna
 
-    from tuner.training import _gap as gap_module
-    from tuner.study import _study as study_module
-    from tuner.tracking import _mlflow as tracking_module
-    from tuner.training import _train as training_module
     from tuner.data import load_dataset
-    from tuner.model import build_model, resolve_loss
-    from tuner.model import build_optimizer
+    from tuner.model import build_model, build_optimizer, resolve_loss
+    from tuner.study import _best as best_module
+    from tuner.study import _objective as objective_module
+    from tuner.study import _record as record_module
+    from tuner.tracking import _epochs as epochs_module
+    from tuner.tracking import _mlflow as tracking_module
+    from tuner.training import _gap as gap_module
+    from tuner.training import _train as training_module
     from tuner.space import SearchSpace
     from tuner.study import Study, StudySettings
     from tuner.training._train import _fit_input, _targets, prepare_data
@@ -86,19 +88,9 @@ def main() -> None:
     spent_cpu: dict[str, float] = defaultdict(float)
 
     def wrap(owner: Any, attr: str, label: str) -> None:
-        original = getattr(owner, attr)
+        C.time_calls(owner, attr, label, spent, spent_cpu)
 
-        def timed(*a: Any, **k: Any) -> Any:
-            t, c = time.perf_counter(), time.process_time()
-            try:
-                return original(*a, **k)
-            finally:
-                spent[label] += time.perf_counter() - t
-                spent_cpu[label] += time.process_time() - c
-
-        setattr(owner, attr, timed)
-
-    wrap(Study, "_objective", "(the whole objective)")
+    wrap(objective_module.Objective, "__call__", "(the whole objective)")
 
     wrap(training_module, "train_model", "train_model: build+compile+fit (holds gap, report, ...)")
     wrap(gap_module.HonestGap, "on_epoch_end", "gap callback (all epochs)")
@@ -107,16 +99,15 @@ def main() -> None:
     wrap(tracking_module.MlflowTracker, "end_study", "MLflow: parent run end")
     wrap(tracking_module.MlflowTracker, "start_trial", "MLflow: child run start + params")
     wrap(tracking_module.MlflowTracker, "end_trial", "MLflow: child run end + metrics")
-    wrap(tracking_module.EpochLogger, "flush", "MLflow: epoch metrics")
+    wrap(epochs_module.EpochLogger, "flush", "MLflow: epoch metrics")
     wrap(tracking_module.MlflowTracker, "log_model", "MLflow: log best model")
-    wrap(Study, "_keep_best_model", "save best model to tmp (.keras)")
-    wrap(Study, "_finish_best", "finish: load best, log, test score")
-    wrap(Study, "_record_success", "Optuna: trial user attrs")
-    wrap(study_module, "_device", "device lookup")
+    wrap(best_module.BestModel, "keep", "save best model to tmp (.keras)")
+    wrap(best_module.BestModel, "_score_and_log", "finish: load best, log, test score")
+    wrap(record_module.TrialRecord, "write_result", "Optuna: trial user attrs")
+    wrap(objective_module, "_device", "device lookup")
     wrap(optuna.trial.Trial, "report", "Optuna: report (every epoch)")
     wrap(optuna.trial.Trial, "should_prune", "Optuna: should_prune (every epoch)")
     wrap(keras.backend, "clear_session", "clear_session")
-    wrap(study_module.gc, "collect", "gc.collect")
 
     data = prepare_data(dataset, params)
     loss = resolve_loss(params, dataset.task)
@@ -219,7 +210,7 @@ def main() -> None:
                    ("ratio_cpu_paired", "/bare paired"), ("study_cpu", "study cpu s"), ("load1", "load1")])
     print("\ntuner's parts, seconds per study (median)")
     C.table(part_rows, [("part", "part")] + [(side, side) for side in tuner_sides])
-    print("(clear_session includes one gc.collect: Keras's clear_session() collects, then tuner collects again)")
+    print("(clear_session includes its gc.collect: since issue 17 tuner does not collect a second time)")
     print(f"\nload1 at end: {C.load1()}")
     if args.json:
         args.json.write_text(json.dumps({"machine": C.machine(), "settings": vars(args) | {"json": str(args.json)},

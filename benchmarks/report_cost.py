@@ -3,7 +3,7 @@
     python benchmarks/report_cost.py           # 5 repeats x 20 trials x 25 epochs: ~1 min
     python benchmarks/report_cost.py --quick   # 1 repeat x 5 trials x 25 epochs: ~10 s
 
-Each trial of a real study (``tuner.Study._storage()``, median pruner as the engine configures it, 10
+Each trial of a real study (``tuner.study._storage.open_optuna_study``, median pruner as the engine configures it, 10
 trials already complete so the pruner is past its start-up) reports one value per epoch, as the pruning
 callback does. Compared, in milliseconds per epoch (median over repeats):
 
@@ -11,7 +11,7 @@ callback does. Compared, in milliseconds per epoch (median over repeats):
 - ``report+prune``: ``trial.report`` and ``trial.should_prune`` at every epoch (the engine before this
   change);
 - ``engine``: ``trial.report`` every epoch and ``should_prune`` only from the pruner's first prunable epoch
-  on (``n_warmup_steps``), as ``tuner.study._PruningCallback`` now does;
+  on (``n_warmup_steps``), as ``tuner.study._callbacks._PruningCallback`` now does;
 
 each with SQLite's default rollback journal (``TUNER_SQLITE_WAL=0``) and in write-ahead-log mode (the
 default now).
@@ -36,6 +36,7 @@ def measure(wal: bool, mode: str, trials: int, epochs: int) -> float:
 
     from tuner import SearchSpace
     from tuner.study import Study, StudySettings
+    from tuner.study._storage import first_prunable_step
 
     os.environ["TUNER_SQLITE_WAL"] = "1" if wal else "0"
     space = SearchSpace.from_dict({"name": "b", "parameters": {"units": {"type": "int", "low": 4, "high": 64},
@@ -49,7 +50,7 @@ def measure(wal: bool, mode: str, trials: int, epochs: int) -> float:
             for step in range(1, epochs + 1):
                 t.report(1.0 - i / 100 - step / 1000, step)
             ost.tell(t, 1.0 - i / 100)
-        first = study._first_prunable_step()
+        first = first_prunable_step(study._opened)
         spent = 0.0
         for i in range(trials):
             t = ost.ask()

@@ -14,7 +14,7 @@ The contenders search the space of ``search_spaces/default.yaml`` on ``digits``:
   ``num_initial_points`` is 3 x the number of hyperparameters, 30 here, so with N <= 30 every trial is random);
 - ``tuner``: ``tuner.run_study(..., n_trials=N)`` (TPE + median pruner) with MLflow tracking on (SQLite in
   a temporary folder), as users run it: honest gap every epoch, best model logged and scored on test;
-- ``tuner-2w``: the same study run by ``tuner.workers.run_workers(study, 2)`` (this process as worker 0
+- ``tuner-2w``: the same study run by ``tuner.study.run_workers(study, 2)`` (this process as worker 0
   and one worker process, as ``python -m tuner study --workers 2``).
 
 KerasTuner gets the same space, translated to ``HyperParameters`` (conditions as ``conditional_scope``), and

@@ -417,7 +417,7 @@ def test_nan_in_target(tmp_path: Path) -> None:
     frame.loc[[4, 9], "label"] = None
     path = write_csv(tmp_path / "pets.csv", frame)
     with raises(
-        r"pets\.csv: column 'label': target values must not be missing: 2 NaN/empty values \(first in row 4\); got nan"
+        r"pets\.csv: column 'label': target values must not be missing: 2 NaN/empty values \(first on line 6\); got nan"
     ):
         load_dataset(path, target="label")
     y = np.arange(30, dtype=float) % 2
@@ -431,17 +431,17 @@ def test_nan_or_inf_in_features(tmp_path: Path) -> None:
     frame = table()
     frame.loc[7, "a"] = np.nan
     path = write_csv(tmp_path / "nan.csv", frame)
-    with raises(r"nan\.csv: column 'a': features must not be missing: 1 NaN/empty values \(first in row 7\); got nan"):
+    with raises(r"nan\.csv: column 'a': features must not be missing: 1 NaN/empty values \(first on line 9\); got nan"):
         load_dataset(path, target="label")
     frame = table().astype({"b": float})
     frame.loc[[2, 3], "b"] = np.inf
     path = write_csv(tmp_path / "inf.csv", frame)
-    with raises(r"inf\.csv: column 'b': features must be finite: 2 inf values \(first in row 2\); got inf"):
+    with raises(r"inf\.csv: column 'b': features must be finite: 2 inf values \(first on line 4\); got inf"):
         load_dataset(path, target="label")
     x = np.ones((30, 2))
     x[5, 1] = -np.inf
     np.savez(tmp_path / "inf.npz", x=x, y=np.arange(30) % 2)
-    with raises(r"inf\.npz: x: features must be finite: 0 NaN and 1 inf values in 1 rows \(first in row 5\); got -inf"):
+    with raises(r"inf\.npz: x: features must be finite: 0 NaN and 1 inf values in 1 rows \(first in x\[5\]\); got -inf"):
         load_dataset(tmp_path / "inf.npz")
 
 
@@ -482,10 +482,10 @@ def test_non_numeric_features_need_an_encoding(tmp_path: Path) -> None:
     frame.loc[5, "weight"] = "heavy"  # one stray string makes the column non-numeric
     path = write_csv(tmp_path / "c.csv", frame)
     with raises(
-        r"c\.csv: column 'color': features must be numeric, but the column holds \w+ values \(first non-numeric in "
-        r"row 0\); pass categorical='onehot' to one-hot encode non-numeric columns; got 'red'\n"
+        r"c\.csv: column 'color': features must be numeric, but the column holds \w+ values \(first non-numeric on "
+        r"line 2\); pass categorical='onehot' to one-hot encode non-numeric columns; got 'red'\n"
         r".*c\.csv: column 'size': .*; got 'big'\n"
-        r".*c\.csv: column 'weight': .*\(first non-numeric in row 5\).*; got 'heavy'"
+        r".*c\.csv: column 'weight': .*\(first non-numeric on line 7\).*; got 'heavy'"
     ):
         load_dataset(path, target="label")
     np.savez(tmp_path / "s.npz", x=np.array([["a"], ["b"]] * 10), y=np.arange(20) % 2)

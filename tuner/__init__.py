@@ -36,7 +36,14 @@ _EXPORTS = {
     "StudyResults": "tuner.study",
     "TrialReport": "tuner.study",
     "load_study_results": "tuner.study",
+    "load_best_model": "tuner.study",
+    "register_best_model": "tuner.study",
+    "ExportedModel": "tuner.model",
+    "Preprocessing": "tuner.data",
     "build_report": "tuner.report",
+    "explain": "tuner.report",
+    "confirm": "tuner.report",
+    "refine": "tuner.report",
     "select_trial": "tuner.report",
     "gap_analysis": "tuner.report",
     "param_importances": "tuner.report",
@@ -48,12 +55,17 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
+_TRAINS = ("tuner.model", "tuner.training", "tuner.study")
 
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'tuner' has no attribute {name!r}")
+    if module in _TRAINS:  # these train Keras models: import Keras as quietly as the CLI does
+        from tuner._backend import import_keras_for_api
+
+        import_keras_for_api()
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

@@ -3,17 +3,73 @@
 TensorFlow writes start-up chatter straight to file descriptor 2 from C++ (oneDNN notices, CUDA probes),
 before Python logging can filter it, and ``TF_CPP_MIN_LOG_LEVEL`` no longer silences all of it. The CLI
 imports Keras through :func:`import_keras_quietly`, which captures that output and shows it only when
-the import fails or more verbosity was asked for.
+the import fails or more verbosity was asked for; the Python API through :func:`import_keras_for_api`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
 from typing import Any
 
-__all__ = ["import_keras_quietly"]
+__all__ = ["BACKENDS", "choose_backend", "import_keras_quietly", "import_keras_for_api", "wants_backend_logs"]
+
+BACKENDS = ("auto", "tensorflow", "jax", "torch")
+"""``--backend`` choices. ``auto`` is what Keras would pick: ``KERAS_BACKEND``, else its ``keras.json``, else
+TensorFlow. It does not switch to JAX for small models: JAX's epochs are faster, but its compilation of every
+new shape makes a study of fresh configurations slower (benchmarks/RESULTS.md, issue 17)."""
+
+
+def choose_backend(name: str = "auto") -> str:
+    """Set ``KERAS_BACKEND`` for this process and the workers it starts, before Keras is imported.
+
+    Returns:
+        The backend that will run. Once Keras is imported it cannot change: asking for another one
+        raises ``ValueError`` naming both.
+    """
+    keras = sys.modules.get("keras")
+    if name != "auto":
+        chosen = name
+    elif keras is not None:
+        chosen = keras.backend.backend()
+    else:  # Keras's own rule: KERAS_BACKEND, else its config file, else TensorFlow
+        chosen = os.environ.get("KERAS_BACKEND") or _config_file_backend() or "tensorflow"
+    if keras is not None and keras.backend.backend() != chosen:
+        raise ValueError(f"`backend` must be chosen before Keras is imported; this process runs "
+                         f"{keras.backend.backend()!r}, so backend={name!r} cannot apply")
+    os.environ["KERAS_BACKEND"] = chosen
+    return chosen
+
+
+def wants_backend_logs() -> bool:
+    """Whether the user asked for TensorFlow's start-up logs: ``TF_CPP_MIN_LOG_LEVEL`` set (to any level),
+    or the ``tuner`` logger at DEBUG (``-v``, or ``logging.getLogger("tuner").setLevel(logging.DEBUG)``)."""
+    import logging
+
+    return "TF_CPP_MIN_LOG_LEVEL" in os.environ or logging.getLogger("tuner").isEnabledFor(logging.DEBUG)
+
+
+def _config_file_backend() -> str | None:
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        with open(os.path.join(home, "keras.json")) as f:
+            return json.load(f).get("backend")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def import_keras_for_api() -> Any:
+    """Import Keras for the Python API (a notebook's ``tuner.run_study``) as quietly as the CLI does,
+    unless the user asked for TensorFlow's logs (:func:`wants_backend_logs`); a no-op once Keras is imported."""
+    if "keras" in sys.modules:
+        return sys.modules["keras"]
+    if wants_backend_logs():
+        import keras
+
+        return keras
+    return import_keras_quietly()
 
 
 def import_keras_quietly(*, show: bool = False) -> Any:

@@ -6,17 +6,50 @@ Every default location and every parse of a ``sqlite:///`` or ``journal:`` URL i
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-__all__ = ["DEFAULT_STORE", "default_storage", "default_tracking_uri", "sqlite_path", "journal_path",
-           "local_store_dir", "tracking_beside"]
+__all__ = ["DEFAULT_STORE", "STORAGE_ENV", "default_storage", "default_tracking_uri", "sqlite_path", "journal_path",
+           "local_store_dir", "tracking_beside", "mask_secrets", "masked", "storage_trouble",
+           "connection_lost"]
 
 DEFAULT_STORE = Path("mlruns")
+STORAGE_ENV = "TUNER_STORAGE"  # the storage URL when --storage is not given: keeps a password off command lines
 _SQLITE = "sqlite:///"
+# scheme://user:PASSWORD@host  (the password is everything up to the last "@" before the host)
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*:)(?P<secret>[^\s/?#]*)(?P<at>@)")
+# ?password=...  in a query string
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&](?:password|passwd|pwd)=)(?P<secret>[^&\s]*)", re.IGNORECASE)
+
+
+def mask_secrets(value: Any) -> Any:
+    """``value`` with the passwords of any URLs in it replaced by ``***``; non-strings are returned as they are.
+
+    ``postgresql://tuner:secret@db/tuner`` -> ``postgresql://tuner:***@db/tuner``. Everything tuner
+    writes or prints about a storage or tracking URL (MLflow parameters, ``settings.json``, logs,
+    ``--json``, reports) goes through here.
+    """
+    if not isinstance(value, str):
+        return value
+    if "@" in value:
+        value = _URL_PASSWORD.sub(lambda m: m["head"] + "***" + m["at"] if m["secret"] else m[0], value)
+    if "=" in value:
+        value = _QUERY_PASSWORD.sub(lambda m: m["head"] + "***", value)
+    return value
+
+
+def masked(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``mapping`` with :func:`mask_secrets` applied to each value (nested mappings too)."""
+    return {k: masked(v) if isinstance(v, Mapping) else mask_secrets(v) for k, v in mapping.items()}
 
 
 def default_storage(store: Path = DEFAULT_STORE) -> str:
-    """The default Optuna storage: ``sqlite:///mlruns/optuna.db``."""
+    """The default Optuna storage: ``$TUNER_STORAGE`` when set, else ``sqlite:///mlruns/optuna.db``."""
+    env = os.environ.get(STORAGE_ENV)
+    if env and store == DEFAULT_STORE:
+        return env
     return f"{_SQLITE}{Path(store).as_posix()}/optuna.db"
 
 
@@ -61,3 +94,47 @@ def tracking_beside(storage: str) -> str | None:
             return f"{_SQLITE}{beside.as_posix()}"
     default = DEFAULT_STORE / "mlflow.db"
     return f"{_SQLITE}{default.as_posix()}" if default.exists() else None
+
+
+# a database server that went away or is restarting: tuner retries these for a while (tuner.study._retry)
+_CONNECTION_LOST = ("server closed the connection", "could not connect", "connection refused", "terminating connection",
+                    "connection not open", "connection already closed", "the database system is starting up",
+                    "the database system is shutting down", "ssl syscall error", "lost connection")
+_STORAGE_TROUBLE = (
+    (("readonly database", "read-only file system", "permission denied"),
+     "is read-only: give this user write permission on the database file and its folder"),
+    (("database is locked",), "is locked by another process that holds a write transaction; retry when it ends"),
+    (("disk is full", "no space left", "file too large", "disk i/o error"),
+     "has no room left to write (disk full, a file-size limit, or a disk error); free space"),
+    (_CONNECTION_LOST, "did not answer (the database server is down or restarting); start it"),
+)
+
+
+def storage_trouble(err: BaseException, url: str | None = None) -> str | None:
+    """One line for a storage that cannot be written (read-only, locked, disk full, server gone), or None.
+
+    Names the storage (its password masked), what failed, and what to do; every trial that finished
+    before is kept in the storage, and running the same command again resumes the study.
+    """
+    text = _chain_text(err)
+    for needles, what in _STORAGE_TROUBLE:
+        if any(n in text for n in needles):
+            where = f"storage {mask_secrets(url)}" if url else "the storage"
+            detail = mask_secrets(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
+            return (f"{where} {what}, then run the same command again to resume: finished trials are kept "
+                    f"({type(err).__name__}: {detail[:200]})")
+    return None
+
+
+def _chain_text(err: BaseException) -> str:
+    chain, seen = [], err
+    while seen is not None and len(chain) < 6:  # Optuna and SQLAlchemy wrap the driver's error
+        chain.append(str(seen))
+        seen = seen.__cause__ or seen.__context__
+    return " ".join(chain).lower()
+
+
+def connection_lost(err: BaseException) -> bool:
+    """Whether ``err`` says the database server went away, refused a connection, or is restarting."""
+    text = _chain_text(err)
+    return any(n in text for n in _CONNECTION_LOST)

@@ -48,7 +48,8 @@ class Command(abc.ABC):
 
 
 def add_store_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--storage", metavar="URL", help="Optuna storage URL (default: sqlite:///mlruns/optuna.db).")
+    parser.add_argument("--storage", metavar="URL", help="Optuna storage URL (default: $TUNER_STORAGE, else "
+                        "sqlite:///mlruns/optuna.db); a password is better kept in $TUNER_STORAGE or ~/.pgpass.")
 
 
 def quiet_backends(verbosity: int) -> None:

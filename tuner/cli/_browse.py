@@ -6,12 +6,12 @@ What each command needs (Optuna, Keras, MLflow) is imported inside its action, s
 from __future__ import annotations
 
 import argparse
-import subprocess
+import os
 import sys
 
 from tuner._store import default_tracking_uri
 from tuner.cli._base import EXIT_OK, EXIT_USAGE, Command, add_store_options, fmt, print_json, table
-from tuner.errors import ConfigError
+from tuner.errors import ConfigError, Problem
 
 __all__ = ["BestCommand", "SpacesCommand", "DatasetsCommand", "UiCommand"]
 
@@ -103,11 +103,16 @@ class DatasetsCommand(Command):
 
 
 class UiCommand(Command):
-    """Start the MLflow UI on this store (bound to 127.0.0.1 by default) and print its URL."""
+    """Start the MLflow UI on this store (bound to 127.0.0.1 by default) and print its URL.
+
+    With STUDY, the URL opens on the study's runs: one run per invocation, its trials nested under it.
+    """
 
     name = "ui"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("study", metavar="STUDY", nargs="?", help="open on this study's runs.")
+        add_store_options(parser)
         parser.add_argument("--tracking-uri", metavar="URI", help="MLflow store (default: sqlite:///mlruns/mlflow.db).")
         parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1).")
         parser.add_argument("--port", type=int, default=5000, help="port (default: 5000).")
@@ -116,8 +121,18 @@ class UiCommand(Command):
         uri = args.tracking_uri or default_tracking_uri()
         cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
                "--port", str(args.port)]
-        print(f"MLflow UI for {uri} at http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
-        try:
-            return subprocess.call(cmd)
-        except KeyboardInterrupt:
-            return EXIT_OK
+        url = f"http://{args.host}:{args.port}"
+        if args.study:
+            from tuner.study import StudyRecord, load_study_results
+
+            experiment = StudyRecord(load_study_results(args.study, storage=args.storage).study).mlflow_experiment_id
+            if experiment is None:
+                raise ConfigError([Problem(f"study {args.study!r}", "tracking", "has no MLflow runs (it ran with "
+                                           "tracking off)", has_value=False)])
+            # MLflow 3.17's UI follows its GenAI/model-training switch (GenAI by default) over the experiment's kind
+            url += f"/#/experiments/{experiment}/runs?workflowType=machine_learning"
+        print(f"MLflow UI for {uri} at {url} (Ctrl-C stops it)", flush=True)
+        sys.stderr.flush()
+        # this process becomes the MLflow server, so a signal to it (Ctrl-C, SIGTERM) stops the server too
+        os.execv(sys.executable, cmd)
+        return EXIT_OK  # not reached

@@ -16,16 +16,23 @@ from typing import Any
 
 from tuner import __version__
 from tuner._logging import configure
+from tuner._store import default_storage, mask_secrets, storage_trouble
 from tuner.cli._base import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Command, quiet_backends
 from tuner.cli._browse import BestCommand, DatasetsCommand, SpacesCommand, UiCommand
+from tuner.cli._explain import ExplainCommand, RefineCommand
+from tuner.cli._predict import DashboardCommand, PredictCommand
 from tuner.cli._report import ReportCommand, SelectCommand
 from tuner.cli._study import StudyCommand, WorkerCommand
+from tuner.cli._sync import SyncCommand
 from tuner.errors import ConfigError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 COMMANDS: dict[str, type[Command]] = {c.name: c for c in (StudyCommand, WorkerCommand, BestCommand, SpacesCommand,
-                                                        DatasetsCommand, UiCommand, ReportCommand, SelectCommand)}
+                                                        DatasetsCommand, UiCommand, ReportCommand, SelectCommand,
+                                                        ExplainCommand, RefineCommand,
+                                                        PredictCommand, DashboardCommand,
+                                                        SyncCommand)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,26 +78,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = COMMANDS[args.command]()
     if command.interruptible:
         _install_interrupt_handler()
+    return _run(command, args, verbosity)
+
+
+def _session(command: Command, args: argparse.Namespace, verbosity: int) -> int:
     with command.session(args, verbosity):
         if command.needs_keras:
             from tuner._backend import import_keras_quietly
 
             import_keras_quietly(show=verbosity > 0)
-        return _run(command, args)
-
-
-def _run(command: Command, args: argparse.Namespace) -> int:
-    try:
         return command.take_action(args)
+
+
+def _run(command: Command, args: argparse.Namespace, verbosity: int) -> int:
+    try:
+        return _session(command, args, verbosity)
     except ConfigError as err:
         if args.debug:
             raise
-        print(f"error: {err}".replace("\n", "\nerror: "), file=sys.stderr)
+        print(mask_secrets(f"error: {err}").replace("\n", "\nerror: "), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except Exception as err:
         if args.debug:
             raise
-        print(f"error: {type(err).__name__}: {err} (run with --debug for the traceback)", file=sys.stderr)
+        trouble = storage_trouble(err, getattr(args, "storage", None) or default_storage())
+        if trouble is not None:
+            print(f"error: {trouble}", file=sys.stderr)
+            return EXIT_FAILURE
+        print(mask_secrets(f"error: {type(err).__name__}: {err} (run with --debug for the traceback)"), file=sys.stderr)
         return EXIT_FAILURE

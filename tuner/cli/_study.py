@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
-from tuner.cli._base import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, Command, add_store_options, fmt, print_json,
-                             table)
+from tuner.cli._base import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Command, add_store_options, fmt,
+                             print_json, table)
+from tuner._backend import BACKENDS, choose_backend
+from tuner._store import default_tracking_uri, mask_secrets
 from tuner.errors import ConfigError, Problem
 from tuner.metrics import headline_metric
 
@@ -32,13 +35,24 @@ class StudyCommand(Command):
     interruptible = True
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--space", metavar="FILE", default="default",
-                            help="search-space YAML file or shipped space name (default: default).")
+        parser.add_argument("--space", metavar="FILE",
+                            help="search-space YAML file or shipped space name (default: default; with --model, "
+                                 "what the model declares).")
+        parser.add_argument("--model", metavar="FILE.py:NAME",
+                            help="tune your own model: a build(hp) function, a keras_tuner.HyperModel or a "
+                                 "build(params, input_shape, *, task, n_outputs) function, in a file or an "
+                                 "importable module (MODULE:NAME).")
         parser.add_argument("--dataset", metavar="NAME|PATH", default="digits",
                             help="built-in dataset name or a .csv/.parquet/.npz file (default: digits).")
         parser.add_argument("--target", metavar="COLUMN", help="target column of a CSV/Parquet dataset.")
         parser.add_argument("--task", choices=("auto", "binary", "multiclass", "regression"), default="auto",
                             help="task of the dataset (default: inferred).")
+        parser.add_argument("--categorical", choices=("error", "onehot"), default="error",
+                            help="text columns of a CSV/Parquet dataset: refuse them (error, the default) or one-hot "
+                                 "encode them (onehot; the exported best model encodes raw rows the same way).")
+        parser.add_argument("--register", metavar="NAME",
+                            help="register the best model in the MLflow Model Registry as NAME and point the alias "
+                                 "'champion' at the new version (needs tracking on).")
         parser.add_argument("--study", metavar="NAME", help="study name (default: <space>-<dataset>).")
         parser.add_argument("--n-trials", metavar="N", type=int, help="total finished trials wanted (default: 12).")
         parser.add_argument("--timeout", metavar="SECONDS", type=float, help="stop starting trials after this long.")
@@ -66,10 +80,21 @@ class StudyCommand(Command):
                                  "this memory.")
         parser.add_argument("--json", action="store_true", help="print the final summary as JSON.")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar.")
+        parser.add_argument("--confirm", type=int, default=0, metavar="K",
+                            help="at the end, retrain the top K configurations over --confirm-seeds seeds and say "
+                                 "whether the ranking holds (is the winner luck?).")
+        parser.add_argument("--confirm-seeds", type=int, default=3, metavar="N", help="seeds of --confirm (default: 3).")
+        parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                            help="Keras backend of this study and its workers (default: auto = $KERAS_BACKEND, "
+                                 "else tensorflow).")
 
     @contextlib.contextmanager
     def session(self, args: argparse.Namespace, verbosity: int) -> Iterator[None]:
         """With ``--workers N``: this process is worker 0, and the other workers start now."""
+        args.backend = choose_backend(args.backend)  # KERAS_BACKEND, before Keras or any worker starts
+        from tuner.tracking import probe_tracking
+
+        probe_tracking(args.tracking_uri or default_tracking_uri())  # fail fast: before Keras, workers or storage
         early = None
         if args.workers > 1:
             # This process's thread share must be set before Keras starts its runtime. The other workers
@@ -91,23 +116,30 @@ class StudyCommand(Command):
         from tuner.study import Study, StudySettings, run_workers
 
         overrides = dict(parse_override(o) for o in args.overrides)
-        space = load_space(args.space)  # validated before TensorFlow or any storage is touched
-        if overrides:
+        # validated before TensorFlow or any storage is touched; a --model's own parameters are known once it loads
+        space = load_space(args.space or "default") if args.space or not args.model else None
+        if overrides and not args.model:
             space = space.with_fixed(overrides)
         if args.workers < 1:
             raise ConfigError([Problem("--workers", "workers", "must be a positive integer", value=args.workers)])
         settings = StudySettings(study_name=args.study, sampler=args.sampler, pruner=args.pruner,
                                  objective=tuple(x.strip() for x in (args.objective or "").split(",") if x.strip()),
                                  storage=args.storage, tracking_uri=args.tracking_uri, seed=args.seed,
-                                 timeout=args.timeout)
+                                 timeout=args.timeout, backend=args.backend)
         if args.n_trials is not None:
             settings.n_trials = args.n_trials
-        study = Study(space, args.dataset, settings,
-                      dataset_options={"target": args.target, "task": args.task, "seed": args.seed})
+        if args.register and args.tracking_uri == "none":
+            raise ConfigError([Problem("--register", "register", "needs tracking on: the Model Registry is MLflow's; "
+                                       "drop --tracking-uri none", value=args.register)])
+        options = {"target": args.target, "task": args.task, "seed": args.seed}
+        if args.categorical != "error":
+            options["categorical"] = args.categorical
+        study = Study(space, args.dataset, settings, dataset_options=options, hypermodel=args.model,
+                      fixed=overrides if args.model else None)
         dataset = study.dataset
         s = study.settings
         print(f"study {s.study_name!r}: {dataset.name} ({dataset.task}, {len(dataset.x_train)} train / "
-              f"{len(dataset.x_val)} val / {len(dataset.x_test)} test rows), space {space.name!r}, "
+              f"{len(dataset.x_val)} val / {len(dataset.x_test)} test rows), space {study.space.name!r}, "
               f"objective {','.join(s.objective)}, {s.sampler} sampler, {s.pruner} pruner", file=sys.stderr)
         metric = s.objective[0]
         gap_key = "gap_mae" if dataset.task == "regression" else "gap_accuracy"
@@ -129,10 +161,24 @@ class StudyCommand(Command):
                         progress=show, on_trial=None if args.json else on_trial,
                         verbosity=-1 if args.quiet else args.verbose, early=getattr(args, "early_workers", None))
         except KeyboardInterrupt:
-            print(f"\ninterrupted: {study.n_finished()} finished trials are kept in {s.storage}; run the same "
+            print(f"\ninterrupted: {study.n_finished()} finished trials are kept in {mask_secrets(s.storage)}; run the same "
                   "command again to resume.", file=sys.stderr)
             return EXIT_INTERRUPTED
-        return _print_summary(study, as_json=args.json)
+        code = _print_summary(study, as_json=args.json)
+        if args.register and code == EXIT_OK:
+            from tuner.study import register_best_model
+
+            version = register_best_model(study, args.register)
+            print(f"registered as {args.register!r} version {version}, alias 'champion': "
+                  f"models:/{args.register}@champion", file=sys.stderr)
+        if args.confirm and code == EXIT_OK:
+            from tuner.cli._explain import print_confirmation
+            from tuner.report import confirm
+
+            found = confirm(study, k=args.confirm, seeds=args.confirm_seeds)
+            if not args.json:
+                print_confirmation(found)
+        return code
 
 
 def _print_summary(study: Any, *, as_json: bool) -> int:
@@ -145,7 +191,7 @@ def _print_summary(study: Any, *, as_json: bool) -> int:
     except ConfigError:
         best = None
     if as_json:
-        print_json({"study": s.study_name, "storage": s.storage, "objective": list(s.objective), "counts": counts,
+        print_json({"study": s.study_name, "storage": mask_secrets(s.storage), "objective": list(s.objective), "counts": counts,
                      "best": best.to_dict() if best else None, "test": study.best_test})
         return EXIT_OK if best else EXIT_FAILURE
     if best is None:
@@ -198,7 +244,7 @@ class WorkerCommand(Command):
                             help="exit with code 3 after a trial that leaves this process above this memory.")
 
     def take_action(self, args: argparse.Namespace) -> int:
-        from tuner.study import EXIT_RECYCLE, Study, read_join_file
+        from tuner.study import EXIT_RECYCLE, TRACKING_ENV, Study, read_join_file
 
         if args.join_file:  # started early by `study --workers N`: wait until that study exists
             info = read_join_file(args.join_file)
@@ -211,6 +257,7 @@ class WorkerCommand(Command):
         if not args.study:
             raise ConfigError([Problem("--study", "study", "is required: the name of the study to join", value=None)])
         overrides: dict[str, Any] = {}
+        args.tracking_uri = args.tracking_uri or os.environ.get(TRACKING_ENV)  # from `study --workers N`
         if args.tracking_uri:
             overrides["tracking_uri"] = args.tracking_uri
         if args.parent_run_id:
@@ -225,4 +272,8 @@ class WorkerCommand(Command):
             study.run(max_trials=args.recycle_after, max_rss_mb=args.max_rss_mb, timeout=timeout)
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
+        except ConfigError as err:  # kept on its trial: `study --workers N` prints it, once
+            if os.environ.get("TUNER_SUPERVISOR_PID") and any(t.fail_reason == str(err) for t in study.trials()):
+                return EXIT_USAGE
+            raise
         return EXIT_RECYCLE if study.stopped_for == "recycle" else EXIT_OK

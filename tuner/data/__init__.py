@@ -22,9 +22,12 @@ Example:
 
 from __future__ import annotations
 
+from tuner.data._arrays import from_arrays, from_frame, in_memory_dataset
 from tuner.data._builtin import BUILTIN
 from tuner.data._dataset import Dataset, scale
 from tuner.data._keras_cache import KERAS_DATASETS, keras_cache_dir
 from tuner.data._load import list_datasets, load_dataset
+from tuner.data._preprocessing import Preprocessing
 
-__all__ = ["BUILTIN", "KERAS_DATASETS", "Dataset", "keras_cache_dir", "list_datasets", "load_dataset", "scale"]
+__all__ = ["BUILTIN", "KERAS_DATASETS", "Dataset", "Preprocessing", "from_arrays", "from_frame", "in_memory_dataset",
+           "keras_cache_dir", "list_datasets", "load_dataset", "scale"]

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from tuner.data._preprocessing import Column, Preprocessing, fitted_step
 from tuner.errors import DataError, Problem
 from tuner.space import SCALINGS
 
@@ -43,6 +44,14 @@ class Dataset:
     class_names: list[str] | None
     source: str
     scaling: str = "none"
+    # how raw inputs become these features (encoding, fitted scalers, labels): replayed by the exported model
+    preprocessing: Preprocessing | None = dataclasses.field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.preprocessing is None:  # arrays given as they are: no encoding, no scaling yet
+            labels = None if self.class_names is None else tuple(self.class_names)
+            self.preprocessing = Preprocessing(kind="array", input_shape=self.input_shape,
+                                               feature_names=tuple(self.feature_names), labels=labels)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -85,6 +94,7 @@ class Raw:
     y_test: np.ndarray | None = None
     target_names: list[str] | None = None  # names of the labels 0..K-1, when the source has them
     target_field: str = "target"  # how error messages name the target
+    columns: tuple[Column, ...] = ()  # a table's feature columns as in the file (dtypes, one-hot categories)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -232,11 +242,13 @@ def scale(dataset: Dataset, kind: str) -> Dataset:
         return scaler.transform(flat(a)).astype(np.float32).reshape(a.shape)
 
     scaling = kind if dataset.scaling == "none" else f"{dataset.scaling}+{kind}"
+    assert dataset.preprocessing is not None
     return dataclasses.replace(
         dataset,
         x_train=apply(dataset.x_train),
         x_val=apply(dataset.x_val),
         x_test=apply(dataset.x_test),
         scaling=scaling,
+        preprocessing=dataset.preprocessing.with_step(fitted_step(kind, scaler)),
         **copies,
     )

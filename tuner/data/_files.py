@@ -16,6 +16,7 @@ import numpy as np
 
 from tuner.data._builtin import BUILTIN
 from tuner.data._dataset import Raw, data_error
+from tuner.data._preprocessing import table_columns
 from tuner.data._targets import missing_target
 from tuner.errors import DataError, Problem
 
@@ -61,9 +62,10 @@ def read_npz(path: Path, where: str) -> Raw:
         if x_test.shape[1:] != x.shape[1:]:
             raise data_error(where, "x_test", f"rows must have the shape of the rows of x, {x.shape[1:]}",
                              value=x_test.shape[1:])
-    for name_x, xs in (("x", x), ("x_test", x_test)):
-        if xs is not None:
-            _check_finite_array(xs, where, name_x)
+    problems = [p for name_x, xs in (("x", x), ("x_test", x_test)) if xs is not None
+                for p in _finite_array_problems(xs, where, name_x)]
+    if problems:
+        raise DataError(problems)
     if len(x) == 0:
         raise data_error(where, "x", "must have at least one row", value=0)
     return Raw(
@@ -132,19 +134,17 @@ def _as_rows(a: np.ndarray) -> np.ndarray:
     return a.reshape(-1, 1) if a.ndim == 1 else a
 
 
-def _check_finite_array(x: np.ndarray, where: str, field: str) -> None:
+def _finite_array_problems(x: np.ndarray, where: str, field: str) -> list[Problem]:
     if not np.issubdtype(x.dtype, np.floating):
-        return
+        return []
     bad = ~np.isfinite(x)
-    if bad.any():
-        rows = np.flatnonzero(bad.reshape(len(x), -1).any(axis=1))
-        n_nan, n_inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
-        first = x.reshape(len(x), -1)[rows[0]]
-        raise data_error(
-            where, field,
-            f"features must be finite: {n_nan} NaN and {n_inf} inf values in {len(rows)} rows (first in row {rows[0]})",
-            value=first[~np.isfinite(first)][0].item(),
-        )
+    if not bad.any():
+        return []
+    rows = np.flatnonzero(bad.reshape(len(x), -1).any(axis=1))
+    n_nan, n_inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
+    first = x.reshape(len(x), -1)[rows[0]]
+    return [Problem(where, field, f"features must be finite: {n_nan} NaN and {n_inf} inf values in {len(rows)} rows "
+                    f"(first in {field}[{rows[0]}])", value=first[~np.isfinite(first)][0].item())]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -152,16 +152,68 @@ def _check_finite_array(x: np.ndarray, where: str, field: str) -> None:
 
 
 def read_table(path: Path, where: str, *, target: str | None, categorical: str) -> Raw:
-    """The feature columns and the target column of a CSV or Parquet file, checked."""
+    """The feature columns and the target column of a CSV or Parquet file, checked.
+
+    Every problem is reported at once (each missing target or feature value's column, each non-numeric or
+    non-finite column, duplicate column names), each with the first place it occurs: the file's line
+    as an editor shows it for CSV (the header is line 1, the first data row line 2), the row (from 1) for
+    Parquet.
+
+    Raises:
+        DataError: listing every problem found.
+    """
     frame = _read_frame(path, where)
+    problems = _duplicate_columns(path, frame, where)
     frame.columns = [str(c) for c in frame.columns]
     features, y_col = _split_off_target(frame, target, where)
-    _check_missing(features, y_col, where)
-    features = _numeric_features(features, categorical, where)
+    at = _Places(path)
+    problems += _missing_problems(features, y_col, where, at)
+    columns = table_columns(features)  # as in the file, for the exported model to encode raw rows alike
+    features, more = _numeric_features(features, categorical, where, at)
+    problems += more + _finite_problems(features, where, at)
+    if problems:
+        raise DataError(problems)
     x = features.to_numpy(dtype=np.float64)
-    _check_finite_columns(x, list(features.columns), where)
     return Raw(x=x, y=_target_values(y_col), feature_names=[str(c) for c in features.columns],
-               target_field=f"column {target!r}")
+               target_field=f"column {target!r}", columns=columns)
+
+
+class _Places:
+    """Names a data row of a table the way the user finds it: ``line N`` of a CSV file, ``row N`` of Parquet.
+
+    CSV line numbers count the header and any blank lines or line breaks inside quoted fields (read
+    with the ``csv`` module, only when a problem needs them).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.csv = path.suffix.lower() == ".csv"
+        self._lines: list[int] | None = None
+
+    def __call__(self, row: int) -> str:
+        if not self.csv:
+            return f"row {row + 1}"
+        if self._lines is None:
+            self._lines = self._record_lines()
+        lines = self._lines
+        return f"line {lines[row + 1] if row + 1 < len(lines) else row + 2}"
+
+    def _record_lines(self) -> list[int]:
+        """The line each non-blank record of the CSV file starts on (the header first)."""
+        import csv
+
+        starts: list[int] = []
+        try:
+            with open(self.path, newline="", encoding="utf-8", errors="replace") as f:
+                reader = csv.reader(f)
+                end = 0
+                for record in reader:
+                    if record:
+                        starts.append(end + 1)
+                    end = reader.line_num
+        except (OSError, csv.Error):
+            return []
+        return starts
 
 
 def _read_frame(path: Path, where: str) -> Any:
@@ -173,7 +225,27 @@ def _read_frame(path: Path, where: str) -> Any:
         raise data_error(where, "", f"reading Parquet needs pyarrow or fastparquet: pip install pyarrow ({exc})",
                          has_value=False) from None
     except Exception as exc:
-        raise data_error(where, "", f"cannot read the file ({type(exc).__name__}: {exc})", has_value=False) from None
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise data_error(where, "", f"cannot read the file ({type(exc).__name__}: {detail})"
+                         if detail else f"cannot read the file ({type(exc).__name__})", has_value=False) from None
+
+
+def _duplicate_columns(path: Path, frame: Any, where: str) -> list[Problem]:
+    """Column names given twice (pandas would rename the second ``a`` to ``a.1`` without a word)."""
+    if path.suffix.lower() == ".csv":
+        import pandas as pd
+
+        try:
+            names = [str(c) for c in pd.read_csv(path, nrows=1, header=None, dtype=str).iloc[0].tolist()]
+        except Exception:
+            return []
+    else:
+        names = [str(c) for c in frame.columns]
+    seen: dict[str, int] = {}
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+    return [Problem(where, f"column {name!r}", f"column names must be unique, but the header names it {n} times",
+                    value=name) for name, n in seen.items() if n > 1]
 
 
 def _split_off_target(frame: Any, target: str | None, where: str) -> tuple[Any, Any]:
@@ -194,52 +266,48 @@ def _split_off_target(frame: Any, target: str | None, where: str) -> tuple[Any, 
         raise data_error(where, "target",
                          "leaves no feature columns: the file must have at least one column besides the target",
                          value=target)
-    return features, frame[target]
+    y_col = frame[target]
+    if getattr(y_col, "ndim", 1) != 1:  # a target named twice in the header: the duplicate-name problem says so
+        y_col = y_col.iloc[:, 0]
+    return features, y_col
 
 
-def _check_missing(features: Any, y_col: Any, where: str) -> None:
-    """No missing target values; then no missing feature values (every column reported)."""
-    missing = y_col.isna()
-    if missing.any():
-        raise data_error(
-            where, f"column {y_col.name!r}",
-            f"target values must not be missing: {int(missing.sum())} NaN/empty values "
-            f"(first in row {int(np.flatnonzero(missing.to_numpy())[0])})",
-            value=float("nan"),
-        )
+def _missing_problems(features: Any, y_col: Any, where: str, at: _Places) -> list[Problem]:
+    """Missing target values, then missing feature values: one problem per column, with its first place."""
     problems = []
-    for col in features.columns:
-        n_missing = int(features[col].isna().sum())
-        if n_missing:
-            first = int(np.flatnonzero(features[col].isna().to_numpy())[0])
+    for col, values, what in [(y_col.name, y_col, "target values")] + [
+            (c, features.iloc[:, j], "features") for j, c in enumerate(features.columns)]:
+        missing = values.isna().to_numpy()
+        if missing.any():
             problems.append(Problem(
                 where, f"column {col!r}",
-                f"features must not be missing: {n_missing} NaN/empty values (first in row {first})",
+                f"{what} must not be missing: {int(missing.sum())} NaN/empty values "
+                f"(first on {at(int(np.flatnonzero(missing)[0]))})",
                 value=float("nan"),
             ))
-    if problems:
-        raise DataError(problems)
+    return problems
 
 
-def _numeric_features(features: Any, categorical: str, where: str) -> Any:
-    """The features with non-numeric columns refused (``categorical="error"``) or one-hot encoded."""
+def _numeric_features(features: Any, categorical: str, where: str, at: _Places) -> tuple[Any, list[Problem]]:
+    """The features with non-numeric columns one-hot encoded, or one problem per such column (``"error"``)."""
     import pandas as pd
 
-    non_numeric = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
+    non_numeric = [j for j in range(features.shape[1]) if not pd.api.types.is_numeric_dtype(features.iloc[:, j])]
     if not non_numeric:
-        return features
+        return features, []
     if categorical != "error":
-        return pd.get_dummies(features, columns=non_numeric, dtype=np.float32)
+        return pd.get_dummies(features, columns=[features.columns[j] for j in non_numeric], dtype=np.float32), []
     problems = []
-    for c in non_numeric:
-        row = _first_non_numeric(features[c])
+    for j in non_numeric:
+        column = features.iloc[:, j]
+        row = _first_non_numeric(column)
         problems.append(Problem(
-            where, f"column {c!r}",
-            f"features must be numeric, but the column holds {features[c].dtype} values "
-            f"(first non-numeric in row {row}); pass categorical='onehot' to one-hot encode non-numeric columns",
-            value=features[c].iloc[row],
+            where, f"column {features.columns[j]!r}",
+            f"features must be numeric, but the column holds {column.dtype} values "
+            f"(first non-numeric on {at(row)}); pass categorical='onehot' to one-hot encode non-numeric columns",
+            value=column.iloc[row],
         ))
-    raise DataError(problems)
+    return features, problems
 
 
 def _first_non_numeric(column: Any) -> int:
@@ -253,19 +321,24 @@ def _first_non_numeric(column: Any) -> int:
     return int(np.flatnonzero(bad)[0]) if bad.any() else 0
 
 
-def _check_finite_columns(x: np.ndarray, columns: list[str], where: str) -> None:
-    bad = ~np.isfinite(x)
-    if not bad.any():
-        return
+def _finite_problems(features: Any, where: str, at: _Places) -> list[Problem]:
+    """One problem per numeric column holding an infinite value (missing values are reported before)."""
+    import pandas as pd
+
     problems = []
-    for j in np.flatnonzero(bad.any(axis=0)):
-        rows = np.flatnonzero(bad[:, j])
-        problems.append(Problem(
-            where, f"column {columns[j]!r}",
-            f"features must be finite: {len(rows)} inf values (first in row {rows[0]})",
-            value=float(x[rows[0], j]),
-        ))
-    raise DataError(problems)
+    for j in range(features.shape[1]):
+        column = features.iloc[:, j]
+        if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+            continue
+        values = column.to_numpy(dtype=np.float64, na_value=0.0)
+        rows = np.flatnonzero(np.isinf(values))
+        if len(rows):
+            problems.append(Problem(
+                where, f"column {features.columns[j]!r}",
+                f"features must be finite: {len(rows)} inf values (first on {at(int(rows[0]))})",
+                value=float(values[rows[0]]),
+            ))
+    return problems
 
 
 def _target_values(y_col: Any) -> np.ndarray:

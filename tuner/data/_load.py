@@ -13,6 +13,7 @@ from tuner.data._builtin import BUILTIN
 from tuner.data._dataset import Dataset, Raw, data_error, split
 from tuner.data._files import read_npz, read_table, resolve_path
 from tuner.data._keras_cache import KERAS_DATASETS, keras_cache_dir, keras_cached
+from tuner.data._preprocessing import describe_raw
 from tuner.data._targets import check_test_classes, encode_target, label_str
 from tuner.errors import DataError, Problem
 from tuner.space import CATEGORICAL, TASKS
@@ -103,6 +104,7 @@ def load_dataset(
         feature_names=list(raw.feature_names),
         class_names=class_names,
         source=source,
+        preprocessing=describe_raw(raw, class_names=class_names, target=target),
     )
 
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from tuner.model._adapters import UserModel
 from tuner.model._augmentation import IMAGE_AUGMENTATIONS, SEQUENCE_AUGMENTATIONS, RandomShift, augmentation_layers
 from tuner.model._builders import build_model, layer_value
+from tuner.model._export import ExportedModel
 from tuner.model._optimizers import LinearWarmup, build_optimizer, build_schedule, current_learning_rate
 from tuner.model._task import ONE_HOT_LOSSES, check_task_fit, output_activation, resolve_loss
 from tuner.model._views import as_view, resolve_view
 
 __all__ = [
+    "ExportedModel",
     "IMAGE_AUGMENTATIONS",
     "LinearWarmup",
     "ONE_HOT_LOSSES",
     "RandomShift",
     "SEQUENCE_AUGMENTATIONS",
+    "UserModel",
     "as_view",
     "augmentation_layers",
     "build_model",

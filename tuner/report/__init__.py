@@ -14,8 +14,11 @@ point, or the best validation figure with the gap under a bound) and stores it a
 ``selected_trial``, which :meth:`tuner.study.StudyResults.best` returns from then on.
 
 Modules: ``_analysis`` (importances, gap statistics), ``_selection`` (Pareto front and selection),
-``_build`` (the report and its plots), ``_plots``, ``_render_text`` and ``_render_html``. MLflow is reached
-through :mod:`tuner.tracking` only. Nothing here imports Keras or TensorFlow.
+``_build`` (the report and its plots), ``_explain`` (the ablation of the winner, the top trials confirmed over
+seeds), ``_refine`` (where to search next, as a space file), ``_lessons`` (storing and logging those),
+``_plots``, ``_render_text`` and ``_render_html``. MLflow is reached
+through :mod:`tuner.tracking` only. Nothing here imports Keras or TensorFlow (``explain`` and ``confirm``
+retrain through :mod:`tuner.study`, which imports them when it trains).
 """
 
 from __future__ import annotations
@@ -23,14 +26,17 @@ from __future__ import annotations
 from tuner.report._analysis import (IMPORTANCE_EVALUATORS, GapAnalysis, Importances, KnobEffect, gap_analysis,
                                     param_importances)
 from tuner.report._build import StudyReport, build_report, make_plots, resolve_tracking_uri
+from tuner.report._explain import ablate, ablation_table, confirm, confirmation_table, explain, lesson_sections
 from tuner.report._plots import (VERDICT_COLORS, PlotFile, PlotSet, log_plots, log_trial_plots, metric_history,
                                  plot_gap_vs_knobs, plot_learning_curves, regularization_knobs, study_plots,
                                  trial_plots)
 from tuner.report._render_html import write_html
+from tuner.report._refine import refine
 from tuner.report._render_text import print_report, report_json
 from tuner.report._selection import SELECTION_RULES, clear_selection, pareto_front, select_trial
 
-__all__ = ["GapAnalysis", "IMPORTANCE_EVALUATORS", "Importances", "KnobEffect", "PlotFile", "PlotSet",
+__all__ = ["ablate", "ablation_table", "confirm", "confirmation_table", "explain", "lesson_sections", "refine",
+           "GapAnalysis", "IMPORTANCE_EVALUATORS", "Importances", "KnobEffect", "PlotFile", "PlotSet",
            "SELECTION_RULES", "StudyReport", "VERDICT_COLORS", "build_report", "clear_selection", "gap_analysis",
            "log_plots", "log_trial_plots", "make_plots", "metric_history", "param_importances", "pareto_front",
            "plot_gap_vs_knobs", "plot_learning_curves", "print_report", "regularization_knobs", "report_json",

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tuner._store import sqlite_path, tracking_beside
+from tuner._store import mask_secrets, masked, sqlite_path, tracking_beside
 from tuner.errors import ConfigError, Problem
 from tuner.report._analysis import GapAnalysis, Importances, evaluator_for, gap_analysis, param_importances
 from tuner.report._plots import PlotSet, log_plots, study_plots, trial_plots
@@ -52,6 +52,8 @@ class StudyReport:
     mlflow: dict[str, Any]
     message: str | None = None
     plots: PlotSet = dataclasses.field(default_factory=PlotSet)
+    lessons: dict[str, Any] = dataclasses.field(default_factory=dict)  # explain / --confirm / refine, when they ran
+    tracking_uri: str | None = dataclasses.field(default=None, repr=False)  # unmasked, to read the runs; never shown
 
     @property
     def ok(self) -> bool:
@@ -67,6 +69,7 @@ class StudyReport:
             "importances": self.importances.to_dict(), "gap_analysis": self.gap_analysis.to_dict(),
             "pareto": self.pareto, "mlflow": self.mlflow, "message": self.message,
             "plots": {"files": [f.to_dict() for f in self.plots.files], "skipped": self.plots.skipped},
+            "lessons": self.lessons,
         }
 
 
@@ -221,11 +224,13 @@ def build_report(results: StudyResults, *, storage: str | None = None, tracking_
     else:
         message = _no_complete_message(study.study_name, counts, problems)
     return StudyReport(
-        study=study.study_name, storage=storage, objective=list(results.objective), directions=directions,
+        study=study.study_name, storage=mask_secrets(storage), objective=list(results.objective), directions=directions,
         dataset=record.dataset_description, metric=metric, counts=counts, problems=problems, varying=varying,
         top=rows, best=best, test=test, test_note=test_note,
         importances=param_importances(results, evaluator=evaluator, seed=seed, gap=gap),
-        gap_analysis=gap_analysis(results, gap=gap), pareto=pareto, mlflow=mlflow_info, message=message)
+        gap_analysis=gap_analysis(results, gap=gap), pareto=pareto, mlflow=masked(mlflow_info), message=message,
+        lessons=record.lessons(),
+        tracking_uri=mlflow_info.get("tracking_uri"))
 
 
 def make_plots(report: StudyReport, results: StudyResults, out_dir: str | Path, *, log: bool = True,
@@ -255,7 +260,7 @@ def make_plots(report: StudyReport, results: StudyResults, out_dir: str | Path, 
     plots = study_plots(results, out_dir, evaluator=evaluator_for(evaluator, seed=seed),
                         evaluator_name=report.importances.evaluator, selected=selected, selected_label=label,
                         gap=report.gap_analysis.gap, plotlyjs=plotlyjs)
-    uri = report.mlflow.get("tracking_uri")
+    uri = report.tracking_uri or report.mlflow.get("tracking_uri")
     reader = None
     if uri and report.mlflow.get("experiment_id"):
         from tuner.tracking import open_reader

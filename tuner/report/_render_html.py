@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.report._build import StudyReport
+from tuner.report._explain import lesson_sections
 from tuner.report._render_text import fmt, table_columns
 
 __all__ = ["write_html"]
@@ -108,6 +109,12 @@ def write_html(report: StudyReport, path: str | Path, *, plotlyjs: str = "inline
     if ga.note:
         parts.append(f"<p class='note'>{e(ga.note)}</p>")
     parts.append("<ul>" + "".join(f"<li>{e(x.sentence)}</li>" for x in ga.effects) + "</ul>")
+    for sec in lesson_sections(report.lessons):  # what explain, --confirm and refine found, when they ran
+        parts.append(f"<h2 id='lesson-{e(sec.kind)}'>{e(sec.title)}</h2>" + "".join(f"<p>{e(t)}</p>" for t in sec.sentences))
+        parts.append(_html_table(sec.headers, sec.rows, left=[sec.headers[0], "change", "before", "after", "reason"]))
+        if sec.png:
+            parts.append(f"<figure><img alt='{e(sec.title)}' src='data:image/png;base64,"
+                         f"{base64.b64encode(sec.png).decode('ascii')}'></figure>")
     study_files = sorted((f for f in report.plots.files if f.trial is None),
                          key=lambda f: (f.name in _WIDE, _ORDER.index(f.name) if f.name in _ORDER else len(_ORDER)))
     narrow = [f.name for f in study_files if f.name not in _WIDE]

@@ -1,4 +1,5 @@
-"""The search space: the knob catalogue (the one home of TASKS, FAMILIES, VIEWS, SCALINGS…) and YAML spaces."""
+"""The search space: the knob catalogue (the one home of TASKS, FAMILIES, VIEWS, SCALINGS…), YAML spaces, the
+user's own model parameters and the define-by-run ``hp`` object."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from tuner.space._catalogue import (
     knob_value,
     reference_markdown,
 )
+from tuner.space._hp import param_of, params_of, trial_hyperparameters
 from tuner.space._param import Param
 from tuner.space._spaces import SPACES_DIR, SearchSpace, load_space, shipped_spaces
 from tuner.space._yaml import parse_override
@@ -33,6 +35,9 @@ __all__ = [
     "knob_value",
     "load_space",
     "parse_override",
+    "param_of",
+    "params_of",
     "reference_markdown",
     "shipped_spaces",
+    "trial_hyperparameters",
 ]

@@ -10,6 +10,9 @@ if TYPE_CHECKING:
     import optuna
 
 
+NO_OFF = None.__class__  # marks a parameter with no ``regularizer_off`` declaration (None itself is a valid one)
+
+
 @dataclasses.dataclass
 class Param:
     """One entry of a space: a fixed value or a distribution, optionally conditional."""
@@ -24,6 +27,8 @@ class Param:
     choices: list[Any] | None = None
     condition: dict[str, list[Any]] | None = None
     per_layer: bool = False
+    model: bool = False  # a parameter of the user's own model (``model_parameters``), not a built-in knob
+    regularizer_off: Any = NO_OFF  # model parameters only: the value that switches this regularizer off
 
     @property
     def is_fixed(self) -> bool:
@@ -38,7 +43,7 @@ class Param:
         return None
 
     def to_config(self) -> Any:
-        if self.type == "fixed" and not self.condition and not self.per_layer:
+        if self.type == "fixed" and not self.condition and not self.per_layer and self.regularizer_off is NO_OFF:
             return self.value
         out: dict[str, Any] = {}
         if self.type == "fixed":
@@ -58,6 +63,8 @@ class Param:
             out["per_layer"] = True
         if self.condition:
             out["condition"] = {k: list(v) for k, v in self.condition.items()}
+        if self.regularizer_off is not NO_OFF:
+            out["regularizer_off"] = self.regularizer_off
         return out
 
 

@@ -76,7 +76,10 @@ class SearchSpace:
         out: dict[str, Any] = {"name": self.name}
         if self.description:
             out["description"] = self.description
-        out["parameters"] = {n: p.to_config() for n, p in self.params.items()}
+        out["parameters"] = {n: p.to_config() for n, p in self.params.items() if not p.model}
+        model = {n: p.to_config() for n, p in self.params.items() if p.model}
+        if model:
+            out["model_parameters"] = model
         return out
 
     get_config = to_dict
@@ -104,6 +107,19 @@ class SearchSpace:
 
     # -- queries ---------------------------------------------------------------------------
     @property
+    def model_names(self) -> list[str]:
+        """Names of the parameters of the user's model (``model_parameters``)."""
+        return [n for n, p in self.params.items() if p.model]
+
+    def with_model_parameters(self, declared: Mapping[str, Param]) -> SearchSpace:
+        """A copy in which the user-model parameters ``declared`` (by a define-by-run builder) are added;
+        an entry this space names already (to fix or narrow it) is kept as the space has it."""
+        params = dict(self.params)
+        for name, p in declared.items():
+            params.setdefault(name, p)
+        return SearchSpace(params, name=self.name, description=self.description, source=self.source)
+
+    @property
     def searched(self) -> list[str]:
         """Names of the parameters that are sampled (not fixed)."""
         return [n for n, p in self.params.items() if not p.is_fixed]
@@ -119,19 +135,22 @@ class SearchSpace:
             SpaceError: naming each unknown parameter or value that breaks its knob's rule.
         """
         data = self.to_dict()
+        model = data.setdefault("model_parameters", {})
         params = data["parameters"]
         for name, value in overrides.items():
             old = self.params.get(name)
+            section = model if old is not None and old.model else params
             if old is not None and (old.condition or old.per_layer):
                 entry: dict[str, Any] = {"value": value}
                 if old.condition:
                     entry["condition"] = {k: list(v) for k, v in old.condition.items()}
-                params[name] = entry
+                section[name] = entry
             else:
-                params[name] = value
+                section[name] = value
+        known = [*KNOBS, *self.model_names]
         problems = [
-            Problem(source, name, f"unknown parameter{did_you_mean(name, KNOBS)}", value=value)
-            for name, value in overrides.items() if name not in KNOBS
+            Problem(source, name, f"unknown parameter{did_you_mean(name, known)}", value=value)
+            for name, value in overrides.items() if name not in known
         ]
         if problems:
             raise SpaceError(problems)
@@ -139,12 +158,12 @@ class SearchSpace:
         changed = True
         while changed:
             changed = False
-            for name, entry in list(params.items()):
+            for section, name, entry in [(sec, n, e) for sec in (params, model) for n, e in list(sec.items())]:
                 condition = entry.get("condition") if isinstance(entry, dict) else None
                 for parent, values in (condition or {}).items():
-                    fixed = params.get(parent, KNOBS[parent].default if parent in KNOBS else None)
+                    fixed = params.get(parent, model.get(parent, KNOBS[parent].default if parent in KNOBS else None))
                     if not isinstance(fixed, dict) and fixed not in (values if isinstance(values, list) else [values]):
-                        del params[name]
+                        del section[name]
                         changed = True
                         break
         try:

@@ -10,8 +10,9 @@ from typing import Any
 from tuner.errors import Problem, SpaceError
 from tuner.space._catalogue import KNOBS, Knob, check_value
 from tuner.space._param import Param
+from tuner.space._user import parse_model_parameters, user_knob
 
-_TOP_KEYS = ("name", "description", "parameters")
+_TOP_KEYS = ("name", "description", "parameters", "model_parameters")
 _DIST_KEYS = ("type", "low", "high", "step", "log", "choices", "condition", "per_layer")
 _FIXED_KEYS = ("value", "condition", "per_layer")
 _TYPES = ("int", "float", "categorical")
@@ -63,25 +64,31 @@ def validate(data: Any, source: str) -> tuple[dict[str, Param], str, str]:
         path = f"parameters.{pname}"
         if not isinstance(pname, str) or pname not in KNOBS:
             problems.append(Problem(source, path, f"unknown parameter{did_you_mean(str(pname), KNOBS)}; "
-                                    "see the README's space reference", value=pname))
+                                    "see the README's space reference (a parameter of your own model goes "
+                                    "under model_parameters)", value=pname))
             continue
         param = _parse_param(pname, spec, path, source, problems)
         if param is not None:
             params[pname] = param
 
     invalid = {str(n) for n in raw_params if n in KNOBS and n not in params}
-    _check_conditions(params, source, problems, skip=invalid)
+    model_params, model_invalid = parse_model_parameters(data.get("model_parameters"), source, problems,
+                                                         taken=raw_params, parse=_parse_param)
+    params.update(model_params)
+    _check_conditions(params, source, problems, skip=invalid | model_invalid)
     if problems:
         raise SpaceError(problems)
     return params, name, description
 
 
-def _parse_param(name: str, spec: Any, path: str, source: str, problems: list[Problem]) -> Param | None:
+def _parse_param(name: str, spec: Any, path: str, source: str, problems: list[Problem], *,
+                 knob: Knob | None = None) -> Param | None:
     """One entry of ``parameters``: a bare value, ``{value: ...}``, or a categorical, int or float distribution.
 
-    Every problem found is appended to ``problems``; the entry is None when it has any.
+    Every problem found is appended to ``problems``; the entry is None when it has any. ``knob`` is the
+    rule the entry follows; defaults to the catalogue's knob of that name.
     """
-    knob = KNOBS[name]
+    knob = knob or KNOBS[name]
     start = len(problems)
     if not isinstance(spec, dict):
         return _parse_bare_value(knob, spec, path, source, problems)
@@ -253,12 +260,14 @@ def _check_conditions(params: dict[str, Param], source: str, problems: list[Prob
                       skip: set[str] = frozenset()) -> None:  # type: ignore[assignment]
     for name, p in params.items():
         for parent, values in (p.condition or {}).items():
-            path = f"parameters.{name}.condition.{parent}"
+            path = f"{'model_parameters' if p.model else 'parameters'}.{name}.condition.{parent}"
             if parent in skip:  # the parent has its own error already
                 continue
-            if parent not in KNOBS:
+            model_parent = parent in params and params[parent].model
+            if parent not in KNOBS and not model_parent:
+                known = [*KNOBS, *(n for n, q in params.items() if q.model)]
                 problems.append(Problem(source, path, f"refers to a parameter that does not exist"
-                                        f"{did_you_mean(parent, KNOBS)}", value=parent))
+                                        f"{did_you_mean(parent, known)}", value=parent))
                 continue
             if parent == name:
                 problems.append(Problem(source, path, "a parameter cannot be conditional on itself", value=parent))
@@ -272,7 +281,7 @@ def _check_conditions(params: dict[str, Param], source: str, problems: list[Prob
                     problems.append(Problem(source, path, f"can never hold: {parent} takes only {possible}",
                                             value=values))
             else:
-                knob = KNOBS[parent]
+                knob = user_knob(parent) if model_parent else KNOBS[parent]
                 bad = False
                 for v in values:
                     rule = check_value(knob, v)

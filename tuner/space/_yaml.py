@@ -45,8 +45,14 @@ _NoDuplicatesSafeLoader.add_implicit_resolver(
 
 
 def safe_load(text: str, source: str) -> Any:
+    """The YAML document of a space file, read safely.
+
+    Raises:
+        SpaceError: naming the line and column of a YAML error, or when the file is empty or holds only
+            comments (a space of nothing would run a study of nothing).
+    """
     try:
-        return yaml.load(text, Loader=_NoDuplicatesSafeLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_NoDuplicatesSafeLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "document"
@@ -55,6 +61,12 @@ def safe_load(text: str, source: str) -> Any:
         rule = "must be valid YAML readable by a safe loader (no Python tags)"
         detail = f"{context + ' ' if context else ''}{problem}".strip()
         raise SpaceError([Problem(source, where, rule, value=detail)]) from None
+    if data is None:
+        what = "is empty" if not text.strip() else "holds no YAML content (only comments)"
+        raise SpaceError([Problem(source, "", f"{what}; a space file needs a `parameters:` mapping, e.g. "
+                                  "`parameters: {learning_rate: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}}`",
+                                  has_value=False)])
+    return data
 
 
 def parse_override(text: str) -> tuple[str, Any]:

@@ -5,18 +5,23 @@ Importing this package stays light: Keras, TensorFlow, Optuna and MLflow are imp
 
 from __future__ import annotations
 
+from tuner.study._best import load_best_model, register_best_model
 from tuner.study._budget import BudgetLock, budget_counts
 from tuner.study._callbacks import request_stop, stop_requested
 from tuner.study._loop import rss_mb
 from tuner.study._record import INTERRUPTED, StudyRecord, TrialRecord, read_trial
 from tuner.study._results import StudyResults, TrialReport, load_study_results
+from tuner.study._retrain import (BUILTIN_OFF, Variant, ablation_variants, declared_off, open_for_retraining,
+                                  resolved_params, retrain, retrain_seeds, top_trials)
 from tuner.study._settings import PRUNERS, SAMPLERS, StudySettings, objective_direction
 from tuner.study._study import Study, create_study, default_storage, run_study
-from tuner.study._workers import (EXIT_RECYCLE, EarlyWorkers, read_join_file, run_workers, share_this_process,
+from tuner.study._workers import (EXIT_RECYCLE, TRACKING_ENV, EarlyWorkers, read_join_file, run_workers, share_this_process,
                                   visible_gpus, worker_env)
 
-__all__ = ["BudgetLock", "EXIT_RECYCLE", "EarlyWorkers", "INTERRUPTED", "PRUNERS", "SAMPLERS", "Study", "StudyRecord",
-           "StudyResults", "StudySettings", "TrialRecord", "TrialReport", "budget_counts", "create_study",
-           "default_storage", "load_study_results", "objective_direction", "read_join_file", "read_trial",
-           "request_stop", "rss_mb", "run_study", "run_workers", "share_this_process", "stop_requested",
+__all__ = ["BUILTIN_OFF", "Variant", "ablation_variants", "declared_off", "open_for_retraining", "resolved_params",
+           "retrain", "retrain_seeds", "top_trials",
+           "BudgetLock", "EXIT_RECYCLE", "EarlyWorkers", "INTERRUPTED", "PRUNERS", "SAMPLERS", "Study", "StudyRecord",
+           "StudyResults", "StudySettings", "TRACKING_ENV", "TrialRecord", "TrialReport", "budget_counts", "create_study",
+           "default_storage", "load_best_model", "load_study_results", "objective_direction", "read_join_file", "read_trial",
+           "register_best_model", "request_stop", "rss_mb", "run_study", "run_workers", "share_this_process", "stop_requested",
            "visible_gpus", "worker_env"]

@@ -5,15 +5,19 @@ Keras, Optuna and the training stage are imported inside the methods, so that im
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from tuner._logging import get_logger
-from tuner.errors import ConfigError
+from tuner._store import DEFAULT_STORE, journal_path, sqlite_path
+from tuner.errors import ConfigError, Problem
 from tuner.study._record import StudyRecord, read_trial
 
-__all__ = ["BestModel"]
+__all__ = ["BestModel", "close_tracking", "load_best_model", "model_folder", "register_best_model"]
 
 _logger = get_logger(__name__)
 
@@ -75,7 +79,7 @@ class BestModel:
     def _score_and_log(self, study: Any, best: Any) -> None:
         import keras
 
-        from tuner.training import evaluate_test, prepare_data
+        from tuner.training import evaluate_test
 
         record = StudyRecord(study.optuna_study)
         if self.path is None or self.trial != best.number:
@@ -84,14 +88,120 @@ class BestModel:
             return
         model = keras.models.load_model(self.path)
         params = read_trial(study.optuna_study.trials[best.number]).resolved_params or best.params
-        if best.mlflow_run_id and study.settings.log_best_model:
-            try:
-                example = prepare_data(study.dataset, params).x_val[:5]
-                uri = study.tracker.log_model(best.mlflow_run_id, model, example=example)
-                if uri is not None:
-                    record.set_best_model(best.number, uri)
-            except Exception as err:
-                _logger.warning("could not log the best model to MLflow: %s", err)
         study.best_test = evaluate_test(model, study.dataset, params)
         record.set_best_test(best.number, study.best_test)
+        if study.settings.log_best_model:
+            _export(study, best, model, params, record)
         keras.backend.clear_session()
+
+
+def close_tracking(study: Any, status: str) -> None:
+    """Close a study's tracking: score (and export) its best model, end its study run with ``status``."""
+    from tuner.tracking import NullTracker
+
+    best: dict[str, Any] = {}
+    try:
+        best = study._best.finish(study)
+    finally:
+        try:
+            study.tracker.end_study(status=status, best=best)
+        except Exception as err:
+            _logger.warning("could not close the study's tracking run: %s", err)
+        study.tracker = NullTracker()
+
+
+def _export(study: Any, best: Any, model: Any, params: Any, record: StudyRecord) -> None:
+    """Save the best model with its preprocessing in the local store, and log it on its trial's MLflow run."""
+    from tuner.model import ExportedModel
+    from tuner.training import prepare_data
+
+    data = prepare_data(study.dataset, params)
+    info = {"study": study.settings.study_name, "trial": best.number, "metrics": best.metrics,
+            "test": study.best_test, "dataset": study.dataset.name}
+    exported = ExportedModel(model, data.preprocessing, task=data.task, info=info)
+    folder = model_folder(study.settings.storage, study.settings.study_name)
+    staging = folder.with_name(f".{folder.name}.{os.getpid()}")  # saved whole, then moved in place
+    shutil.rmtree(staging, ignore_errors=True)
+    exported.save(staging)
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.replace(folder)
+    record.set_best_model_dir(best.number, str(folder.resolve()))
+    if best.mlflow_run_id:
+        try:
+            example = exported.input_example(study.dataset.x_val)
+            uri = study.tracker.log_model(best.mlflow_run_id, exported, example=example)
+            if uri is not None:
+                record.set_best_model(best.number, uri)
+        except Exception as err:
+            _logger.warning("could not log the best model to MLflow: %s", err)
+
+
+def model_folder(storage: str, study_name: str) -> Path:
+    """Where a study's exported best model is kept: ``models/<study>/`` beside its SQLite or journal storage,
+    else under ``mlruns/``."""
+    path = sqlite_path(storage) or journal_path(storage)
+    store = path.parent if path is not None else DEFAULT_STORE
+    return store / "models" / re.sub(r"[^A-Za-z0-9_.-]+", "_", study_name)
+
+
+def load_best_model(study: Any, *, storage: str | None = None) -> Any:
+    """The best model of a study, ready to use: raw inputs in, labels (or values) out.
+
+    Args:
+        study: a :class:`~tuner.study.Study` or the name of a study in ``storage``.
+        storage: the Optuna storage URL of a study given by name. Defaults to the default storage.
+
+    Returns:
+        A :class:`tuner.model.ExportedModel`: ``predict(frame)`` gives the file's own labels,
+        ``predict_proba`` class probabilities, ``keras_model`` the trained Keras model.
+
+    Raises:
+        ConfigError: when the study does not exist or has no saved best model.
+    """
+    from tuner.model import ExportedModel
+    from tuner.study._results import load_study_results
+
+    if isinstance(study, str):
+        name, optuna_study = study, load_study_results(study, storage=storage).study
+    else:
+        name, optuna_study = study.settings.study_name, study.optuna_study
+    record = StudyRecord(optuna_study)
+    folder = record.best_model_dir
+    if folder and Path(folder).is_dir():
+        return ExportedModel.load(folder)
+    uri = record.best_model_uri
+    if uri and folder:  # saved on another machine: the copy logged to MLflow
+        from tuner.tracking import load_logged_model
+
+        return load_logged_model(uri)
+    where = f"study {name!r}"
+    rule = (f"its best model folder is gone ({folder})" if folder else
+            "has no saved best model: it was saved by an earlier version of tuner, with log_best_model off, or "
+            "before any trial completed; run `python -m tuner study` again to save it")
+    raise ConfigError([Problem(where, "best model", rule, has_value=False)])
+
+
+def register_best_model(study: Any, name: str, *, alias: str = "champion") -> str:
+    """Register the study's best model in the MLflow Model Registry as ``name`` and point ``alias`` at it.
+
+    Args:
+        study: a :class:`~tuner.study.Study` whose tracking is on and whose best model has been logged.
+        name: the registered model's name.
+        alias: the alias set on the new version. Defaults to ``"champion"``.
+
+    Returns:
+        The new version, as a string. ``models:/NAME@ALIAS`` then loads (and ``mlflow models serve`` serves) it.
+
+    Raises:
+        ConfigError: when the study's best model was not logged to MLflow (tracking off, or no complete trial).
+    """
+    from tuner.tracking import register_model
+
+    record = StudyRecord(study.optuna_study)
+    uri = record.best_model_uri
+    if not uri:
+        raise ConfigError([Problem(f"study {study.settings.study_name!r}", "--register",
+                                   "needs the best model logged to MLflow (tracking on and a complete trial)",
+                                   value=name)])
+    tags = {"tuner.study": study.settings.study_name, "tuner.trial": record.best_model_trial}
+    return register_model(uri, name, alias=alias, tracking_uri=study.settings.tracking_uri, tags=tags)

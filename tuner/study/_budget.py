@@ -4,7 +4,8 @@ Optuna's own ``n_trials`` counts per process and ``MaxTrialsCallback`` can overs
 Workers here take a lock that lives where the storage lives (a file lock beside a SQLite database or
 journal file, an advisory lock in PostgreSQL or MySQL), and under it check the budget and create their
 next trial. Running trials hold a place in the budget; a trial that was interrupted, or that died and
-was retried, gives its place back.
+was retried, gives its place back. A database server that restarts drops the lock with its session:
+taking it again reconnects (:mod:`tuner.study._retry`), and releasing a lock already dropped is no error.
 """
 
 from __future__ import annotations
@@ -49,15 +50,9 @@ class BudgetLock:
             self._file = open(self._path, "a+")  # noqa: SIM115 - held across calls
             fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
         elif self.storage.startswith(("postgresql", "mysql")):
-            import sqlalchemy
+            from tuner.study._retry import retry_transient
 
-            if self._engine is None:
-                self._engine = sqlalchemy.create_engine(self.storage, poolclass=sqlalchemy.pool.NullPool)
-            self._conn = self._engine.connect()
-            if self.storage.startswith("postgresql"):
-                self._conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self.key})
-            else:
-                self._conn.execute(sqlalchemy.text("SELECT GET_LOCK(:k, -1)"), {"k": f"tuner-{self.key}"})
+            retry_transient(self._lock_server, what="budget lock", on_retry=self._drop_connection)
         else:
             self._thread_lock.acquire()
         self._held = True
@@ -75,14 +70,39 @@ class BudgetLock:
         elif self._conn is not None:
             import sqlalchemy
 
-            if self.storage.startswith("postgresql"):
-                self._conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
-            else:
-                self._conn.execute(sqlalchemy.text("SELECT RELEASE_LOCK(:k)"), {"k": f"tuner-{self.key}"})
-            self._conn.close()
-            self._conn = None
+            from tuner._store import connection_lost
+
+            try:
+                if self.storage.startswith("postgresql"):
+                    self._conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+                else:
+                    self._conn.execute(sqlalchemy.text("SELECT RELEASE_LOCK(:k)"), {"k": f"tuner-{self.key}"})
+            except Exception as err:  # the server dropped the session, and its lock with it
+                if not connection_lost(err):
+                    raise
+            self._drop_connection()
         else:
             self._thread_lock.release()
+
+    def _lock_server(self) -> None:
+        """Take the server's lock on a connection of its own (a session lock lives as long as it)."""
+        import sqlalchemy
+
+        if self._engine is None:
+            self._engine = sqlalchemy.create_engine(self.storage, poolclass=sqlalchemy.pool.NullPool)
+        self._conn = self._engine.connect()
+        if self.storage.startswith("postgresql"):
+            self._conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self.key})
+        else:
+            self._conn.execute(sqlalchemy.text("SELECT GET_LOCK(:k, -1)"), {"k": f"tuner-{self.key}"})
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # already dead
+                pass
+            self._conn = None
 
     def __enter__(self) -> BudgetLock:
         self.acquire()

@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from tuner._backend import import_keras_for_api
 from tuner._logging import get_logger
 from tuner.errors import TrialFailed
 from tuner.study._budget import BudgetLock, budget_counts
@@ -51,6 +52,7 @@ def optimize(study: Any, *, target: int, timeout: float | None, progress: bool,
     """
     import optuna
 
+    import_keras_for_api()  # TensorFlow's start-up lines stay out of a notebook (as in the CLI)
     # Optuna logs each failed trial with a traceback at WARNING; our own line names the reason.
     debug = get_logger("tuner").isEnabledFor(10)
     optuna.logging.set_verbosity(optuna.logging.WARNING if debug else optuna.logging.ERROR)

@@ -5,7 +5,6 @@ Keras, Optuna and the training stage are imported inside the functions, so that 
 
 from __future__ import annotations
 
-import gc
 import math
 import os
 from collections.abc import Callable
@@ -81,6 +80,11 @@ class Objective:
         self.on_start()
         check_stop()
         params = study.space.suggest(trial)
+        hp, builder, train_params = None, study.builder, params
+        if study.user_model is not None and study.user_model.hypermodel is not None:  # build(hp) or a HyperModel
+            model_values = {k: v for k, v in params.items() if k in study.space.model_names}
+            hp, builder = study.user_model.for_trial(trial, study.space.params, model_values)
+            train_params = {**params, "data_pipeline": "arrays"}  # a user's fit() may pass its own batch_size
         TrialRecord.write(trial, resolved_params=params, device=_device(), worker_pid=os.getpid())
         run_id = tracker.start_trial(trial.number, params, study_name=s.study_name)
         if run_id is not None:
@@ -90,8 +94,8 @@ class Objective:
             callbacks.append(_PruningCallback(trial, s.objective[0], first_prunable_step(study._opened)).callback)
         state, reason, result = "failed", None, None
         try:
-            result = train_model(params, study.dataset, seed=s.seed + trial.number, callbacks=callbacks,
-                                 builder=study.builder, gap_subset=s.gap_subset)
+            result = train_model(train_params, study.dataset, seed=s.seed + trial.number, callbacks=callbacks,
+                                 builder=builder, gap_subset=s.gap_subset)
             values = [float(result.metrics[m]) for m in s.objective]
             if not all(math.isfinite(v) for v in values):
                 raise TrialFailed(f"non-finite objective {dict(zip(s.objective, values))}")
@@ -121,11 +125,12 @@ class Objective:
             TrialRecord.write(trial, fail_reason=reason)
             raise TrialFailed(reason) from err
         finally:
+            if hp is not None and any(k not in params or params[k] != v for k, v in hp.values.items()):
+                TrialRecord.write(trial, resolved_params={**params, **hp.values})  # asked by fit() or late
             try:
                 tracker.end_trial(run_id, state=state, metrics=_trial_metrics(result), tags=_trial_tags(result, reason))
             except Exception as err:  # tracking must not lose the Optuna result
                 _logger.warning("could not close the tracking run of trial %d: %s", trial.number, err)
             if result is not None:
                 result.model = None
-            keras.backend.clear_session()
-            gc.collect()
+            keras.backend.clear_session()  # which collects garbage too (a second collection cost 0.1 s a trial)

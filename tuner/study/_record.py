@@ -11,10 +11,11 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["TrialRecord", "StudyRecord", "read_trial", "INTERRUPTED", "DEAD_WORKER"]
+__all__ = ["TrialRecord", "StudyRecord", "read_trial", "INTERRUPTED", "DEAD_WORKER", "LESSONS"]
 
 INTERRUPTED = "interrupted"  # the fail reason of a trial stopped by Ctrl-C; it gives its budget place back
 DEAD_WORKER = "worker died (no heartbeat)"  # what a failed trial without a stored reason is reported as
+LESSONS = ("ablation", "confirmation", "refinement")  # what the study teaches, stored on it as lesson.<kind>
 
 
 @dataclasses.dataclass
@@ -143,6 +144,15 @@ class StudyRecord:
         self.study.set_user_attr("best_model_trial", trial)
 
     @property
+    def best_model_dir(self) -> str | None:
+        """The folder the exported best model was saved to (with tracking on or off)."""
+        return self._get("best_model_dir")
+
+    def set_best_model_dir(self, trial: int, folder: str) -> None:
+        self.study.set_user_attr("best_model_dir", folder)
+        self.study.set_user_attr("best_model_trial", trial)
+
+    @property
     def best_test(self) -> dict[str, float] | None:
         return self._get("best_test")
 
@@ -178,3 +188,14 @@ class StudyRecord:
         prefix = "fail_reason."
         return {int(key[len(prefix):]): value for key, value in self.study.user_attrs.items()
                 if key.startswith(prefix) and value is not None}
+
+    # what `explain`, `--confirm` and `refine` found (tuner.report._explain, tuner.report._refine)
+    def lessons(self) -> dict[str, dict[str, Any]]:
+        """The stored lessons by kind (``ablation``, ``confirmation``, ``refinement``): only those that ran."""
+        found = {kind: self.study.user_attrs.get(f"lesson.{kind}") for kind in LESSONS}
+        return {kind: dict(value) for kind, value in found.items() if value}
+
+    def set_lesson(self, kind: str, value: Mapping[str, Any]) -> None:
+        if kind not in LESSONS:
+            raise KeyError(f"`kind` must be one of {list(LESSONS)}, but got {kind=!r}.")
+        self.study.set_user_attr(f"lesson.{kind}", dict(value))

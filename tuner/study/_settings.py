@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from tuner._backend import BACKENDS, choose_backend
 from tuner.errors import ConfigError, Problem
 from tuner.metrics import direction, headline_metric
 
@@ -45,6 +46,11 @@ class StudySettings:
             is failed and retried once with the same parameters. Defaults to `30`.
         parent_run_id: record trials under this tracking (MLflow) parent run, which another process
             started and closes, instead of starting one (used by worker processes). Defaults to `None`.
+        model: the reference (``models.py:build``, ``package.module:MyHyperModel``) of the user's model,
+            which worker processes import; set by :class:`~tuner.study.Study`. Defaults to `None`.
+        backend: the Keras backend, ``auto``, ``tensorflow``, ``jax`` or ``torch``, set for this process and
+            its workers before Keras is imported; ``auto`` is ``KERAS_BACKEND`` when set, else TensorFlow.
+            The study records the one that ran. Defaults to `"auto"`.
     """
 
     study_name: str | None = None
@@ -62,9 +68,13 @@ class StudySettings:
     heartbeat_interval: int = 10
     grace_period: int = 30
     parent_run_id: str | None = None
+    model: str | None = None
+    backend: str = "auto"
 
     def validate(self, task: str) -> None:
         problems = []
+        if self.backend not in BACKENDS:
+            problems.append(Problem("--backend", "backend", f"must be one of {list(BACKENDS)}", value=self.backend))
         if self.sampler not in SAMPLERS:
             problems.append(Problem("--sampler", "sampler", f"must be one of {list(SAMPLERS)}", value=self.sampler))
         if self.pruner not in PRUNERS:
@@ -97,6 +107,10 @@ class StudySettings:
         if not self.objective:
             self.objective = ("val_loss",) if task == "regression" else ("val_accuracy",)
         self.validate(task)
+        try:
+            self.backend = choose_backend(self.backend)
+        except ValueError as err:
+            raise ConfigError([Problem("--backend", "backend", str(err), value=self.backend)]) from None
         if self.study_name is None:
             self.study_name = default_name
         if self.storage is None:

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from tuner._logging import get_logger
-from tuner._store import journal_path, sqlite_path
+from tuner._store import journal_path, mask_secrets, sqlite_path, storage_trouble
 from tuner.errors import ConfigError, Problem
 from tuner.study._callbacks import _StaleTrialHandler
 from tuner.study._record import StudyRecord
 from tuner.study._settings import DEFAULT_N_TRIALS, StudySettings
+from tuner.tracking import probe_tracking
 
 __all__ = ["OptunaStudy", "open_optuna_study", "first_prunable_step", "join_recipe"]
 
@@ -27,7 +28,7 @@ _logger = get_logger(__name__)
 
 # the settings a worker needs to rebuild the study, stored in its recipe
 _RECIPE_SETTINGS = ("sampler", "pruner", "seed", "gap_subset", "pruner_startup_trials", "heartbeat_interval",
-                    "grace_period", "tracking_uri", "log_best_model")
+                    "grace_period", "tracking_uri", "log_best_model", "model")
 
 
 @dataclasses.dataclass
@@ -75,10 +76,13 @@ def _rdb_storage(url: str, **kwargs: Any) -> Any:
 
     Two processes opening a new database at once both create its tables and stamp its schema version;
     the slower one fails ("table ... already exists", or a duplicate ``alembic_version`` row with
-    SQLite), and finds both done on its next try.
+    SQLite), and finds both done on its next try. Once open, its calls ride out a server restart
+    (:class:`~tuner.study._retry.RetryingRDBStorage`); opening a server that is down fails at once.
     """
     import optuna
     import sqlalchemy
+
+    from tuner.study._retry import RetryingRDBStorage
 
     tries = 3
     while True:
@@ -86,7 +90,7 @@ def _rdb_storage(url: str, **kwargs: Any) -> Any:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(url, **kwargs)
+                return RetryingRDBStorage(url, **kwargs)
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as err:
             if not ("already exists" in str(err) or "alembic_version" in str(err)) or tries == 0:
                 raise
@@ -121,7 +125,7 @@ def _storage(s: StudySettings, tracker: Callable[[], Any]) -> tuple[Any, bool]:
             storage.engine.dispose()  # pooled connections from Optuna's set-up get the pragma too
         return storage, True
     _logger.warning("storage %s has no heartbeat: a trial whose worker dies stays RUNNING and is not retried "
-                    "(use SQLite, PostgreSQL or MySQL for crash recovery)", url)
+                    "(use SQLite, PostgreSQL or MySQL for crash recovery)", mask_secrets(url))
     return url, False
 
 
@@ -210,13 +214,33 @@ def open_optuna_study(study: Any) -> OptunaStudy:
     import optuna
 
     s = study.settings
-    storage, heartbeat = _storage(s, lambda: study.tracker)
+    probe_tracking(s.tracking_uri)  # a tracking server that does not answer stops us before anything is written
     sampler = _sampler(s, study.space)
     pruner, start = _pruner(s, study.space)
-    created = optuna.create_study(study_name=s.study_name, storage=storage, sampler=sampler, pruner=pruner,
-                                  directions=study.directions, load_if_exists=True)
+    try:
+        storage, heartbeat = _storage(s, lambda: study.tracker)
+        created = optuna.create_study(study_name=s.study_name, storage=storage, sampler=sampler, pruner=pruner,
+                                      directions=study.directions, load_if_exists=True)
+    except Exception as err:  # read-only, locked, full, or a server that does not answer: one line, exit 2
+        trouble = storage_trouble(err)
+        if trouble is None:
+            raise
+        raise ConfigError([Problem(mask_secrets(s.storage), "", trouble, has_value=False)]) from None
     _check_same_study(created, study)
+    _name_metrics(created, list(s.objective))
     return OptunaStudy(created, heartbeat, start)
+
+
+def _name_metrics(optuna_study: Any, names: list[str]) -> None:
+    """Name the study's objectives (``val_accuracy``, not "Objective 0" in optuna-dashboard and other clients)."""
+    import warnings
+
+    import optuna
+
+    if optuna_study.metric_names != names:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna_study.set_metric_names(names)
 
 
 def _check_same_study(optuna_study: Any, study: Any) -> None:
@@ -225,7 +249,8 @@ def _check_same_study(optuna_study: Any, study: Any) -> None:
 
     record = StudyRecord(optuna_study)
     s = study.settings
-    mine = {"space": study.space.to_dict()["parameters"], "dataset": study.dataset.name, "objective": list(s.objective)}
+    mine = {"space": study.space.to_dict()["parameters"], "dataset": study.dataset.name, "objective": list(s.objective),
+            "model_space": study.space.to_dict().get("model_parameters")}
     theirs = record.recipe
     if not theirs:
         if len(optuna_study.trials) == 0:
@@ -233,12 +258,12 @@ def _check_same_study(optuna_study: Any, study: Any) -> None:
                              "n_trials": s.n_trials, "settings": {k: getattr(s, k) for k in _RECIPE_SETTINGS}}
             record.dataset_description = study.dataset.describe()
         return
-    for key in ("dataset", "objective", "space"):
+    for key in ("dataset", "objective", "space", "model_space"):
         if theirs.get(key) != mine[key]:
             raise ConfigError([Problem(s.storage, f"study {s.study_name!r}",
                                        f"exists with another {key}; give a new --study name to start a "
                                        "new study, or run with the same settings to resume it",
-                                       value=theirs.get(key) if key != "space" else "a different space")])
+                                       value=theirs.get(key) if "space" not in key else "a different space")])
     if list(optuna_study.directions) != [optuna.study.StudyDirection[d.upper()] for d in study.directions]:
         raise ConfigError([Problem(s.storage, f"study {s.study_name!r}",
                                    "exists with other directions", value=[d.name for d in optuna_study.directions])])
@@ -267,8 +292,8 @@ def join_recipe(study_name: str, url: str, overrides: dict[str, Any]) -> tuple[A
     if "space" not in recipe or not spec:
         raise ConfigError([Problem(url, f"study {study_name!r}", "was not created by `tuner study` from a "
                                    "dataset name or file, so a worker cannot rebuild it", value=study_name)])
-    space = SearchSpace.from_dict({"name": recipe.get("space_name", "space"), "parameters": recipe["space"]},
-                                  source=f"study {study_name!r}")
+    space = SearchSpace.from_dict({"name": recipe.get("space_name", "space"), "parameters": recipe["space"],
+                                   "model_parameters": recipe.get("model_space")}, source=f"study {study_name!r}")
     settings = StudySettings(study_name=study_name, storage=url, objective=tuple(recipe["objective"]),
                              n_trials=int(recipe.get("n_trials", DEFAULT_N_TRIALS)), **recipe.get("settings", {}))
     settings = dataclasses.replace(settings, **overrides)

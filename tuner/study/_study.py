@@ -22,10 +22,11 @@ from typing import Any
 
 from tuner._logging import get_logger
 from tuner._store import default_storage
-from tuner.study._best import BestModel
+from tuner.study._best import BestModel, close_tracking, load_best_model
 from tuner.study._budget import budget_counts
 from tuner.study._callbacks import request_stop, stop_requested
 from tuner.study._loop import optimize, rss_mb
+from tuner.study._model_ref import study_space, user_model
 from tuner.study._record import StudyRecord
 from tuner.study._results import StudyResults, TrialReport
 from tuner.study._settings import PRUNERS, SAMPLERS, StudySettings, check_inputs, objective_direction
@@ -43,23 +44,26 @@ class Study:
     """A tuning study: a search space, a dataset, settings, an Optuna study and its tracking records.
 
     Args:
-        space: the :class:`~tuner.SearchSpace` (or a path / shipped space name).
-        dataset: a :class:`~tuner.Dataset` (or a built-in name / file path). Defaults to `"digits"`.
+        space: the :class:`~tuner.SearchSpace` (or a path / shipped space name). Defaults to `"default"`, or an
+            empty space with a ``hypermodel``.
+        dataset: a :class:`~tuner.Dataset`, a built-in name or file path, arrays ``(x, y)`` or a pandas
+            DataFrame (``dataset_options``: ``target``, ``validation_data``, ``test_data``). Defaults to `"digits"`.
         settings: :class:`StudySettings`; keyword arguments override its fields.
         builder: ``builder(params, input_shape, *, task, n_outputs) -> keras.Model`` to use instead of
             the built-in MLP. Spaces, pruning, tracking and gap reports work the same.
+        hypermodel: a ``keras_tuner.HyperModel`` (instance or class), a ``build(hp)`` function, or a
+            ``file.py:name`` / ``module:name`` reference to one of these or to a ``builder``.
         fixed: parameters to fix (as ``--set``), validated like the space file.
     """
 
-    def __init__(self, space: Any = "default", dataset: Any = "digits", settings: StudySettings | None = None, *,
+    def __init__(self, space: Any = None, dataset: Any = "digits", settings: StudySettings | None = None, *,
                  builder: Callable[..., Any] | None = None, fixed: Mapping[str, Any] | None = None,
-                 dataset_options: Mapping[str, Any] | None = None, **overrides: Any) -> None:
-        from tuner.data import load_dataset
-        from tuner.space import SearchSpace, load_space
+                 dataset_options: Mapping[str, Any] | None = None, hypermodel: Any = None, **overrides: Any) -> None:
+        from tuner.data import in_memory_dataset, load_dataset
 
-        self.space = space if isinstance(space, SearchSpace) else load_space(space)
-        if fixed:
-            self.space = self.space.with_fixed(fixed)
+        self.settings = dataclasses.replace(settings or StudySettings(), **overrides)
+        self.user_model = user_model(hypermodel, builder, self.settings)
+        self.space = study_space(space, self.user_model, fixed)
         if isinstance(dataset, (str, os.PathLike)):
             options = {k: v for k, v in (dataset_options or {}).items() if v is not None}
             self.dataset = load_dataset(str(dataset), **options)
@@ -67,11 +71,10 @@ class Study:
             self.dataset_spec: dict[str, Any] | None = {
                 "dataset": str(path.resolve()) if path.exists() else str(dataset), **options}
         else:
-            self.dataset = dataset
+            self.dataset = in_memory_dataset(dataset, **(dataset_options or {}))
             self.dataset_spec = None
-        self.settings = dataclasses.replace(settings or StudySettings(), **overrides)
         self.settings.complete(self.dataset.task, f"{self.space.name}-{self.dataset.name}", default_storage())
-        self.builder = builder
+        self.builder = builder or (self.user_model and self.user_model.params_builder)
         self.stopped_for: str | None = None
         self.halted = False
         check_inputs(self.space, self.dataset, self.settings)
@@ -184,7 +187,7 @@ class Study:
         finally:
             self._tracking_depth -= 1
             if self._tracking_depth == 0:
-                self._close_tracking(status)
+                close_tracking(self, status)  # scores, exports and logs the best model; ends the study run
 
     @property
     def tracking_run_id(self) -> str | None:
@@ -194,7 +197,7 @@ class Study:
 
     def _open_tracking(self) -> None:
         s = self.settings
-        tracker = make_tracker(s.tracking_uri, s.study_name)
+        tracker = make_tracker(s.tracking_uri, s.study_name, dataset=self.dataset)
         if s.parent_run_id:
             tracker.join_study(s.parent_run_id)
         else:
@@ -206,17 +209,6 @@ class Study:
             if tracker.experiment_id is not None:
                 StudyRecord(self.optuna_study).mlflow_experiment_id = tracker.experiment_id
         self.tracker = tracker
-
-    def _close_tracking(self, status: str) -> None:
-        best: dict[str, Any] = {}
-        try:
-            best = self._best.finish(self)
-        finally:
-            try:
-                self.tracker.end_study(status=status, best=best)
-            except Exception as err:
-                _logger.warning("could not close the study's tracking run: %s", err)
-            self.tracker = NullTracker()
 
     # -- results -------------------------------------------------------------------------------
     @property
@@ -234,17 +226,21 @@ class Study:
     def trials(self) -> list[TrialReport]:
         return self.results.trials()
 
+    def best_model(self) -> Any:
+        """The best model, ready to use: raw inputs in, labels out (see :func:`tuner.load_best_model`)."""
+        return load_best_model(self)
+
     def trials_dataframe(self) -> Any:
         """A pandas DataFrame: one row per trial with its parameters, objective, honest metrics, gap and verdict."""
         return self.results.trials_dataframe()
 
 
-def create_study(space: Any = "default", dataset: Any = "digits", **kwargs: Any) -> Study:
+def create_study(space: Any = None, dataset: Any = "digits", **kwargs: Any) -> Study:
     """Create (or load, to resume) a study with the CLI's defaults. See :class:`Study`."""
     return Study(space, dataset, **kwargs)
 
 
-def run_study(space: Any = "default", dataset: Any = "digits", **kwargs: Any) -> Study:
+def run_study(space: Any = None, dataset: Any = "digits", **kwargs: Any) -> Study:
     """Create or resume a study and run it to ``n_trials`` finished trials. See :class:`Study`."""
     run_kwargs = {k: kwargs.pop(k) for k in ("progress", "on_trial") if k in kwargs}
     return Study(space, dataset, **kwargs).run(**run_kwargs)

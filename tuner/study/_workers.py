@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from tuner._logging import get_logger
+from tuner._store import STORAGE_ENV
+from tuner.errors import ConfigError
 from tuner.study._budget import budget_counts
 
-__all__ = ["run_workers", "worker_env", "visible_gpus", "share_this_process", "EarlyWorkers", "read_join_file",
+__all__ = ["TRACKING_ENV", "run_workers", "worker_env", "visible_gpus", "share_this_process", "EarlyWorkers", "read_join_file",
            "EXIT_RECYCLE"]
 
 _logger = get_logger(__name__)
@@ -71,13 +73,24 @@ def worker_env(index: int, n_workers: int, *, gpus: list[str] | None = None, bas
     return env
 
 
+TRACKING_ENV = "TUNER_TRACKING_URI"  # a worker's tracking URI, like STORAGE_ENV its storage: never on its command line
+
+
+def _worker_secrets(study: Any) -> dict[str, str]:
+    """The storage and tracking URLs a worker process joins with, passed in its environment: ``ps`` shows a
+    command line to every user, while ``/proc/PID/environ`` is readable by the process's owner alone."""
+    s = study.settings
+    env = {STORAGE_ENV: s.storage}
+    if s.tracking_uri:
+        env[TRACKING_ENV] = s.tracking_uri
+    return env
+
+
 def _worker_cmd(study: Any, *, recycle_after: int | None, max_rss_mb: float | None, verbosity: int) -> list[str]:
     s = study.settings
-    cmd = [sys.executable, "-m", "tuner", "worker", "--study", s.study_name, "--storage", s.storage]
+    cmd = [sys.executable, "-m", "tuner", "worker", "--study", s.study_name]
     if study.tracking_run_id:
         cmd += ["--parent-run-id", study.tracking_run_id]
-    if s.tracking_uri:
-        cmd += ["--tracking-uri", s.tracking_uri]
     if recycle_after:
         cmd += ["--recycle-after", str(recycle_after)]
     if max_rss_mb:
@@ -144,8 +157,8 @@ class _Supervisor:
     def start(self, i: int) -> None:
         self.starts[i] += 1
         cmd = self.cmd + ([] if self.deadline is None else ["--deadline", repr(self.deadline)])
-        self.procs[i] = subprocess.Popen(cmd, env=worker_env(i, self.n_workers, gpus=self.gpus),
-                                         start_new_session=True)
+        env = {**worker_env(i, self.n_workers, gpus=self.gpus), **_worker_secrets(self.study)}
+        self.procs[i] = subprocess.Popen(cmd, env=env, start_new_session=True)
 
     def done(self) -> bool:
         return budget_counts(self.optuna_study)[0] >= self.target
@@ -180,7 +193,7 @@ class _Supervisor:
                     continue
                 del self.procs[i]
                 if code == 2:
-                    raise RuntimeError(f"worker {i} stopped on a configuration error (exit 2); see its message above")
+                    raise self.config_error(i)
                 if self.done() or self.expired() or self.forwarded:
                     continue
                 if code in (0, EXIT_RECYCLE, -signal.SIGKILL, -signal.SIGTERM, 1, -signal.SIGSEGV):
@@ -189,6 +202,16 @@ class _Supervisor:
                     if code not in (0, EXIT_RECYCLE):
                         _logger.warning("worker %d exited with code %s; starting a new one", i, code)
                     self.start(i)
+
+    def config_error(self, i: int) -> ConfigError:
+        """The configuration error a worker stopped on (exit 2): the reason its trial keeps, when it has one."""
+        from tuner.study._record import read_trial
+
+        for t in reversed(self.optuna_study.get_trials(deepcopy=False)):
+            record = read_trial(t)
+            if t.state.name == "FAIL" and record.config_error and record.fail_reason:
+                return ConfigError(record.fail_reason)
+        return ConfigError(f"worker {i} stopped on a configuration error (exit 2); see its message above")
 
     def watch(self, stop: threading.Event, poll_seconds: float) -> None:
         """The background loop while this process runs trials itself.
@@ -207,7 +230,8 @@ class _Supervisor:
                     self.check()
                     self.report_new()
             except BaseException as err:  # raised in the main thread once its trial is done
-                _logger.error("%s; stopping after the running trial", err)
+                if not isinstance(err, ConfigError):  # that one is printed once, by the caller
+                    _logger.error("%s; stopping after the running trial", err)
                 self.error = err
                 self.study.halt()
                 return
@@ -262,7 +286,10 @@ class EarlyWorkers:
                 "parent_run_id": study.tracking_run_id, "recycle_after": recycle_after, "max_rss_mb": max_rss_mb,
                 "deadline": deadline}
         part = self.join_file.with_suffix(".part")
-        part.write_text(json.dumps(info))
+        part.unlink(missing_ok=True)
+        # readable by this user alone: it holds the storage URL and its password
+        with os.fdopen(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            f.write(json.dumps(info))
         part.replace(self.join_file)  # atomic: a worker never reads half a file
 
     def cancel(self) -> None:
@@ -365,6 +392,7 @@ def run_workers(study: Any, n_workers: int, *, recycle_after: int | None = 50, m
 
     Raises:
         KeyboardInterrupt: after forwarding it to the workers and waiting for them.
+        ConfigError: when a worker stopped on a configuration error (the reason its trial keeps).
         RuntimeError: when workers keep failing at start (e.g. a storage they cannot reach).
     """
     s = study.settings

@@ -95,15 +95,20 @@ class NullTracker:
         return None
 
 
-def make_tracker(tracking_uri: str | None, experiment: str) -> Tracker:
+def make_tracker(tracking_uri: str | None, experiment: str, *, dataset: Any = None) -> Tracker:
     """The tracker for a tracking URI: none for ``"none"``, else MLflow (``None``: MLflow's default store).
 
     Args:
         tracking_uri: the tracking URI, or ``"none"`` to turn tracking off.
         experiment: the experiment name (one per study).
+        dataset: the study's :class:`~tuner.data.Dataset`, recorded as the runs' training data. Defaults to `None`.
     """
     if tracking_uri == TRACKING_OFF:
         return NullTracker()
+    from tuner.tracking._guard import GuardedTracker
     from tuner.tracking._mlflow import MlflowTracker
+    from tuner.tracking._probe import bound_mlflow_retries
 
-    return MlflowTracker(experiment, tracking_uri=tracking_uri)
+    bound_mlflow_retries()  # a server that stops answering costs seconds per call, not minutes
+    # a backend that fails mid-study stops tracking, never the study (its runs are written later by `tuner sync`)
+    return GuardedTracker(MlflowTracker(experiment, tracking_uri=tracking_uri, dataset=dataset), uri=tracking_uri, study_name=experiment)

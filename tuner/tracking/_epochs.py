@@ -7,7 +7,7 @@ from typing import Any
 
 import keras
 
-__all__ = ["EpochLogger"]
+__all__ = ["EpochLogger", "learning_curves_figure"]
 
 
 class EpochLogger(keras.callbacks.Callback):
@@ -28,15 +28,18 @@ class EpochLogger(keras.callbacks.Callback):
         self.run_id = run_id
         self.flush_seconds = flush_seconds
         self.rows: list[tuple[str, float, int]] = []
+        self.history: dict[str, list[float]] = {}  # every epoch's figures, for the learning-curve plot
         self.epochs = 0
         self._last = time.monotonic()
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        self.rows, self.epochs, self._last = [], 0, time.monotonic()
+        self.rows, self.history, self.epochs, self._last = [], {}, 0, time.monotonic()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.epochs = epoch + 1
         self.rows.extend((k, float(v), epoch + 1) for k, v in (logs or {}).items())
+        for k, v in (logs or {}).items():
+            self.history.setdefault(k, []).append(float(v))
         if time.monotonic() - self._last > self.flush_seconds:
             self.flush()
 
@@ -45,3 +48,35 @@ class EpochLogger(keras.callbacks.Callback):
             self.tracker.log_metrics(self.run_id, self.rows)
             self.rows = []
         self._last = time.monotonic()
+
+
+def learning_curves_figure(history: dict[str, list[float]], *, title: str = "") -> Any:
+    """A small matplotlib figure of a trial's honest curves: train/val loss, train/val metric, and the gaps.
+
+    Returns None when the history has no honest ``train_loss``/``val_loss`` (nothing to draw).
+    """
+    if not history.get("train_loss") or not history.get("val_loss"):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    metric = next((k[len("val_"):] for k in history if k.startswith("val_") and k != "val_loss"), None)
+    fig = Figure(figsize=(9, 3), dpi=80)
+    panels = [("loss", ["train_loss", "val_loss"]), (metric, [f"train_{metric}", f"val_{metric}"]),
+              ("gap", ["gap_loss", f"gap_{metric}"])]
+    for i, (name, keys) in enumerate(panels):
+        ax = fig.add_subplot(1, 3, i + 1)
+        for key in keys:
+            values = history.get(key)
+            if values:
+                ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=key)
+        ax.set_title(str(name))
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+

@@ -20,7 +20,7 @@ from typing import Any
 from tuner._logging import get_logger
 from tuner._store import default_tracking_uri, local_store_dir
 
-__all__ = ["MlflowTracker", "save_model_tmp"]
+__all__ = ["EXPERIMENT_KIND", "MlflowTracker", "load_logged_model", "register_model", "save_model_tmp"]
 
 _logger = get_logger(__name__)
 
@@ -28,6 +28,8 @@ _MAX_METRICS_PER_BATCH = 1000
 _MAX_PARAMS_PER_BATCH = 100
 _MAX_PARAM_LENGTH = 6000
 STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED", "interrupted": "KILLED"}
+# MLflow 3's UI opens an experiment of this kind on its training runs, not on the GenAI overview
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def _param_value(value: Any) -> str:
@@ -44,9 +46,11 @@ class MlflowTracker:
     Args:
         tracking_uri: any MLflow tracking URI. Defaults to :func:`default_tracking_uri`.
         experiment: the experiment name (one per study).
+        dataset: the study's :class:`~tuner.data.Dataset`, logged as the training data input of the study
+            run and of every trial run. Defaults to `None`.
     """
 
-    def __init__(self, experiment: str, *, tracking_uri: str | None = None) -> None:
+    def __init__(self, experiment: str, *, tracking_uri: str | None = None, dataset: Any = None) -> None:
         import logging
 
         import mlflow
@@ -66,11 +70,17 @@ class MlflowTracker:
             if store is not None:
                 slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", experiment)
                 location = (store.resolve() / "artifacts" / slug).as_uri()
-            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location,
+                                                               tags=EXPERIMENT_KIND)
         else:
             if exp.lifecycle_stage == "deleted":
                 self.client.restore_experiment(exp.experiment_id)
             self.experiment_id = exp.experiment_id
+            if not exp.tags.get("mlflow.experimentKind"):  # made by an earlier version of tuner
+                for key, value in EXPERIMENT_KIND.items():
+                    self.client.set_experiment_tag(self.experiment_id, key, value)
+        self.dataset = dataset
+        self._dataset_input: Any = None
         self.parent_run_id: str | None = None
         self._owns_parent = False
         self._epoch_loggers: dict[str, Any] = {}
@@ -109,6 +119,7 @@ class MlflowTracker:
         self.client.log_text(self.parent_run_id, space_yaml, "space.yaml")
         self.client.log_dict(self.parent_run_id, dict(dataset), "dataset.json")
         self.client.log_dict(self.parent_run_id, dict(settings), "settings.json")
+        self.log_dataset(self.parent_run_id)
         return self.parent_run_id
 
     def join_study(self, parent_run_id: str) -> None:
@@ -135,6 +146,7 @@ class MlflowTracker:
         run = self.client.create_run(self.experiment_id, run_name=f"trial-{number}",
                                      tags={k: v for k, v in tags.items() if v is not None})
         self.log_params(run.info.run_id, params)
+        self.log_dataset(run.info.run_id)
         return run.info.run_id
 
     def trial_callbacks(self, run_id: str | None) -> list[Any]:
@@ -153,26 +165,61 @@ class MlflowTracker:
         logger = self._epoch_loggers.pop(run_id, None)
         if logger is not None:
             logger.flush()
+            self._log_learning_curves(run_id, logger.history)
         if metrics:
             self.log_metrics(run_id, [(k, v, 0) for k, v in metrics.items()])
         self.set_tags(run_id, {"state": state, **{k: v for k, v in (tags or {}).items() if v is not None}})
         self.client.set_terminated(run_id, status=STATUS[state])
 
-    def log_model(self, run_id: str, model: Any, *, example: Any = None) -> str:
-        """Log a Keras model as the ``model`` artifact of a run; returns its model URI.
+    def _log_learning_curves(self, run_id: str, history: dict[str, list[float]]) -> None:
+        """The trial's honest curves as ``learning_curves.png`` on its run (the per-epoch metrics are its charts)."""
+        from tuner.tracking._epochs import learning_curves_figure
 
-        ``example`` (a few input rows) gives the model a signature, so ``mlflow.pyfunc`` can serve it.
+        try:
+            fig = learning_curves_figure(history)
+            if fig is not None:
+                self.client.log_figure(run_id, fig, "learning_curves.png")
+        except Exception as err:  # a plot must never fail a trial's record
+            _logger.warning("could not plot the learning curves of run %s: %s", run_id, err)
+
+    def log_dataset(self, run_id: str) -> None:
+        """Log the study's training data as the run's dataset input (name, digest, source, schema)."""
+        from mlflow.entities import DatasetInput, InputTag
+
+        if self.dataset is None:
+            return
+        if self._dataset_input is None:
+            self._dataset_input = _mlflow_dataset(self.dataset)._to_mlflow_entity()
+        context = InputTag(key="mlflow.data.context", value="training")
+        self.client.log_inputs(run_id, datasets=[DatasetInput(self._dataset_input, tags=[context])])
+
+    def log_model(self, run_id: str, model: Any, *, example: Any = None) -> str:
+        """Log an exported model (:class:`tuner.model.ExportedModel`) as the pyfunc ``model`` of a run.
+
+        It takes raw rows and answers with labels and probabilities; ``example`` (a few raw rows) gives it
+        its signature and input example, so ``mlflow models serve`` checks requests against the columns.
+        Returns its model URI.
         """
+        import warnings
+
         import keras
         import mlflow
+        import numpy as np
+        import pandas as pd
         from mlflow.models import infer_signature
 
-        signature = None
-        if example is not None:
-            signature = infer_signature(example, model.predict_on_batch(example))
-        with mlflow.start_run(run_id=run_id, nested=True, log_system_metrics=False):
-            info = mlflow.keras.log_model(model, name="model", signature=signature,
-                                          pip_requirements=[f"keras=={keras.__version__}"])
+        with tempfile.TemporaryDirectory(prefix="tuner-model-") as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # MLflow's hints about integer columns and type hints
+            from tuner.tracking._pyfunc import ARTIFACT, TunerPyfunc
+
+            signature = None if example is None else infer_signature(example, model.predict_frame(example))
+            folder = model.save(os.path.join(tmp, "exported"))
+            with mlflow.start_run(run_id=run_id, nested=True, log_system_metrics=False):
+                info = mlflow.pyfunc.log_model(
+                    name="model", python_model=TunerPyfunc(), artifacts={ARTIFACT: str(folder)},
+                    signature=signature, input_example=example,
+                    pip_requirements=[f"keras=={keras.__version__}", f"numpy=={np.__version__}",
+                                      f"pandas=={pd.__version__}"])
         return info.model_uri
 
     def fail_dead_trial(self, run_id: str, reason: str) -> None:
@@ -188,3 +235,64 @@ def save_model_tmp(model: Any) -> str:
     os.close(fd)
     model.save(path)
     return path
+
+
+def _mlflow_dataset(dataset: Any) -> Any:
+    """An MLflow dataset of a study's training split: the raw table (text columns as text) or the arrays."""
+    import warnings
+
+    import mlflow.data
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+
+    pre = dataset.preprocessing
+    path = dataset.source[len("file "):] if dataset.source.startswith("file ") else None
+    source = path or CodeDatasetSource({"tuner.dataset": dataset.name, "tuner.source": dataset.source})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # hints about integer columns and ambiguous sources
+        if pre is not None and pre.kind == "table":
+            frame = pre.example(dataset.x_train)
+            if pre.target:
+                frame[pre.target] = pre.labels_of(dataset.y_train) if pre.labels is not None else dataset.y_train
+            return mlflow.data.from_pandas(frame, source=source, name=dataset.name, targets=pre.target)
+        return mlflow.data.from_numpy(dataset.x_train, targets=dataset.y_train, source=source, name=dataset.name)
+
+
+def load_logged_model(model_uri: str, *, tracking_uri: str | None = None) -> Any:
+    """The :class:`tuner.model.ExportedModel` logged at ``model_uri`` (``models:/...`` or ``runs:/...``).
+
+    Raises:
+        ConfigError: when the URI holds a model that tuner did not export (e.g. one logged by an earlier version).
+    """
+    import mlflow
+
+    from tuner.errors import ConfigError, Problem
+    from tuner.tracking._pyfunc import TunerPyfunc
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    python_model = mlflow.pyfunc.load_model(model_uri)
+    try:
+        inner = python_model.unwrap_python_model()
+    except Exception:
+        inner = None
+    if not isinstance(inner, TunerPyfunc):
+        raise ConfigError([Problem(model_uri, "model", "is not a model exported by tuner (raw inputs in, labels "
+                                   "out); run the study again to export its best model", has_value=False)])
+    return inner.exported
+
+
+def register_model(model_uri: str, name: str, *, alias: str = "champion", tracking_uri: str | None = None,
+                   tags: Mapping[str, Any] | None = None) -> str:
+    """Register a logged model in the Model Registry under ``name`` and point ``alias`` at the new version.
+
+    Returns:
+        The new version's number, as a string.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = tracking_uri or default_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in (tags or {}).items()})
+    MlflowClient(tracking_uri=uri).set_registered_model_alias(name, alias, version.version)
+    return str(version.version)

@@ -22,7 +22,7 @@ from tuner.errors import NonFiniteLoss
 from tuner.metrics import HIGHER_IS_BETTER, headline_metric
 from tuner.model import current_learning_rate
 
-__all__ = ["HonestGap", "evaluate_split", "metric_functions"]
+__all__ = ["HonestGap", "evaluate_split", "metric_functions", "numpy_loss"]
 
 
 def _accuracy(task: str) -> Callable[[np.ndarray, np.ndarray], float]:
@@ -44,6 +44,50 @@ def metric_functions(task: str) -> dict[str, Callable[[np.ndarray, np.ndarray], 
             "rmse": lambda y, p: float(np.sqrt(np.mean((p.reshape(-1) - y.reshape(-1)) ** 2))),
         }
     return {"accuracy": _accuracy(task)}
+
+
+def _clipped(p: np.ndarray) -> np.ndarray:
+    """``p`` clipped to ``[epsilon, 1 - epsilon]`` in its own dtype (as Keras does), then in float64."""
+    eps = keras.config.epsilon()
+    p = np.asarray(p)
+    return np.clip(p, p.dtype.type(eps), p.dtype.type(1.0 - eps)).astype("float64")
+
+
+def _probabilities(p: np.ndarray) -> np.ndarray:
+    return np.log(_clipped(p / np.sum(p, axis=-1, keepdims=True)))
+
+
+def _sparse_categorical_crossentropy(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    labels = np.asarray(y, dtype="int64").reshape(len(p))
+    return -np.take_along_axis(_probabilities(p), labels[:, None], axis=-1)[:, 0]
+
+
+def _categorical_crossentropy(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    return -np.sum(y * _probabilities(p), axis=-1)
+
+
+def _binary_crossentropy(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    p = _clipped(p)
+    return -np.mean(y * np.log(p) + (1.0 - y) * np.log(1.0 - p), axis=-1)
+
+
+def numpy_loss(loss_fn: Any) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
+    """The NumPy twin of a built-in Keras loss function (Keras's own formula, as its NumPy backend writes it:
+    probabilities renormalized and clipped to ``[epsilon, 1 - epsilon]``), or None for any other loss.
+
+    ``loss(y, p)`` takes float64 targets and the predictions in their dtype, and returns per-example
+    losses in float64, without a call into the backend: the gap pass is about 1 ms per epoch
+    cheaper than with the eager backend op (benchmarks/RESULTS.md, issue 17).
+    """
+    twins = {keras.losses.sparse_categorical_crossentropy: _sparse_categorical_crossentropy,
+             keras.losses.categorical_crossentropy: _categorical_crossentropy,
+             keras.losses.binary_crossentropy: _binary_crossentropy,
+             keras.losses.mean_squared_error: lambda y, p: np.mean((y - p.astype("float64")) ** 2, axis=-1),
+             keras.losses.mean_absolute_error: lambda y, p: np.mean(np.abs(y - p.astype("float64")), axis=-1)}
+    try:
+        return twins.get(loss_fn)
+    except TypeError:  # an unhashable loss object
+        return None
 
 
 def predict_fixed_batches(model: Any, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
@@ -119,6 +163,8 @@ class HonestGap(keras.callbacks.Callback):
         self._x = np.concatenate([train[0], val[0]])
         self._y = np.concatenate([np.asarray(train[1]), np.asarray(val[1])])
         self._metric_fns = metric_functions(task)
+        self._numpy_loss = numpy_loss(self.loss_fn)
+        self._y64 = self._y.astype("float64")
         # The same rows every epoch: one chunk shape for the whole fit, traced once, padded by < 1 chunk.
         # Flat features: up to 8,192 rows per call; images and sequences (large activations): 1,024.
         self._chunk = even_chunk_size(len(self._x), 8192 if self._x.ndim == 2 else 1024)
@@ -131,7 +177,10 @@ class HonestGap(keras.callbacks.Callback):
         pred = predict_fixed_batches(self.model, self._x, self._chunk)
         n = self._n_train
         rows_of = (slice(0, n), slice(n, None))
-        per_example = np.asarray(ops.convert_to_numpy(self.loss_fn(self._y, pred)), dtype="float64").reshape(-1)
+        if self._numpy_loss is not None:
+            per_example = self._numpy_loss(self._y64, pred).reshape(-1)
+        else:
+            per_example = np.asarray(ops.convert_to_numpy(self.loss_fn(self._y, pred)), dtype="float64").reshape(-1)
         if per_example.size == len(self._y):
             losses = [float(np.mean(per_example[rows])) for rows in rows_of]
         else:  # a reducing loss (a keras.losses.Loss object such as Huber()): one call per split

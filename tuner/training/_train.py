@@ -22,6 +22,7 @@ from tuner.model import (ONE_HOT_LOSSES, as_view, build_model, build_optimizer, 
 from tuner.space import knob_value
 from tuner.training._diagnosis import Diagnosis, DiagnosisRules, diagnose
 from tuner.training._gap import HonestGap, evaluate_split
+from tuner.training._jax_cache import enable_jax_compile_cache
 
 __all__ = ["ModelBuilder", "TrainResult", "evaluate_test", "prepare_data", "train_model"]
 
@@ -149,6 +150,8 @@ def train_model(params: Mapping[str, Any], dataset: Dataset, *, seed: int = 0,
     """
     task = dataset.task
     check_task_fit(params, task)
+    if keras.backend.backend() == "jax":
+        enable_jax_compile_cache()
     data = prepare_data(dataset, params)
     loss = resolve_loss(params, task)
     y_train = _targets(data.y_train, task, loss, data.n_classes)
@@ -156,6 +159,7 @@ def train_model(params: Mapping[str, Any], dataset: Dataset, *, seed: int = 0,
     model = _build(builder or build_model, params, data, seed)
     metric = headline_metric(task)
     _compile(model, params, loss=loss, metric=metric, n_train=len(data.x_train))
+    _build_state(model, data.x_train, y_train)
 
     gap = HonestGap(_gap_rows(data.x_train, y_train, gap_subset, seed), (data.x_val, y_val), loss=loss, task=task)
     stopper = _early_stopping(params)
@@ -204,6 +208,19 @@ def _compile(model: Any, params: Mapping[str, Any], *, loss: str, metric: str, n
         spe = 1
     model.compile(optimizer=build_optimizer(params, steps_per_epoch=steps_per_epoch, epochs=epochs),
                   loss=loss, metrics=[metric], jit_compile=bool(jit), steps_per_execution=spe)
+
+
+def _build_state(model: Any, x: np.ndarray, y: np.ndarray) -> None:
+    """Create the optimizer's and the metrics' variables before ``fit``, as Keras does under a distribution
+    strategy. Otherwise Keras creates them inside the first trace of the TensorFlow train step, which
+    TensorFlow must then trace a second time: about a third of a small model's trial (issue 17,
+    ``benchmarks/trial_cost.py``). The same variables, so the same results; other backends build up front."""
+    if keras.backend.backend() != "tensorflow" or not hasattr(model, "_symbolic_build"):
+        return
+    try:
+        model._symbolic_build(data_batch=(x[:1], y[:1]))
+    except Exception:  # a model Keras cannot build symbolically: it builds in the first trace, as before
+        pass
 
 
 def _gap_rows(x: np.ndarray, y: np.ndarray, gap_subset: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:

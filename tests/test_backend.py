@@ -1,0 +1,71 @@
+"""``study --backend``: the Keras backend a study runs on, chosen before Keras is imported (issue 17)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tuner._backend import BACKENDS, choose_backend
+from tuner.errors import ConfigError
+from tuner.study import StudySettings
+
+
+def _tuner(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tuner", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=400, env=env)
+
+
+def _study_backend(cwd: Path, study: str) -> str:
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{cwd}/mlruns/mlflow.db")
+    experiment = client.get_experiment_by_name(study)
+    runs = client.search_runs([experiment.experiment_id])
+    return next(r.data.params["backend"] for r in runs if "backend" in r.data.params)
+
+
+def test_bad_backend_is_one_usage_error(tmp_path: Path) -> None:
+    proc = _tuner("study", "--backend", "theano", cwd=tmp_path)
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if ": error:" in line or line.startswith("error")]
+    assert len(errors) == 1 and "--backend" in errors[0] and "'theano'" in errors[0] and "jax" in errors[0]
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "mlruns").exists()  # nothing half-written
+
+
+def test_settings_refuse_an_unknown_backend() -> None:
+    with pytest.raises(ConfigError, match=r"backend: must be one of \['auto', 'tensorflow', 'jax', 'torch'\]; got 'mx'"):
+        StudySettings(backend="mx").validate("multiclass")
+
+
+def test_auto_is_keras_backend_else_tensorflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    import keras  # this test process has imported Keras already: only its own backend can be chosen
+
+    running = keras.backend.backend()
+    monkeypatch.setenv("KERAS_BACKEND", running)
+    assert choose_backend("auto") == running
+    assert choose_backend(running) == running
+    other = next(b for b in BACKENDS[1:] if b != running)
+    with pytest.raises(ValueError, match=f"must be chosen before Keras is imported; this process runs '{running}'"):
+        choose_backend(other)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_study_runs_and_records_its_backend(tmp_path: Path, backend: str) -> None:
+    pytest.importorskip(backend)
+    env = dict(os.environ)
+    env.pop("KERAS_BACKEND", None)  # --backend alone decides
+    proc = _tuner("study", "--backend", backend, "--dataset", "iris", "--n-trials", "1", "--set", "epochs=1",
+                  "--set", "n_layers=1", "--set", "units=8", "--json", "--no-progress", cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["counts"]["complete"] == 1
+    assert _study_backend(tmp_path, summary["study"]) == backend
+    if backend == "jax":  # JAX's persistent compilation cache, under the tuner cache folder
+        assert any((Path(env["TUNER_CACHE_DIR"]) / "jax").iterdir())

@@ -1,0 +1,95 @@
+"""A password in the storage URL stays secret: masked wherever tuner writes or prints it, and never on a
+worker process's command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from tests._servers import postgres_or_skip
+from tuner._store import mask_secrets
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql://tuner:secret@db/tuner", "postgresql://tuner:***@db/tuner"),
+    ("postgresql+psycopg2://tuner:p@ss:w@127.0.0.1:5432/x", "postgresql+psycopg2://tuner:***@127.0.0.1:5432/x"),
+    ("http://user:pw@mlflow:5000", "http://user:***@mlflow:5000"),
+    ("mysql://tuner@db/tuner", "mysql://tuner@db/tuner"),
+    ("postgresql://db/t?user=u&password=pw&sslmode=require", "postgresql://db/t?user=u&password=***&sslmode=require"),
+    ("sqlite:///mlruns/optuna.db", "sqlite:///mlruns/optuna.db"),
+    ("error: cannot reach postgresql://a:b@c/d now", "error: cannot reach postgresql://a:***@c/d now"),
+])
+def test_mask_secrets(url, shown):
+    assert mask_secrets(url) == shown
+
+
+@pytest.fixture
+def postgres(tmp_path_factory):
+    server = postgres_or_skip(password="Xyzzy-s3cret")
+    yield server
+    server.stop()
+
+
+def _cmdlines() -> list[str]:
+    out = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                out.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+            except OSError:
+                pass
+    return out
+
+
+@pytest.mark.slow
+def test_a_password_in_the_storage_url_is_in_no_output_record_or_command_line(tmp_path, postgres):
+    secret = postgres.password
+    tracking = f"sqlite:///{tmp_path}/mlflow.db"
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            seen.extend(c for c in _cmdlines() if "tuner worker" in c)
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    env = {**os.environ, "TUNER_STORAGE": postgres.url}  # the README's way: the password stays off command lines
+    proc = subprocess.run([sys.executable, "-m", "tuner", "study", "--study", "secret", "--dataset", "iris",
+                           "--tracking-uri", tracking, "--n-trials", "4", "--workers", "2", "--set", "epochs=1",
+                           "--json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    stop.set()
+    watcher.join()
+    assert proc.returncode == 0, proc.stderr
+    assert seen, "no worker process was seen"
+    assert not any(secret in c for c in seen)
+    assert secret not in proc.stdout and secret not in proc.stderr
+    assert json.loads(proc.stdout)["storage"] == postgres.url.replace(secret, "***")
+    report = subprocess.run([sys.executable, "-m", "tuner", "report", "secret", "--tracking-uri", tracking, "--html",
+                             "r.html", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert report.returncode == 0, report.stderr
+    assert secret not in report.stdout and secret not in report.stderr
+    assert secret not in (tmp_path / "r.html").read_text()
+    client = MlflowClient(tracking)
+    exp = client.get_experiment_by_name("secret")
+    runs = client.search_runs([exp.experiment_id])
+    assert runs
+    for run in runs:
+        assert secret not in json.dumps(run.data.params) and secret not in json.dumps(run.data.tags)
+    for run in runs:
+        for art in client.list_artifacts(run.info.run_id):
+            if not art.is_dir and art.path.endswith((".json", ".yaml", ".txt")):
+                local = client.download_artifacts(run.info.run_id, art.path, str(tmp_path / "dl"))
+                assert secret not in Path(local).read_text(), art.path
+    for path in tmp_path.rglob("*"):  # the MLflow store, its artifacts, the report's plots
+        if path.is_file() and path.stat().st_size < 20_000_000:
+            assert secret.encode() not in path.read_bytes(), path

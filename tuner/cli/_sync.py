@@ -1,0 +1,67 @@
+"""``python -m tuner sync STUDY``: write the tracking runs a study could not write while its server was away.
+
+Optuna's storage holds every trial's result; this command writes the MLflow runs that are missing or
+were left open (see :mod:`tuner.tracking._sync`). Optuna and MLflow are imported inside the action.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from tuner._store import default_storage, mask_secrets
+from tuner.cli._base import EXIT_OK, Command, add_store_options, print_json
+
+__all__ = ["SyncCommand"]
+
+
+class SyncCommand(Command):
+    """Write the MLflow runs of a study's trials that tracking missed (e.g. its server was down).
+
+    Every finished trial of the study's Optuna storage that has no closed run in the study's MLflow
+    experiment gets one (parameters, final metrics, verdict, per-epoch objective); running it again
+    writes nothing new.
+    """
+
+    name = "sync"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("study", metavar="STUDY", help="study name.")
+        add_store_options(parser)
+        parser.add_argument("--tracking-uri", metavar="URI",
+                            help="MLflow tracking URI (default: the one the study was started with).")
+        parser.add_argument("--json", action="store_true", help="print the trials written as JSON.")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from tuner.report import resolve_tracking_uri
+        from tuner.study import StudyRecord, load_study_results
+        from tuner.tracking import TRACKING_OFF, probe_tracking, sync_trials
+
+        storage = args.storage or default_storage()
+        results = load_study_results(args.study, storage=storage)
+        recipe_uri = (StudyRecord(results.study).recipe.get("settings") or {}).get("tracking_uri")
+        uri = args.tracking_uri or recipe_uri or resolve_tracking_uri(storage)
+        if uri == TRACKING_OFF:
+            uri = resolve_tracking_uri(storage)
+        probe_tracking(uri)
+        frozen = {t.number: t for t in results.study.get_trials(deepcopy=False)}
+        objective = results.objective[0] if results.objective else "objective"
+        trials = []
+        for report in results.trials():
+            if report.state not in ("complete", "pruned", "fail"):
+                continue
+            metrics = {f"best_{k}": v for k, v in report.metrics.items() if isinstance(v, (int, float))}
+            metrics.update({k: v for k, v in (("best_epoch", report.best_epoch), ("n_params", report.n_params),
+                                              ("wall_time", report.wall_time)) if v is not None})
+            tags = {"verdict": report.verdict, "verdict_reason": report.reason, "suggestion": report.suggestion,
+                    "fail_reason": report.fail_reason}
+            state = "interrupted" if report.fail_reason == "interrupted" else report.state
+            curve = [(objective, float(v), int(step)) for step, v in frozen[report.number].intermediate_values.items()]
+            trials.append({"number": report.number, "state": state, "params": report.params, "metrics": metrics,
+                           "tags": {k: v for k, v in tags.items() if v is not None}, "curve": curve})
+        written = sync_trials(args.study, trials, tracking_uri=uri)
+        if args.json:
+            print_json({"study": args.study, "tracking_uri": mask_secrets(uri), "written": written})
+        else:
+            print(f"study {args.study!r}: wrote {len(written)} trial runs to {mask_secrets(uri)}"
+                  + (f" (trials {', '.join(map(str, written))})" if written else " (none were missing)"))
+        return EXIT_OK
