@@ -310,7 +310,7 @@ def test_tracking_opens_and_closes_once_around_a_nested_run(tmp_path, monkeypatc
         def end_study(self, *, status, best=None):
             calls.append(f"end_study {status} best={best['tags']['best_trial_number']}")
 
-    monkeypatch.setattr("tuner.study._study.make_tracker", lambda uri, experiment: Recording())
+    monkeypatch.setattr("tuner.study._study.make_tracker", lambda uri, experiment, **options: Recording())
     study = Study(SearchSpace.from_dict(TINY_SPACE), "iris", _settings(tmp_path, n_trials=1))
     with study.tracking():
         study.run()  # shares the open tracking, as run_workers' in-process worker does

@@ -52,13 +52,21 @@ def _serve(args: list[str], cwd: Path) -> tuple[subprocess.Popen, str]:
         raise
 
 
-def _page(chromium: str, tmp_path: Path, url: str, name: str) -> str:
-    """Screenshot ``url`` to tmp_path/NAME.png and return its rendered DOM."""
+def _page(chromium: str, tmp_path: Path, url: str, name: str, *, expect: str) -> str:
+    """Screenshot ``url`` to tmp_path/NAME.png and return its rendered DOM, once it shows ``expect``.
+
+    A page whose data has not arrived yet (a server still warming up on a loaded machine) is loaded again,
+    up to three times.
+    """
     shot = tmp_path / f"{name}.png"
+    for _ in range(3):
+        dom = _run(chromium, tmp_path, "--dump-dom", url)
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        if expect in dom.stdout:
+            break
+        time.sleep(5)
     proc = _run(chromium, tmp_path, f"--screenshot={shot}", "--window-size=1600,1000", url)
     assert shot.is_file() and shot.stat().st_size > 10_000, proc.stderr[-2000:]
-    dom = _run(chromium, tmp_path, "--dump-dom", url)
-    assert dom.returncode == 0, dom.stderr[-2000:]
     return dom.stdout
 
 
@@ -68,7 +76,7 @@ def test_tuner_ui_opens_on_the_study_runs_with_nested_trials_and_datasets(study,
     proc, url = _serve(["ui", "shapes", "--port", str(port)], study["folder"])
     try:
         assert "/#/experiments/" in url and "workflowType=machine_learning" in url
-        dom = _page(chromium, tmp_path, url, "mlflow-ui")
+        dom = _page(chromium, tmp_path, url, "mlflow-ui", expect="shapes @")
     finally:
         _stop(proc)
     text = re.sub(r"<[^>]+>", "", dom)
@@ -84,7 +92,7 @@ def test_tuner_dashboard_shows_the_study_trials(study, chromium, tmp_path):
     proc, url = _serve(["dashboard", "shapes", "--port", str(port)], study["folder"])
     try:
         assert url.startswith(f"http://127.0.0.1:{port}/dashboard/studies/")
-        dom = _page(chromium, tmp_path, url, "optuna-dashboard")
+        dom = _page(chromium, tmp_path, url, "optuna-dashboard", expect="val_accuracy")
     finally:
         _stop(proc)
     assert "shapes" in dom

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -86,7 +87,7 @@ class StudyCommand(Command):
         parser.add_argument("--confirm-seeds", type=int, default=3, metavar="N", help="seeds of --confirm (default: 3).")
         parser.add_argument("--backend", choices=BACKENDS, default="auto",
                             help="Keras backend of this study and its workers (default: auto = $KERAS_BACKEND, "
-                                 "else tensorflow).")
+                                 "else keras.json, else tensorflow).")
 
     @contextlib.contextmanager
     def session(self, args: argparse.Namespace, verbosity: int) -> Iterator[None]:
@@ -216,7 +217,8 @@ def _print_summary(study: Any, *, as_json: bool) -> int:
     if study.best_test:
         print("  test split: " + ", ".join(f"{k}={fmt(v)}" for k, v in study.best_test.items()))
     if best.mlflow_run_id:
-        print(f"  MLflow run {best.mlflow_run_id}; open the UI with: python -m tuner ui")
+        print(f"  MLflow run {best.mlflow_run_id}; open the UI on this study's runs with: "
+              f"python -m tuner ui {shlex.quote(s.study_name)}")
     return EXIT_OK
 
 

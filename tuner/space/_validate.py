@@ -63,9 +63,10 @@ def validate(data: Any, source: str) -> tuple[dict[str, Param], str, str]:
     for pname, spec in raw_params.items():
         path = f"parameters.{pname}"
         if not isinstance(pname, str) or pname not in KNOBS:
-            problems.append(Problem(source, path, f"unknown parameter{did_you_mean(str(pname), KNOBS)}; "
-                                    "see the README's space reference (a parameter of your own model goes "
-                                    "under model_parameters)", value=pname))
+            hint = did_you_mean(str(pname), KNOBS)  # a typo of a knob; else perhaps the user's own parameter
+            where = "" if hint else " (a parameter of your own model goes under model_parameters)"
+            problems.append(Problem(source, path, f"unknown parameter{hint}; see the README's space reference{where}",
+                                    value=pname))
             continue
         param = _parse_param(pname, spec, path, source, problems)
         if param is not None:

@@ -69,10 +69,11 @@ class BestModel:
                 self._score_and_log(study, best)
             except Exception as err:  # e.g. a custom model that does not load back: keep the study's results
                 _logger.warning("could not score or log the best model of trial %d: %s", best.number, err)
+            record = StudyRecord(study.optuna_study)
             info = {"metrics": {**best.metrics, **(study.best_test or {})}, "params": best.params,
                     "tags": {"best_trial_number": best.number, "best_run_id": best.mlflow_run_id,
-                             "best_verdict": best.verdict,
-                             "best_model_uri": StudyRecord(study.optuna_study).best_model_uri}}
+                             "best_verdict": best.verdict, "best_model_uri": record.best_exported_model_uri,
+                             "best_keras_model_uri": record.best_model_uri}}
         self.discard()
         return info
 
@@ -129,9 +130,9 @@ def _export(study: Any, best: Any, model: Any, params: Any, record: StudyRecord)
     if best.mlflow_run_id:
         try:
             example = exported.input_example(study.dataset.x_val)
-            uri = study.tracker.log_model(best.mlflow_run_id, exported, example=example)
-            if uri is not None:
-                record.set_best_model(best.number, uri)
+            uris = study.tracker.log_model(best.mlflow_run_id, exported, example=example)
+            if uris:
+                record.set_best_model(best.number, uris["keras_model"], exported_uri=uris["model"])
         except Exception as err:
             _logger.warning("could not log the best model to MLflow: %s", err)
 
@@ -169,7 +170,7 @@ def load_best_model(study: Any, *, storage: str | None = None) -> Any:
     folder = record.best_model_dir
     if folder and Path(folder).is_dir():
         return ExportedModel.load(folder)
-    uri = record.best_model_uri
+    uri = record.best_exported_model_uri
     if uri and folder:  # saved on another machine: the copy logged to MLflow
         from tuner.tracking import load_logged_model
 
@@ -198,7 +199,7 @@ def register_best_model(study: Any, name: str, *, alias: str = "champion") -> st
     from tuner.tracking import register_model
 
     record = StudyRecord(study.optuna_study)
-    uri = record.best_model_uri
+    uri = record.best_exported_model_uri
     if not uri:
         raise ConfigError([Problem(f"study {study.settings.study_name!r}", "--register",
                                    "needs the best model logged to MLflow (tracking on and a complete trial)",

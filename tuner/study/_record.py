@@ -139,9 +139,17 @@ class StudyRecord:
     def best_model_trial(self) -> int | None:
         return self._get("best_model_trial")
 
-    def set_best_model(self, trial: int, uri: str) -> None:
+    @property
+    def best_exported_model_uri(self) -> str | None:
+        """The logged best model that takes raw rows (the registered and served one)."""
+        return self._get("best_exported_model_uri")
+
+    def set_best_model(self, trial: int, uri: str, *, exported_uri: str | None = None) -> None:
+        """``uri``: the bare Keras model (the key studies have always had); ``exported_uri``: raw rows in."""
         self.study.set_user_attr("best_model_uri", uri)
         self.study.set_user_attr("best_model_trial", trial)
+        if exported_uri is not None:
+            self.study.set_user_attr("best_exported_model_uri", exported_uri)
 
     @property
     def best_model_dir(self) -> str | None:

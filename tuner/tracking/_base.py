@@ -52,8 +52,12 @@ class Tracker(Protocol):
                   tags: Mapping[str, Any] | None = None) -> None:
         """End a trial's run: ``state`` is ``complete``, ``pruned``, ``failed`` or ``interrupted``."""
 
-    def log_model(self, run_id: str, model: Any, *, example: Any = None) -> str | None:
-        """Log a Keras model on a run; returns a URI it loads back from."""
+    def log_model(self, run_id: str, model: Any, *, example: Any = None) -> dict[str, str] | None:
+        """Log an exported model on a run; returns the URIs it loads back from.
+
+        ``{"model": ...}``: raw rows in, labels out (what is registered and served); ``{"keras_model": ...}``:
+        the bare Keras model, which takes the scaled features.
+        """
 
     def fail_dead_trial(self, run_id: str, reason: str) -> None:
         """Close the run of a trial whose worker died (it stopped sending heartbeats) as failed."""
@@ -88,7 +92,7 @@ class NullTracker:
                   tags: Mapping[str, Any] | None = None) -> None:
         return None
 
-    def log_model(self, run_id: str, model: Any, *, example: Any = None) -> None:
+    def log_model(self, run_id: str, model: Any, *, example: Any = None) -> dict[str, str] | None:
         return None
 
     def fail_dead_trial(self, run_id: str, reason: str) -> None:

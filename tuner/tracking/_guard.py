@@ -112,7 +112,7 @@ class GuardedTracker:
             self._missed(self._numbers.get(run_id))
         self._numbers.pop(run_id, None)
 
-    def log_model(self, run_id: str, model: Any, *, example: Any = None) -> str | None:
+    def log_model(self, run_id: str, model: Any, *, example: Any = None) -> dict[str, str] | None:
         return self._call("log_model", run_id, model, example=example)
 
     def fail_dead_trial(self, run_id: str, reason: str) -> None:

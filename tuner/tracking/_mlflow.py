@@ -56,6 +56,7 @@ class MlflowTracker:
         import mlflow
         from mlflow import MlflowClient
 
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no download bars in our output
         if "MLFLOW_LOGGING_LEVEL" not in os.environ:  # the first use of a store logs its migrations at INFO
             logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
         self.tracking_uri = tracking_uri or default_tracking_uri()
@@ -193,12 +194,15 @@ class MlflowTracker:
         context = InputTag(key="mlflow.data.context", value="training")
         self.client.log_inputs(run_id, datasets=[DatasetInput(self._dataset_input, tags=[context])])
 
-    def log_model(self, run_id: str, model: Any, *, example: Any = None) -> str:
+    def log_model(self, run_id: str, model: Any, *, example: Any = None) -> dict[str, str]:
         """Log an exported model (:class:`tuner.model.ExportedModel`) as the pyfunc ``model`` of a run.
+
+        The bare Keras model is logged beside it as ``keras_model`` (Keras flavor: ``mlflow.keras.load_model``,
+        scaled features in), as studies have always logged it.
 
         It takes raw rows and answers with labels and probabilities; ``example`` (a few raw rows) gives it
         its signature and input example, so ``mlflow models serve`` checks requests against the columns.
-        Returns its model URI.
+        Returns ``{"model": URI, "keras_model": URI}``.
         """
         import warnings
 
@@ -220,7 +224,9 @@ class MlflowTracker:
                     signature=signature, input_example=example,
                     pip_requirements=[f"keras=={keras.__version__}", f"numpy=={np.__version__}",
                                       f"pandas=={pd.__version__}"])
-        return info.model_uri
+                keras_info = mlflow.keras.log_model(model.keras_model, name="keras_model",
+                                                    pip_requirements=[f"keras=={keras.__version__}"])
+        return {"model": info.model_uri, "keras_model": keras_info.model_uri}
 
     def fail_dead_trial(self, run_id: str, reason: str) -> None:
         """Close the run of a trial whose worker died as FAILED, with the reason as a tag."""

@@ -25,5 +25,6 @@ class TunerPyfunc(mlflow.pyfunc.PythonModel):
 
         self.exported = ExportedModel.load(context.artifacts[ARTIFACT])
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+    # no type hints here: MLflow reads them as an input schema (and warns); the logged signature is the schema
+    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
         return self.exported.predict_frame(model_input)
