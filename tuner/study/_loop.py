@@ -122,6 +122,8 @@ def _trials(study: Any, *, target: int, missing: int, timeout: float | None, pro
                 if counted >= target:
                     return None
                 if counted + running < target:
+                    if deadline is not None and time.monotonic() >= deadline:  # the lock may have taken a while
+                        return "timeout"
                     left = None if deadline is None else max(1e-3, deadline - time.monotonic())
                     optuna_study.optimize(objective, n_trials=1, timeout=left, callbacks=[after_trial],
                                           catch=(TrialFailed,), gc_after_trial=False, show_progress_bar=False)
