@@ -7,6 +7,7 @@ served on 127.0.0.1; the page is screenshotted and its rendered DOM checked. Chr
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -52,19 +53,37 @@ def _serve(args: list[str], cwd: Path) -> tuple[subprocess.Popen, str]:
         raise
 
 
+def _wait_for_runs(url: str, count: int, timeout: float = 180.0) -> None:
+    """Poll the MLflow server's REST API until the experiment of ``url`` lists ``count`` runs."""
+    root, experiment = url.split("#")[0].rstrip("/"), url.split("/experiments/")[1].split("/")[0]
+    body = json.dumps({"experiment_ids": [experiment], "max_results": 100}).encode()
+    deadline = time.monotonic() + timeout
+    while True:
+        request = urllib.request.Request(f"{root}/api/2.0/mlflow/runs/search", data=body,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                if len(json.loads(response.read()).get("runs", [])) >= count:
+                    return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"{root} did not list {count} runs in time"
+        time.sleep(2)
+
+
 def _page(chromium: str, tmp_path: Path, url: str, name: str, *, expect: str) -> str:
     """Screenshot ``url`` to tmp_path/NAME.png and return its rendered DOM, once it shows ``expect``.
 
     A page whose data has not arrived yet (a server still warming up on a loaded machine) is loaded again,
-    up to three times.
+    up to five times.
     """
     shot = tmp_path / f"{name}.png"
-    for _ in range(3):
+    for _ in range(5):
         dom = _run(chromium, tmp_path, "--dump-dom", url)
         assert dom.returncode == 0, dom.stderr[-2000:]
         if expect in dom.stdout:
             break
-        time.sleep(5)
+        time.sleep(10)
     proc = _run(chromium, tmp_path, f"--screenshot={shot}", "--window-size=1600,1000", url)
     assert shot.is_file() and shot.stat().st_size > 10_000, proc.stderr[-2000:]
     return dom.stdout
@@ -76,6 +95,7 @@ def test_tuner_ui_opens_on_the_study_runs_with_nested_trials_and_datasets(study,
     proc, url = _serve(["ui", "shapes", "--port", str(port)], study["folder"])
     try:
         assert "/#/experiments/" in url and "workflowType=machine_learning" in url
+        _wait_for_runs(url, 3)  # the server answers its API before the page asks it (slow first queries in CI)
         dom = _page(chromium, tmp_path, url, "mlflow-ui", expect="shapes @")
     finally:
         _stop(proc)
