@@ -195,7 +195,9 @@ def tracked_study(folder: Path, *, register: str | None = None) -> dict:
             "--n-trials", "2", "--set", "epochs=3", "--study", "shapes", "--no-progress"]
     if register:
         args += ["--register", register]
-    proc = subprocess.run(args, cwd=folder, capture_output=True, text=True, timeout=600)
+    # as a user runs it: no MLFLOW_TRACKING_URI left in this process by an earlier test's mlflow.set_tracking_uri
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    proc = subprocess.run(args, cwd=folder, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {"folder": folder, "csv": csv, "stderr": proc.stderr, "tracking_uri": f"sqlite:///{folder}/mlruns/mlflow.db",
             "storage": f"sqlite:///{folder}/mlruns/optuna.db"}

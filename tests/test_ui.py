@@ -8,6 +8,7 @@ served on 127.0.0.1; the page is screenshotted and its rendered DOM checked. Chr
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -33,8 +34,9 @@ def study(tmp_path_factory):
 
 def _serve(args: list[str], cwd: Path) -> tuple[subprocess.Popen, str]:
     """Start ``python -m tuner ARGS``; return the process and the URL it printed, once that URL answers."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # the store beside the study
     proc = subprocess.Popen([sys.executable, "-m", "tuner", *args], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+                            stderr=subprocess.DEVNULL, text=True, start_new_session=True, env=env)
     try:
         line = proc.stdout.readline()
         url = next(word for word in line.split() if word.startswith("http://127.0.0.1:"))
