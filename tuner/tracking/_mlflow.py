@@ -63,7 +63,7 @@ class MlflowTracker:
         store = local_store_dir(self.tracking_uri)
         if store is not None:
             store.mkdir(parents=True, exist_ok=True)
-        _set_tracking_uri(self.tracking_uri)
+        mlflow.set_tracking_uri(self.tracking_uri)
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
         exp = self.client.get_experiment_by_name(experiment)
         if exp is None:
@@ -235,22 +235,6 @@ class MlflowTracker:
         self.client.set_terminated(run_id, status="FAILED")
 
 
-def _set_tracking_uri(uri: str) -> None:
-    """Point MLflow's fluent API (``start_run``, ``log_model``) at ``uri`` in this process only.
-
-    ``mlflow.set_tracking_uri`` also sets ``MLFLOW_TRACKING_URI`` in the environment, which every later
-    subprocess (``tuner ui``, a worker, a user's own tool) would inherit: the variable is put back as it was.
-    """
-    import mlflow
-
-    before = os.environ.get("MLFLOW_TRACKING_URI")
-    mlflow.set_tracking_uri(uri)
-    if before is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = before
-
-
 def save_model_tmp(model: Any) -> str:
     """Save a model to a temporary ``.keras`` file (to log later); returns the path."""
     fd, path = tempfile.mkstemp(suffix=".keras", prefix="tuner-best-")
@@ -291,7 +275,7 @@ def load_logged_model(model_uri: str, *, tracking_uri: str | None = None) -> Any
     from tuner.tracking._pyfunc import TunerPyfunc
 
     if tracking_uri:
-        _set_tracking_uri(tracking_uri)
+        mlflow.set_tracking_uri(tracking_uri)
     python_model = mlflow.pyfunc.load_model(model_uri)
     try:
         inner = python_model.unwrap_python_model()
@@ -314,7 +298,7 @@ def register_model(model_uri: str, name: str, *, alias: str = "champion", tracki
     from mlflow import MlflowClient
 
     uri = tracking_uri or default_tracking_uri()
-    _set_tracking_uri(uri)
+    mlflow.set_tracking_uri(uri)
     version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in (tags or {}).items()})
     MlflowClient(tracking_uri=uri).set_registered_model_alias(name, alias, version.version)
     return str(version.version)
