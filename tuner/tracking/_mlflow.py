@@ -24,8 +24,6 @@ __all__ = ["EXPERIMENT_KIND", "MlflowTracker", "load_logged_model", "register_mo
 
 _logger = get_logger(__name__)
 
-_MAX_METRICS_PER_BATCH = 1000
-_MAX_PARAMS_PER_BATCH = 100
 _MAX_PARAM_LENGTH = 6000
 STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED", "interrupted": "KILLED"}
 # MLflow 3's UI opens an experiment of this kind on its training runs, not on the GenAI overview
@@ -85,28 +83,28 @@ class MlflowTracker:
         self.parent_run_id: str | None = None
         self._owns_parent = False
         self._epoch_loggers: dict[str, Any] = {}
+        self._background: Any = None
 
     # -- batches ---------------------------------------------------------------------------
-    def log_metrics(self, run_id: str, rows: list[tuple[str, float, int]]) -> None:
-        """Log ``(key, value, step)`` rows in as few ``log_batch`` calls as MLflow allows."""
-        from mlflow.entities import Metric
+    def log_metrics(self, run_id: str, rows: list[tuple[str, float, int]],
+                    tags: Mapping[str, Any] | None = None) -> None:
+        """Log ``(key, value, step)`` rows (and ``tags``) with ``log_batch``, which splits them as MLflow's limits ask."""
+        from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, int(s)) for k, v, s in rows if v is not None and math.isfinite(float(v))]
-        for i in range(0, len(metrics), _MAX_METRICS_PER_BATCH):
-            self.client.log_batch(run_id, metrics=metrics[i:i + _MAX_METRICS_PER_BATCH], synchronous=True)
+        run_tags = [RunTag(str(k), str(v)) for k, v in (tags or {}).items()]
+        if metrics or run_tags:
+            self.client.log_batch(run_id, metrics=metrics, tags=run_tags, synchronous=True)
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
-        items = [Param(str(k), _param_value(v)) for k, v in params.items()]
-        for i in range(0, len(items), _MAX_PARAMS_PER_BATCH):
-            self.client.log_batch(run_id, params=items[i:i + _MAX_PARAMS_PER_BATCH], synchronous=True)
+        self.client.log_batch(run_id, params=[Param(str(k), _param_value(v)) for k, v in params.items()],
+                              synchronous=True)
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
-        from mlflow.entities import RunTag
-
-        self.client.log_batch(run_id, tags=[RunTag(str(k), str(v)) for k, v in tags.items()], synchronous=True)
+        self.log_metrics(run_id, [], tags=tags)
 
     # -- study (parent) run -------------------------------------------------------------------
     def start_study(self, *, study_name: str, settings: Mapping[str, Any], space_yaml: str,
@@ -129,6 +127,7 @@ class MlflowTracker:
         self._owns_parent = False
 
     def end_study(self, *, status: str, best: Mapping[str, Any] | None = None) -> None:
+        self.close()
         if self.parent_run_id is None or not self._owns_parent:
             return
         if best:
@@ -164,13 +163,29 @@ class MlflowTracker:
         if run_id is None:
             return
         logger = self._epoch_loggers.pop(run_id, None)
-        if logger is not None:
-            logger.flush()
-            self._log_learning_curves(run_id, logger.history)
-        if metrics:
-            self.log_metrics(run_id, [(k, v, 0) for k, v in metrics.items()])
-        self.set_tags(run_id, {"state": state, **{k: v for k, v in (tags or {}).items() if v is not None}})
+        rows = logger.take_rows() if logger is not None else []  # the epochs not sent yet, in the same batch
+        rows += [(k, v, 0) for k, v in (metrics or {}).items()]
+        self.log_metrics(run_id, rows, tags={"state": state, **{k: v for k, v in (tags or {}).items() if v is not None}})
         self.client.set_terminated(run_id, status=STATUS[state])
+        if logger is not None and logger.history:
+            self._in_background(self._log_learning_curves, run_id, logger.history)
+
+    def _in_background(self, fn: Any, *args: Any) -> None:
+        """Run ``fn(*args)`` on this tracker's one background thread, in order; :meth:`close` waits for it.
+
+        Drawing a trial's curves takes 0.1-0.2 s of matplotlib; the next trial starts meanwhile
+        (benchmarks/RESULTS.md, issue 17)."""
+        if self._background is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tuner-tracking")
+        self._background.submit(fn, *args)
+
+    def close(self, *, cancel: bool = False) -> None:
+        """Wait for the background work (the trials' learning-curve plots), or drop what has not started."""
+        if self._background is not None:
+            self._background.shutdown(wait=True, cancel_futures=cancel)
+            self._background = None
 
     def _log_learning_curves(self, run_id: str, history: dict[str, list[float]]) -> None:
         """The trial's honest curves as ``learning_curves.png`` on its run (the per-epoch metrics are its charts)."""
