@@ -188,6 +188,31 @@ def test_help_does_not_import_tensorflow_or_keras() -> None:
     assert "tensorflow" not in proc.stderr
 
 
+def test_a_bad_space_file_is_refused_before_keras_workers_or_stores_start(tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("parameters:\n  units: {type: int, low: 10, high: 5}\n")
+    # -v: a Keras import would replay its captured stderr, import log included
+    proc = finish(tuner("study", "--space", str(bad), "--workers", "2", "-v", extra=("-X", "importtime"), cwd=tmp_path))
+    assert proc.returncode == 2
+    assert f"{bad}: parameters.units: `low <= high` must hold" in proc.stderr
+    imported = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")]
+    assert "tuner.space._spaces" in imported  # the import log is really there
+    assert not [m for m in imported if m.split(".")[0] in ("tensorflow", "keras", "mlflow")]
+    assert not (tmp_path / "mlruns").exists()  # no store touched
+
+
+def test_keras_names_in_a_space_are_checked_by_keras_quietly(tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("parameters:\n  activation: {type: categorical, choices: [relu, relux]}\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL")}
+    proc = subprocess.run([sys.executable, "-m", "tuner", "study", "--space", str(bad)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert "parameters.activation" in proc.stderr and "relux" in proc.stderr
+    assert "oneDNN" not in proc.stderr and "I0000" not in proc.stderr  # TensorFlow's start-up chatter stays captured
+    assert "Traceback" not in proc.stderr
+
+
 def test_unknown_subcommand_is_a_usage_error() -> None:
     proc = finish(tuner("spaces", "check", "default"))
     assert proc.returncode == 2

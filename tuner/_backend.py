@@ -44,11 +44,13 @@ def choose_backend(name: str = "auto") -> str:
 
 
 def wants_backend_logs() -> bool:
-    """Whether the user asked for TensorFlow's start-up logs: ``TF_CPP_MIN_LOG_LEVEL`` set (to any level),
-    or the ``tuner`` logger at DEBUG (``-v``, or ``logging.getLogger("tuner").setLevel(logging.DEBUG)``)."""
+    """Whether the user asked for TensorFlow's start-up logs: ``TF_CPP_MIN_LOG_LEVEL`` set below 3 (3 is
+    TensorFlow's quiet, which the CLI sets), or the ``tuner`` logger at DEBUG (``-v``, or
+    ``logging.getLogger("tuner").setLevel(logging.DEBUG)``)."""
     import logging
 
-    return "TF_CPP_MIN_LOG_LEVEL" in os.environ or logging.getLogger("tuner").isEnabledFor(logging.DEBUG)
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    return (level is not None and level.strip() != "3") or logging.getLogger("tuner").isEnabledFor(logging.DEBUG)
 
 
 def _config_file_backend() -> str | None:

@@ -20,6 +20,7 @@ from tuner._backend import BACKENDS, choose_backend
 from tuner._store import default_tracking_uri, mask_secrets
 from tuner.errors import ConfigError, Problem
 from tuner.metrics import headline_metric
+from tuner.space import TASKS
 
 __all__ = ["StudyCommand", "WorkerCommand"]
 
@@ -46,7 +47,7 @@ class StudyCommand(Command):
         parser.add_argument("--dataset", metavar="NAME|PATH", default="digits",
                             help="built-in dataset name or a .csv/.parquet/.npz file (default: digits).")
         parser.add_argument("--target", metavar="COLUMN", help="target column of a CSV/Parquet dataset.")
-        parser.add_argument("--task", choices=("auto", "binary", "multiclass", "regression"), default="auto",
+        parser.add_argument("--task", choices=("auto", *TASKS), default="auto",
                             help="task of the dataset (default: inferred).")
         parser.add_argument("--categorical", choices=("error", "onehot"), default="error",
                             help="text columns of a CSV/Parquet dataset: refuse them (error, the default) or one-hot "
@@ -93,16 +94,21 @@ class StudyCommand(Command):
     def session(self, args: argparse.Namespace, verbosity: int) -> Iterator[None]:
         """With ``--workers N``: this process is worker 0, and the other workers start now."""
         args.backend = choose_backend(args.backend)  # KERAS_BACKEND, before Keras or any worker starts
+        if args.workers > 1:
+            from tuner.study import share_this_process
+
+            # this process's thread share: environment variables that must be set before Keras starts its
+            # runtime, which checking the space's Keras names (activations, initializers) may do
+            share_this_process(args.workers)
+        args.inputs = _inputs(args)  # a bad space or option is refused before workers, storages or tracking start
         from tuner.tracking import probe_tracking
 
-        probe_tracking(args.tracking_uri or default_tracking_uri())  # fail fast: before Keras, workers or storage
+        probe_tracking(args.tracking_uri or default_tracking_uri())  # fail fast: before workers or storage
         early = None
         if args.workers > 1:
-            # This process's thread share must be set before Keras starts its runtime. The other workers
-            # start now, so that their imports overlap ours; they join once the study exists.
-            from tuner.study import EarlyWorkers, share_this_process
+            # The other workers start now, so that their imports overlap ours; they join once the study exists.
+            from tuner.study import EarlyWorkers
 
-            share_this_process(args.workers)
             early = args.early_workers = EarlyWorkers(args.workers, verbosity=verbosity)
         try:
             yield
@@ -113,25 +119,9 @@ class StudyCommand(Command):
     def take_action(self, args: argparse.Namespace) -> int:
         from tqdm import tqdm
 
-        from tuner.space import load_space, parse_override
-        from tuner.study import Study, StudySettings, run_workers
+        from tuner.study import Study, run_workers
 
-        overrides = dict(parse_override(o) for o in args.overrides)
-        # validated before TensorFlow or any storage is touched; a --model's own parameters are known once it loads
-        space = load_space(args.space or "default") if args.space or not args.model else None
-        if overrides and not args.model:
-            space = space.with_fixed(overrides)
-        if args.workers < 1:
-            raise ConfigError([Problem("--workers", "workers", "must be a positive integer", value=args.workers)])
-        settings = StudySettings(study_name=args.study, sampler=args.sampler, pruner=args.pruner,
-                                 objective=tuple(x.strip() for x in (args.objective or "").split(",") if x.strip()),
-                                 storage=args.storage, tracking_uri=args.tracking_uri, seed=args.seed,
-                                 timeout=args.timeout, backend=args.backend)
-        if args.n_trials is not None:
-            settings.n_trials = args.n_trials
-        if args.register and args.tracking_uri == "none":
-            raise ConfigError([Problem("--register", "register", "needs tracking on: the Model Registry is MLflow's; "
-                                       "drop --tracking-uri none", value=args.register)])
+        overrides, space, settings = args.inputs
         options = {"target": args.target, "task": args.task, "seed": args.seed}
         if args.categorical != "error":
             options["categorical"] = args.categorical
@@ -220,6 +210,32 @@ def _print_summary(study: Any, *, as_json: bool) -> int:
         print(f"  MLflow run {best.mlflow_run_id}; open the UI on this study's runs with: "
               f"python -m tuner ui {shlex.quote(s.study_name)}")
     return EXIT_OK
+
+
+def _inputs(args: argparse.Namespace) -> tuple[dict[str, Any], Any, Any]:
+    """The ``--set`` overrides, the space and the study settings, validated without Keras, storages or data.
+
+    A ``--model``'s own parameters are known once it loads, so its overrides are checked then.
+    """
+    from tuner.space import load_space, parse_override
+    from tuner.study import StudySettings
+
+    overrides = dict(parse_override(o) for o in args.overrides)
+    space = load_space(args.space or "default") if args.space or not args.model else None
+    if overrides and not args.model:
+        space = space.with_fixed(overrides)
+    if args.workers < 1:
+        raise ConfigError([Problem("--workers", "workers", "must be a positive integer", value=args.workers)])
+    settings = StudySettings(study_name=args.study, sampler=args.sampler, pruner=args.pruner,
+                             objective=tuple(x.strip() for x in (args.objective or "").split(",") if x.strip()),
+                             storage=args.storage, tracking_uri=args.tracking_uri, seed=args.seed,
+                             timeout=args.timeout, backend=args.backend)
+    if args.n_trials is not None:
+        settings.n_trials = args.n_trials
+    if args.register and args.tracking_uri == "none":
+        raise ConfigError([Problem("--register", "register", "needs tracking on: the Model Registry is MLflow's; "
+                                   "drop --tracking-uri none", value=args.register)])
+    return overrides, space, settings
 
 
 class WorkerCommand(Command):

@@ -12,6 +12,8 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from tuner._backend import import_keras_for_api
+
 __all__ = ["CATEGORICAL", "FAMILIES", "KNOBS", "Knob", "SCALINGS", "TASKS", "VIEWS", "check_value", "knob_value",
            "reference_markdown"]
 
@@ -67,7 +69,7 @@ def _keras_name(module: str, *, extra: tuple[str, ...] = ()) -> Check:
             return f"must be the name of a Keras {module[:-1]}"
         if value in extra:
             return None
-        import keras
+        keras = import_keras_for_api()  # quiet, as the rest of tuner imports it
 
         getter = getattr(keras, module).get
         try:
@@ -87,7 +89,7 @@ def _keras_name(module: str, *, extra: tuple[str, ...] = ()) -> Check:
 def _optimizer_name(value: Any) -> str | None:
     if not isinstance(value, str):
         return "must be the name of a Keras optimizer"
-    import keras
+    keras = import_keras_for_api()
 
     try:
         keras.optimizers.get(value)

@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from tuner._logging import get_logger
 from tuner._store import default_storage
 from tuner.study._best import BestModel, close_tracking, load_best_model
 from tuner.study._budget import budget_counts
@@ -36,8 +35,6 @@ from tuner.tracking import NullTracker, Tracker, make_tracker
 # re-exported for callers written before the study engine was split (import them from tuner.study instead)
 __all__ = ["Study", "StudySettings", "TrialReport", "create_study", "run_study", "SAMPLERS", "PRUNERS",
            "default_storage", "objective_direction", "request_stop", "stop_requested", "rss_mb"]
-
-_logger = get_logger(__name__)
 
 
 class Study:
