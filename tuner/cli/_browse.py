@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-from tuner._store import default_tracking_uri
+from tuner._store import default_tracking_uri, mask_secrets
 from tuner.cli._base import EXIT_OK, EXIT_USAGE, Command, add_store_options, fmt, print_json, table
 from tuner.errors import ConfigError, Problem
 
@@ -119,8 +119,9 @@ class UiCommand(Command):
 
     def take_action(self, args: argparse.Namespace) -> int:
         uri = args.tracking_uri or default_tracking_uri()
-        cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
-               "--port", str(args.port)]
+        # the store URI (a password in it) goes through the environment, not the command line that `ps` shows
+        cmd = [sys.executable, "-m", "mlflow", "ui", "--host", args.host, "--port", str(args.port)]
+        env = dict(os.environ, MLFLOW_BACKEND_STORE_URI=uri)
         url = f"http://{args.host}:{args.port}"
         if args.study:
             from tuner.study import StudyRecord, load_study_results
@@ -131,8 +132,8 @@ class UiCommand(Command):
                                            "tracking off)", has_value=False)])
             # MLflow 3.17's UI follows its GenAI/model-training switch (GenAI by default) over the experiment's kind
             url += f"/#/experiments/{experiment}/runs?workflowType=machine_learning"
-        print(f"MLflow UI for {uri} at {url} (Ctrl-C stops it)", flush=True)
+        print(f"MLflow UI for {mask_secrets(uri)} at {url} (Ctrl-C stops it)", flush=True)
         sys.stderr.flush()
         # this process becomes the MLflow server, so a signal to it (Ctrl-C, SIGTERM) stops the server too
-        os.execv(sys.executable, cmd)
+        os.execve(sys.executable, cmd, env)
         return EXIT_OK  # not reached
