@@ -5,7 +5,7 @@
     python benchmarks/fast_defaults.py --quick    # batch 32, fewer epochs, one repeat: ~3 min
 
 Every cell is ``tuner.train_model`` on the default-ish 2x64 MLP as a study runs it (the gap on, the study's
-per-batch stop callback ``tuner.study._callbacks._StopCallback`` added; ``patience: 0``), with ``steps_per_execution``
+per-batch stop callback ``tuner.study._callbacks.stop_callback`` added; ``patience: 0``), with ``steps_per_execution``
 in {1, 8, 32} and ``jit_compile`` in {false, true} passed in its parameters. The default cell (``spe`` 32 since
 the second session, ``jit_compile`` auto) is also run without the stop callback, to show what it costs (it
 checks at batch begin: a callback with ``on_train_batch_end`` would turn off Keras's asynchronous batch-end
@@ -118,7 +118,7 @@ def child(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
         train_model({"epochs": 2, "patience": 0}, ds)
         keras.backend.clear_session()
 
-    from tuner.study._callbacks import _StopCallback
+    from tuner.study._callbacks import stop_callback
 
     default_jit = backend == "jax"
     cells = [(name, batch, spe, jit, True) for name in args.datasets for batch in args.batch_sizes
@@ -138,7 +138,7 @@ def child(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
                       "steps_per_execution": spe, "jit_compile": jit}
             timer = C.EpochTimer()
             gap_times.clear()
-            extra = [_StopCallback().callback] if study_cb else []
+            extra = [stop_callback()] if study_cb else []
             result = train_model(params, datasets[name], seed=0, callbacks=[*extra, timer])
             raw[cell].append({"ep1_s": timer.times[0], "epoch_ms": 1000 * C.median(timer.times[1:]),
                               "cpu_ms": 1000 * C.median(timer.cpu_times[1:]),
@@ -219,7 +219,7 @@ def main() -> None:
                           "speedup": default["trial20_s"] / best["trial20_s"] if default else None})
     C.table(best_rows, [("backend", "backend"), ("dataset", "dataset"), ("batch", "batch"), ("best", "fastest"),
                         ("best_s", "20-ep s"), ("default_s", "default 20-ep s"), ("speedup", "speed-up")])
-    print("\nthe study's per-batch stop callback (tuner.study._callbacks._StopCallback, on_train_batch_begin) at the defaults")
+    print("\nthe study's per-batch stop callback (tuner.study._callbacks.stop_callback, on_train_batch_begin) at the defaults")
     cb_rows = []
     for r in (r for r in all_rows if not r["stop_cb"]):
         twin = next(x for x in rows if all(x[k] == r[k] for k in ("backend", "dataset", "batch", "spe", "jit")))

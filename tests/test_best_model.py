@@ -220,7 +220,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @pytest.mark.slow
-def test_registered_model_is_served_by_mlflow_with_the_labels_of_best_model_and_predict(tmp_path):
+def test_registered_model_is_served_by_mlflow_with_the_labels_of_best_model_and_predict(tmp_path, monkeypatch):
     import mlflow
     from mlflow import MlflowClient
 
@@ -243,13 +243,13 @@ def test_registered_model_is_served_by_mlflow_with_the_labels_of_best_model_and_
     assert list(pd.read_csv(tmp_path / "out.csv")["label"]) == expected
 
     # 3. the registry: alias, version, signature, input example; the model is logged on its trial's run
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", made["tracking_uri"])  # MLflow's fluent API, for this test only
     client = MlflowClient(tracking_uri=made["tracking_uri"])
     version = client.get_model_version_by_alias("shapes-model", "champion")
     best = study.best_trial()
     logged = mlflow.models.get_model_info(f"models:/{version.model_id}") if version.model_id else None
     if logged is not None:
         assert logged.run_id == best.mlflow_run_id
-    mlflow.set_tracking_uri(made["tracking_uri"])
     info = mlflow.models.get_model_info("models:/shapes-model@champion")
     assert [c.name for c in info.signature.inputs.inputs] == ["size", "color", "count"]
     assert info.saved_input_example_info is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -121,10 +122,10 @@ def test_mlflow_has_a_parent_run_and_one_child_run_per_trial(finished_study):
 
 
 @pytest.mark.slow
-def test_best_model_loads_back_and_predicts(finished_study):
+def test_best_model_loads_back_and_predicts(finished_study, monkeypatch):
     study, tmp_path = finished_study
     uri = study.optuna_study.user_attrs["best_model_uri"]
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")  # this test's only
     model = mlflow.keras.load_model(uri)
     x = study.dataset.x_test[:5].astype("float32")
     from tuner.training import prepare_data
@@ -282,6 +283,23 @@ def test_sigint_keeps_finished_trials_and_the_rerun_reaches_the_total(tmp_path):
 # -- the tracker seam, the tracking life cycle, configuration errors in a trial ---------------------------
 TINY_SPACE = dict(SPACE, parameters={**SPACE["parameters"], "epochs": 1, "optimizer": "adam",
                                       "learning_rate": 0.01})
+
+
+def test_a_study_leaves_no_tracking_uri_behind_and_its_best_model_loads_from_its_own_store(tmp_path, monkeypatch):
+    import mlflow
+
+    import tuner
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    mlflow.set_tracking_uri(None)
+    study = Study(SearchSpace.from_dict(TINY_SPACE), "iris", _settings(tmp_path, n_trials=1))
+    study.run()  # logs the best model with MLflow's fluent API
+    # neither later studies, reports nor subprocesses of this process inherit this study's store (or its password)
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert mlflow.get_tracking_uri() != f"sqlite:///{tmp_path}/mlflow.db"
+    shutil.rmtree(Path(study.optuna_study.user_attrs["best_model_dir"]))  # only the MLflow copy is left
+    model = tuner.load_best_model(study)
+    assert model.predict(study.dataset.x_test[:3]).shape[0] == 3
 
 
 def test_tracking_none_runs_the_study_with_the_null_tracker(tmp_path):

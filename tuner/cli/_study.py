@@ -20,7 +20,7 @@ from tuner._backend import BACKENDS, choose_backend
 from tuner._store import default_tracking_uri, mask_secrets
 from tuner.errors import ConfigError, Problem
 from tuner.metrics import headline_metric
-from tuner.space import TASKS
+from tuner.space import CATEGORICAL, TASKS
 
 __all__ = ["StudyCommand", "WorkerCommand"]
 
@@ -49,7 +49,7 @@ class StudyCommand(Command):
         parser.add_argument("--target", metavar="COLUMN", help="target column of a CSV/Parquet dataset.")
         parser.add_argument("--task", choices=("auto", *TASKS), default="auto",
                             help="task of the dataset (default: inferred).")
-        parser.add_argument("--categorical", choices=("error", "onehot"), default="error",
+        parser.add_argument("--categorical", choices=CATEGORICAL, default="error",
                             help="text columns of a CSV/Parquet dataset: refuse them (error, the default) or one-hot "
                                  "encode them (onehot; the exported best model encodes raw rows the same way).")
         parser.add_argument("--register", metavar="NAME",

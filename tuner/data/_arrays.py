@@ -20,6 +20,7 @@ from tuner.data._load import _check_options
 from tuner.data._preprocessing import Preprocessing, describe_raw, table_columns
 from tuner.data._targets import check_test_classes, encode_target, label_str
 from tuner.errors import DataError, Problem
+from tuner.space import CATEGORICAL
 
 __all__ = ["from_arrays", "from_frame", "in_memory_dataset"]
 
@@ -166,8 +167,8 @@ def from_frame(frame: Any, *, target: str | None, categorical: str = "error", **
         close = difflib.get_close_matches(str(target), columns, n=1) if target else []
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise data_error("DataFrame", "target", f"must name a column{hint}; columns: {columns}", value=target)
-    if categorical not in ("error", "onehot"):
-        raise data_error("DataFrame", "categorical", "must be one of ['error', 'onehot']", value=categorical)
+    if categorical not in CATEGORICAL:
+        raise data_error("DataFrame", "categorical", f"must be one of {list(CATEGORICAL)}", value=categorical)
 
     train = frame.rename(columns=str)
     features = train.drop(columns=[target])

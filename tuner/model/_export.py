@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from tuner.data import Preprocessing
+from tuner.space import TASKS
 
 __all__ = ["ExportedModel", "MODEL_FILE", "PREPROCESSING_FILE"]
 
 MODEL_FILE = "model.keras"
 PREPROCESSING_FILE = "preprocessing.json"
-_TASKS = ("binary", "multiclass", "regression")
 
 
 class ExportedModel:
@@ -46,8 +46,8 @@ class ExportedModel:
 
     def __init__(self, keras_model: Any, preprocessing: Preprocessing, *, task: str,
                  info: dict[str, Any] | None = None) -> None:
-        if task not in _TASKS:
-            raise ValueError(f"`task` must be one of {list(_TASKS)}. Received: task={task!r}")
+        if task not in TASKS:
+            raise ValueError(f"`task` must be one of {list(TASKS)}. Received: task={task!r}")
         self.keras_model = keras_model
         self.preprocessing = preprocessing
         self.task = task

@@ -29,6 +29,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tuner.tracking import metric_history  # re-exported: report's readers use it
+
 from tuner._logging import get_logger
 from tuner.report._trials import complete_trials, study_metric, trial_value, varying_params
 from tuner.study import read_trial
@@ -178,29 +180,13 @@ def plot_learning_curves(history: Mapping[str, Sequence[float]], *, best_epoch: 
     return fig
 
 
-def metric_history(client: Any, run_id: str, keys: Sequence[str]) -> dict[str, list[float]]:
-    """Per-epoch values of ``keys`` from an MLflow run, aligned on the epoch: :func:`tuner.tracking.metric_history`.
-
-    Args:
-        client: a reader from :func:`tuner.tracking.open_reader` (an ``mlflow.MlflowClient``).
-        run_id: the run.
-        keys: the metric names.
-
-    Returns:
-        ``{"epoch": [1, 2, ...], key: [values...], ...}``; keys with no history are absent, an epoch where
-        a key was not logged holds ``nan``.
-    """
-    from tuner.tracking import metric_history as read_history
-
-    return read_history(client, run_id, keys)
-
-
 def log_trial_plots(client: Any, run_id: str, history: Mapping[str, Sequence[float]], *,
                     best_epoch: int | None = None, verdict: str | None = None, metric: str | None = None,
                     title: str | None = None, out_dir: str | Path | None = None) -> list[str]:
     """Draw a trial's learning curves and log them to its MLflow run as ``plots/learning_curves.png``.
 
-    The study engine can call this at the end of a trial with the ``History`` of its honest figures.
+    ``report`` logs these, with the best epoch and the verdict, beside the quick ``learning_curves.png`` that
+    a study's tracker draws at the end of every trial.
 
     Args:
         client: a reader from :func:`tuner.tracking.open_reader` (an ``mlflow.MlflowClient``).

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,10 +43,10 @@ class BestModel:
 
     def keep(self, number: int, model: Any) -> None:
         """Keep trial ``number``'s model (replacing the one kept before)."""
-        from tuner.tracking import save_model_tmp
-
         self.discard()
-        self.path = save_model_tmp(model)
+        fd, self.path = tempfile.mkstemp(suffix=".keras", prefix="tuner-best-")
+        os.close(fd)
+        model.save(self.path)
         self.trial = number
 
     def discard(self) -> None:
@@ -162,10 +163,12 @@ def load_best_model(study: Any, *, storage: str | None = None) -> Any:
     from tuner.model import ExportedModel
     from tuner.study._results import load_study_results
 
+    tracking_uri = None  # a study name: $MLFLOW_TRACKING_URI, else mlruns/
     if isinstance(study, str):
         name, optuna_study = study, load_study_results(study, storage=storage).study
     else:
         name, optuna_study = study.settings.study_name, study.optuna_study
+        tracking_uri = study.settings.tracking_uri
     record = StudyRecord(optuna_study)
     folder = record.best_model_dir
     if folder and Path(folder).is_dir():
@@ -174,7 +177,7 @@ def load_best_model(study: Any, *, storage: str | None = None) -> Any:
     if uri and folder:  # saved on another machine: the copy logged to MLflow
         from tuner.tracking import load_logged_model
 
-        return load_logged_model(uri)
+        return load_logged_model(uri, tracking_uri=tracking_uri)
     where = f"study {name!r}"
     rule = (f"its best model folder is gone ({folder})" if folder else
             "has no saved best model: it was saved by an earlier version of tuner, with log_best_model off, or "

@@ -42,24 +42,14 @@ def check_stop() -> None:
         raise KeyboardInterrupt
 
 
-class _StopCallback:
-    """Raises ``KeyboardInterrupt`` before a batch (or a ``steps_per_execution`` group) once a stop was requested.
+def stop_callback() -> Any:
+    """A Keras callback that raises ``KeyboardInterrupt`` before a batch (or a ``steps_per_execution`` group) and
+    after an epoch once a stop was requested. It checks at batch *begin*: a callback with ``on_train_batch_end``
+    would make Keras wait for every batch's results, which stops JAX from dispatching the next batch asynchronously."""
+    import keras
 
-    It checks at batch *begin*: a callback with ``on_train_batch_end`` would make Keras wait for every
-    batch's results, which stops JAX from dispatching the next batch asynchronously.
-    """
-
-    def __init__(self) -> None:
-        import keras
-
-        class _Callback(keras.callbacks.Callback):
-            def on_train_batch_begin(cb_self, batch: int, logs: dict | None = None) -> None:  # noqa: N805
-                check_stop()
-
-            def on_epoch_end(cb_self, epoch: int, logs: dict | None = None) -> None:  # noqa: N805
-                check_stop()
-
-        self.callback = _Callback()
+    return keras.callbacks.LambdaCallback(on_train_batch_begin=lambda batch, logs: check_stop(),
+                                          on_epoch_end=lambda epoch, logs: check_stop())
 
 
 class _PruningCallback:

@@ -12,7 +12,7 @@ from typing import Any
 
 from tuner._logging import get_logger
 from tuner.errors import ConfigError, TrialFailed
-from tuner.study._callbacks import _PruningCallback, _StopCallback, check_stop
+from tuner.study._callbacks import _PruningCallback, check_stop, stop_callback
 from tuner.study._record import INTERRUPTED, TrialRecord
 from tuner.study._storage import first_prunable_step
 
@@ -89,7 +89,7 @@ class Objective:
         run_id = tracker.start_trial(trial.number, params, study_name=s.study_name)
         if run_id is not None:
             TrialRecord.write(trial, mlflow_run_id=run_id)
-        callbacks = [*tracker.trial_callbacks(run_id), _StopCallback().callback]
+        callbacks = [*tracker.trial_callbacks(run_id), stop_callback()]
         if not study.multi_objective:
             callbacks.append(_PruningCallback(trial, s.objective[0], first_prunable_step(study._opened)).callback)
         state, reason, result = "failed", None, None

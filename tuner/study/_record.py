@@ -184,10 +184,6 @@ class StudyRecord:
         self.study.set_user_attr("selected_trial", trial)
         self.study.set_user_attr("selection", None if selection is None else dict(selection))
 
-    def trial_fail_reason(self, number: int) -> str | None:
-        """A reason written on the study for a trial that could not write it itself (a dead worker)."""
-        return self._get(f"fail_reason.{number}")
-
     def set_trial_fail_reason(self, number: int, reason: str) -> None:
         self.study.set_user_attr(f"fail_reason.{number}", reason)
 

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tuner.errors import ConfigError, Problem, TrialFailed
+from tuner.space import KNOBS
 from tuner.study._record import read_trial
 
 __all__ = ["BUILTIN_OFF", "Variant", "ablation_variants", "declared_off", "open_for_retraining", "resolved_params",
@@ -31,8 +32,7 @@ __all__ = ["BUILTIN_OFF", "Variant", "ablation_variants", "declared_off", "open_
 
 _DROPOUTS = ("dropout", "input_dropout", "spatial_dropout", "recurrent_dropout", "head_dropout")
 _PENALTIES = ("kernel", "bias", "activity")
-_AUGMENT_OFF = {"augment_flip": "none", "augment_rotation": 0.0, "augment_zoom": 0.0, "augment_translation": 0.0,
-                "augment_contrast": 0.0, "augment_shift": 0.0, "augment_noise": 0.0}
+_AUGMENT_OFF = {name: knob.default for name, knob in KNOBS.items() if name.startswith("augment_")}  # off by default
 
 BUILTIN_OFF: dict[str, dict[str, Any]] = {
     **{name: {name: 0.0} for name in _DROPOUTS},

@@ -77,8 +77,6 @@ class GuardedTracker:
 
     def end_study(self, *, status: str, best: Mapping[str, Any] | None = None) -> None:
         self._call("end_study", status=status, best=best)
-        if hasattr(self.inner, "close"):  # work left on its background thread: dropped if the backend is down
-            self.inner.close(cancel=self.down is not None)
         if self.unwritten:
             numbers = ", ".join(str(n) for n in sorted(self.unwritten))
             _logger.warning("the tracking runs of %d trials (%s) were not written to %s (%s); every result is in "

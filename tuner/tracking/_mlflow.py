@@ -8,19 +8,20 @@ are imported inside the methods, so that importing tuner stays light.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import re
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from tuner._logging import get_logger
 from tuner._store import default_tracking_uri, local_store_dir
 
-__all__ = ["EXPERIMENT_KIND", "MlflowTracker", "load_logged_model", "register_model", "save_model_tmp"]
+__all__ = ["EXPERIMENT_KIND", "MlflowTracker", "load_logged_model", "register_model"]
 
 _logger = get_logger(__name__)
 
@@ -51,7 +52,6 @@ class MlflowTracker:
     def __init__(self, experiment: str, *, tracking_uri: str | None = None, dataset: Any = None) -> None:
         import logging
 
-        import mlflow
         from mlflow import MlflowClient
 
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no download bars in our output
@@ -61,7 +61,6 @@ class MlflowTracker:
         store = local_store_dir(self.tracking_uri)
         if store is not None:
             store.mkdir(parents=True, exist_ok=True)
-        mlflow.set_tracking_uri(self.tracking_uri)
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
         exp = self.client.get_experiment_by_name(experiment)
         if exp is None:
@@ -83,7 +82,6 @@ class MlflowTracker:
         self.parent_run_id: str | None = None
         self._owns_parent = False
         self._epoch_loggers: dict[str, Any] = {}
-        self._background: Any = None
 
     # -- batches ---------------------------------------------------------------------------
     def log_metrics(self, run_id: str, rows: list[tuple[str, float, int]],
@@ -127,7 +125,6 @@ class MlflowTracker:
         self._owns_parent = False
 
     def end_study(self, *, status: str, best: Mapping[str, Any] | None = None) -> None:
-        self.close()
         if self.parent_run_id is None or not self._owns_parent:
             return
         if best:
@@ -168,24 +165,7 @@ class MlflowTracker:
         self.log_metrics(run_id, rows, tags={"state": state, **{k: v for k, v in (tags or {}).items() if v is not None}})
         self.client.set_terminated(run_id, status=STATUS[state])
         if logger is not None and logger.history:
-            self._in_background(self._log_learning_curves, run_id, logger.history)
-
-    def _in_background(self, fn: Any, *args: Any) -> None:
-        """Run ``fn(*args)`` on this tracker's one background thread, in order; :meth:`close` waits for it.
-
-        Drawing a trial's curves takes 0.1-0.2 s of matplotlib; the next trial starts meanwhile
-        (benchmarks/RESULTS.md, issue 17)."""
-        if self._background is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tuner-tracking")
-        self._background.submit(fn, *args)
-
-    def close(self, *, cancel: bool = False) -> None:
-        """Wait for the background work (the trials' learning-curve plots), or drop what has not started."""
-        if self._background is not None:
-            self._background.shutdown(wait=True, cancel_futures=cancel)
-            self._background = None
+            self._log_learning_curves(run_id, logger.history)
 
     def _log_learning_curves(self, run_id: str, history: dict[str, list[float]]) -> None:
         """The trial's honest curves as ``learning_curves.png`` on its run (the per-epoch metrics are its charts)."""
@@ -233,7 +213,8 @@ class MlflowTracker:
 
             signature = None if example is None else infer_signature(example, model.predict_frame(example))
             folder = model.save(os.path.join(tmp, "exported"))
-            with mlflow.start_run(run_id=run_id, nested=True, log_system_metrics=False):
+            with fluent_tracking_uri(self.tracking_uri), \
+                    mlflow.start_run(run_id=run_id, nested=True, log_system_metrics=False):
                 info = mlflow.pyfunc.log_model(
                     name="model", python_model=TunerPyfunc(), artifacts={ARTIFACT: str(folder)},
                     signature=signature, input_example=example,
@@ -250,12 +231,20 @@ class MlflowTracker:
         self.client.set_terminated(run_id, status="FAILED")
 
 
-def save_model_tmp(model: Any) -> str:
-    """Save a model to a temporary ``.keras`` file (to log later); returns the path."""
-    fd, path = tempfile.mkstemp(suffix=".keras", prefix="tuner-best-")
-    os.close(fd)
-    model.save(path)
-    return path
+@contextlib.contextmanager
+def fluent_tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's fluent API (``mlflow.start_run``, ``log_model``, ``register_model``, ``pyfunc.load_model``) on ``uri``
+    for a block. ``mlflow.set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI`` into the environment, where every
+    later study, report and subprocess of this process would read it (a password included): the variable and
+    MLflow's own setting are put back afterwards."""
+    import mlflow
+
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before)  # None unsets both
 
 
 def _mlflow_dataset(dataset: Any) -> Any:
@@ -289,9 +278,8 @@ def load_logged_model(model_uri: str, *, tracking_uri: str | None = None) -> Any
     from tuner.errors import ConfigError, Problem
     from tuner.tracking._pyfunc import TunerPyfunc
 
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
-    python_model = mlflow.pyfunc.load_model(model_uri)
+    with fluent_tracking_uri(tracking_uri) if tracking_uri else contextlib.nullcontext():
+        python_model = mlflow.pyfunc.load_model(model_uri)
     try:
         inner = python_model.unwrap_python_model()
     except Exception:
@@ -313,7 +301,7 @@ def register_model(model_uri: str, name: str, *, alias: str = "champion", tracki
     from mlflow import MlflowClient
 
     uri = tracking_uri or default_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in (tags or {}).items()})
+    with fluent_tracking_uri(uri):
+        version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in (tags or {}).items()})
     MlflowClient(tracking_uri=uri).set_registered_model_alias(name, alias, version.version)
     return str(version.version)
