@@ -192,3 +192,14 @@ def test_explain_and_refine_name_a_missing_study(tmp_path, capsys) -> None:
     assert main(["explain", "there", "--storage", storage, "--no-log"]) == 2
     assert "has no complete trial" in capsys.readouterr().err
     assert main(["explain", "there", "--storage", storage, "--seeds", "0"]) == 2
+
+
+def test_a_change_that_rounds_to_zero_reads_plus_zero_not_minus_zero() -> None:
+    from tuner.report._explain import _row_sentence
+
+    row = {"delta": {"val_accuracy": {"mean": -0.0002, "sd": 0.0078}},
+           "off": {"gap_accuracy": {"mean": 0.0384}, "gap_loss": {"mean": 0.1614}}}
+    baseline = {"gap_accuracy": {"mean": 0.0366}, "gap_loss": {"mean": 0.1518}}
+    sentence = _row_sentence("dropout 0.317", row, baseline, "accuracy")
+    assert sentence == ("dropout 0.317: +0.0 pts validation accuracy (sd 0.8), gap 3.8 -> 3.7 pts, "
+                        "gap_loss 0.161 -> 0.152")

@@ -40,7 +40,8 @@ def _figure(value: float | None, metric: str, *, signed: bool = False) -> str:
     if value is None:
         return "?"
     if metric == "accuracy":
-        return f"{value * 100:+.1f}" if signed else f"{value * 100:.1f}"
+        points = round(value * 100, 1) + 0.0  # + 0.0: a change of -0.02 pts reads +0.0, not -0.0
+        return f"{points:+.1f}" if signed else f"{points:.1f}"
     return f"{value:+.3g}" if signed else f"{value:.3g}"
 
 
