@@ -188,13 +188,17 @@ def test_help_does_not_import_tensorflow_or_keras() -> None:
     assert "tensorflow" not in proc.stderr
 
 
-def test_a_bad_space_file_is_refused_before_keras_workers_or_stores_start(tmp_path) -> None:
+@pytest.mark.parametrize("case", ["space file", "--set typo"])
+def test_bad_input_is_refused_before_keras_workers_or_stores_start(tmp_path, case) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("parameters:\n  units: {type: int, low: 10, high: 5}\n")
+    args = ("--space", str(bad)) if case == "space file" else ("--set", "unitz=3")  # the shipped default space
     # -v: a Keras import would replay its captured stderr, import log included
-    proc = finish(tuner("study", "--space", str(bad), "--workers", "2", "-v", extra=("-X", "importtime"), cwd=tmp_path))
+    proc = finish(tuner("study", *args, "--workers", "2", "-v", extra=("-X", "importtime"), cwd=tmp_path))
     assert proc.returncode == 2
-    assert f"{bad}: parameters.units: `low <= high` must hold" in proc.stderr
+    expected = (f"{bad}: parameters.units: `low <= high` must hold" if case == "space file" else
+                "--set: unitz: unknown parameter (did you mean 'units'?)")
+    assert expected in proc.stderr
     imported = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")]
     assert "tuner.space._spaces" in imported  # the import log is really there
     assert not [m for m in imported if m.split(".")[0] in ("tensorflow", "keras", "mlflow")]

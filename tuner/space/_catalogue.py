@@ -7,9 +7,11 @@ listed here: they are checked with Keras's own ``get()`` lookups.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from tuner._backend import import_keras_for_api
@@ -61,13 +63,28 @@ def _options(*options: str) -> Check:
     return check
 
 
+_ASK_KERAS = contextvars.ContextVar("tuner_ask_keras_for_names", default=True)
+
+
+@contextlib.contextmanager
+def names_known_to_keras() -> Iterator[None]:
+    """Within this block, names of Keras objects (activations, initializers, losses, optimizers) are taken as
+    valid without asking Keras, which would import it (seconds). For the spaces that ship with tuner, whose
+    names ``tests/test_cli_spaces.py`` checks with Keras: a typo in ``--set`` is refused before Keras starts."""
+    token = _ASK_KERAS.set(False)
+    try:
+        yield
+    finally:
+        _ASK_KERAS.reset(token)
+
+
 def _keras_name(module: str, *, extra: tuple[str, ...] = ()) -> Check:
     """Check a name with Keras's own ``get()`` (``keras.activations.get`` and friends)."""
 
     def check(value: Any) -> str | None:
         if not isinstance(value, str):
             return f"must be the name of a Keras {module[:-1]}"
-        if value in extra:
+        if value in extra or not _ASK_KERAS.get():
             return None
         keras = import_keras_for_api()  # quiet, as the rest of tuner imports it
 
@@ -89,6 +106,8 @@ def _keras_name(module: str, *, extra: tuple[str, ...] = ()) -> Check:
 def _optimizer_name(value: Any) -> str | None:
     if not isinstance(value, str):
         return "must be the name of a Keras optimizer"
+    if not _ASK_KERAS.get():
+        return None
     keras = import_keras_for_api()
 
     try:

@@ -24,6 +24,7 @@ resolved parameters with :meth:`SearchSpace.suggest`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from tuner.errors import Problem, SpaceError
-from tuner.space._catalogue import KNOBS
+from tuner.space._catalogue import KNOBS, names_known_to_keras
 from tuner.space._param import Param, suggest_one
 from tuner.space._validate import did_you_mean, validate
 from tuner.space._yaml import safe_load
@@ -229,7 +230,9 @@ def load_space(path: str | Path) -> SearchSpace:
     """Load and validate a space file.
 
     Args:
-        path: a YAML file, or the name of a shipped space (``default``, ``regularization``, ...).
+        path: a YAML file, or the name of a shipped space (``default``, ``regularization``, ...). A shipped
+            space named so is checked without asking Keras about its names (the test suite does), so
+            loading it does not import Keras.
 
     Returns:
         The validated :class:`SearchSpace`.
@@ -246,7 +249,9 @@ def load_space(path: str | Path) -> SearchSpace:
         raise SpaceError([Problem(source, "", f"no such file (shipped spaces: {known})", has_value=False)]) from None
     except (OSError, UnicodeDecodeError) as err:
         raise SpaceError([Problem(source, "", "must be a readable UTF-8 text file", value=str(err))]) from None
-    space = _parse(safe_load(text, source), source)
+    shipped = file in shipped_spaces().values()
+    with names_known_to_keras() if shipped else contextlib.nullcontext():
+        space = _parse(safe_load(text, source), source)
     if space.name == "space":
         space.name = file.stem
     return space
