@@ -333,3 +333,19 @@ def test_a_dataframe_with_a_text_column_keeps_one_encoding_for_every_split_and_f
     assert sorted(ds.preprocessing.labels) == ["no", "yes"]
     with pytest.raises(DataError, match="must be one of the categories seen in training"):
         ds.preprocessing.transform(frame.iloc[:2].assign(color="purple"))
+
+
+def test_in_memory_labels_keep_their_type_and_raw_rows_are_not_changed():
+    from tuner.data import from_arrays, from_frame
+
+    x = np.random.default_rng(0).normal(size=(60, 2))
+    assert from_arrays(x, np.array([0, 1, 2] * 20)).preprocessing.labels == (0, 1, 2)  # as an .npz file gives them
+    assert from_arrays(x, np.array([True, False] * 30)).preprocessing.labels == (False, True)
+    assert from_arrays(x, np.array(["a", "b"] * 30)).preprocessing.labels == ("a", "b")
+    frame = pd.DataFrame({1: x[:, 0], "b": x[:, 1], "t": [3, 4] * 30})
+    ds = from_frame(frame, target="t")
+    assert ds.preprocessing.labels == (3, 4)
+    rows = frame.drop(columns=["t"]).rename(columns=str)
+    rows.columns = pd.Index([1, "b"], dtype=object)  # the caller's own column labels
+    ds.preprocessing.transform(rows)
+    assert list(rows.columns) == [1, "b"]  # encoding a copy, not the caller's frame

@@ -78,7 +78,7 @@ HEAVY_DROPOUT = {  # measured: gap_loss about 0.044 with dropout 0.6 and 0.063 w
 
 
 @pytest.mark.slow
-def test_ablation_shows_the_gap_widening_without_dropout(tmp_path) -> None:
+def test_ablation_shows_the_gap_widening_without_dropout(tmp_path, capsys) -> None:
     storage, tracking = _stores(tmp_path)
     Study(SearchSpace.from_dict(HEAVY_DROPOUT), "digits", StudySettings(
         study_name="heavy", n_trials=1, storage=storage, tracking_uri=tracking, pruner="none",
@@ -103,6 +103,13 @@ def test_ablation_shows_the_gap_widening_without_dropout(tmp_path) -> None:
     report = build_report(results, storage=storage, tracking_uri=tracking)
     page = write_html(report, tmp_path / "report.html").read_text(encoding="utf-8")
     assert "What each regularizer of trial 0 bought" in page and html.escape(row["sentence"]) in page
+
+    # bad options on a study that has a complete trial: a usage error naming the option, nothing retrained
+    assert main(["explain", "heavy", "--storage", storage, "--no-log", "--trial", "7"]) == 2
+    assert "--trial: trial: must be the number of a complete trial of study 'heavy' (complete: [0])" in \
+        capsys.readouterr().err
+    assert main(["explain", "heavy", "--storage", storage, "--no-log", "--seeds", "0"]) == 2
+    assert "--seeds: seeds: must be a positive integer" in capsys.readouterr().err
 
 
 # -- is the winner luck? ---------------------------------------------------------------------------------

@@ -302,6 +302,16 @@ def test_a_study_leaves_no_tracking_uri_behind_and_its_best_model_loads_from_its
     assert model.predict(study.dataset.x_test[:3]).shape[0] == 3
 
 
+def test_a_stop_asked_for_once_does_not_stop_every_later_run(tmp_path):
+    from tuner.study import request_stop, stop_requested
+
+    request_stop()  # e.g. a notebook stopped an earlier study
+    study = Study(SearchSpace.from_dict(TINY_SPACE), "iris", _settings(tmp_path, n_trials=1, tracking_uri="none"))
+    study.run()
+    assert study.n_finished() == 1 and study.trials()[0].state == "complete"
+    assert not stop_requested()
+
+
 def test_tracking_none_runs_the_study_with_the_null_tracker(tmp_path):
     from tuner.tracking import NullTracker
 

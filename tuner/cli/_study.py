@@ -133,7 +133,7 @@ class StudyCommand(Command):
               f"{len(dataset.x_val)} val / {len(dataset.x_test)} test rows), space {study.space.name!r}, "
               f"objective {','.join(s.objective)}, {s.sampler} sampler, {s.pruner} pruner", file=sys.stderr)
         metric = s.objective[0]
-        gap_key = "gap_mae" if dataset.task == "regression" else "gap_accuracy"
+        gap_key = f"gap_{headline_metric(dataset.task)}"
 
         def on_trial(report: Any) -> None:
             value = report.values[0] if report.values else None

@@ -10,14 +10,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 from tuner.data._dataset import Dataset, data_error, split
 from tuner.data._load import _check_options
-from tuner.data._preprocessing import Preprocessing, describe_raw, table_columns
+from tuner.data._preprocessing import Preprocessing, table_columns
 from tuner.data._targets import check_test_classes, encode_target, label_str
 from tuner.errors import DataError, Problem
 from tuner.space import CATEGORICAL
@@ -129,9 +128,14 @@ def from_arrays(x: Any, y: Any, *, validation_data: Any = None, test_data: Any =
         splits = split(xs, enc_parts["y"], x_test=None if test is None else test[0],
                        y_test=enc_parts.get("test_data"), stratify=stratify, val_fraction=val_fraction,
                        test_fraction=test_fraction, seed=seed, where=_WHERE, class_names=names)
-    return Dataset(name=name, task=task_, **splits, n_classes=None if names is None else len(names),
-                   feature_names=feature_names or [f"x{i}" for i in range(int(math.prod(xs.shape[1:])))],
-                   class_names=names, source="arrays in memory")
+    dataset = Dataset(name=name, task=task_, **splits, n_classes=None if names is None else len(names),
+                      feature_names=feature_names or [f"x{i}" for i in range(int(math.prod(xs.shape[1:])))],
+                      class_names=names, source="arrays in memory")
+    if classes is None:
+        return dataset
+    # the exported model answers with the labels as given (0, 1, True...), not their text
+    labels = tuple(c.item() if isinstance(c, np.generic) else c for c in classes)
+    return dataclasses.replace(dataset, preprocessing=dataclasses.replace(dataset.preprocessing, labels=labels))
 
 
 def _split_with_validation(xs: np.ndarray, enc: dict[str, np.ndarray], val: Any, test: Any, stratify: bool,
@@ -201,9 +205,7 @@ def from_frame(frame: Any, *, target: str | None, categorical: str = "error", **
         if isinstance(options.get(key), pd.DataFrame):
             options[key] = xy(options[key], key)
     dataset = from_arrays(x, y, feature_names=list(table.feature_names), **options)
-    labels = describe_raw(SimpleNamespace(x=x, y=y, feature_names=table.feature_names, target_names=None),
-                          class_names=dataset.class_names).labels
-    return dataclasses.replace(dataset, preprocessing=dataclasses.replace(table, labels=labels))
+    return dataclasses.replace(dataset, preprocessing=dataclasses.replace(table, labels=dataset.preprocessing.labels))
 
 
 def in_memory_dataset(data: Any, **options: Any) -> Dataset:

@@ -157,8 +157,7 @@ class Preprocessing:
     def _encode_table(self, inputs: Any, where: str) -> np.ndarray:
         import pandas as pd
 
-        frame = inputs if isinstance(inputs, pd.DataFrame) else pd.DataFrame(inputs)
-        frame.columns = [str(c) for c in frame.columns]
+        frame = pd.DataFrame(inputs).rename(columns=str)  # a copy: the caller's frame keeps its column labels
         names = [c.name for c in self.columns]
         missing = [n for n in names if n not in frame.columns]
         if missing:

@@ -163,7 +163,7 @@ def load_best_model(study: Any, *, storage: str | None = None) -> Any:
     from tuner.model import ExportedModel
     from tuner.study._results import load_study_results
 
-    tracking_uri = None  # a study name: $MLFLOW_TRACKING_URI, else mlruns/
+    tracking_uri = None  # a study name: $MLFLOW_TRACKING_URI, else mlruns/mlflow.db
     if isinstance(study, str):
         name, optuna_study = study, load_study_results(study, storage=storage).study
     else:

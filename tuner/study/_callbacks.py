@@ -31,6 +31,11 @@ def request_stop() -> None:
     _STOP.set()
 
 
+def clear_stop() -> None:
+    """Forget an earlier :func:`request_stop`: a new run starts (:func:`tuner.study._loop.optimize`)."""
+    _STOP.clear()
+
+
 def stop_requested() -> bool:
     """Whether :func:`request_stop` was called in this process."""
     return _STOP.is_set()

@@ -17,7 +17,7 @@ from tuner._backend import import_keras_for_api
 from tuner._logging import get_logger
 from tuner.errors import TrialFailed
 from tuner.study._budget import BudgetLock, budget_counts
-from tuner.study._callbacks import check_stop
+from tuner.study._callbacks import check_stop, clear_stop
 from tuner.study._objective import Objective
 from tuner.study._record import INTERRUPTED, read_trial
 from tuner.study._results import TrialReport
@@ -38,7 +38,8 @@ def rss_mb() -> float:
         pass
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS, KiB elsewhere
+    return peak / (1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0)
 
 
 def optimize(study: Any, *, target: int, timeout: float | None, progress: bool,
@@ -57,6 +58,7 @@ def optimize(study: Any, *, target: int, timeout: float | None, progress: bool,
     debug = get_logger("tuner").isEnabledFor(10)
     optuna.logging.set_verbosity(optuna.logging.WARNING if debug else optuna.logging.ERROR)
     s = study.settings
+    clear_stop()  # a stop asked for an earlier run (a notebook's request_stop()) does not stop this one
     study.record_target(target)
     study.stopped_for = None
     missing = target - study.n_finished()

@@ -78,22 +78,23 @@ class Objective:
         study, s = self.study, self.study.settings
         tracker = study.tracker
         self.on_start()
-        check_stop()
-        params = study.space.suggest(trial)
-        hp, builder, train_params = None, study.builder, params
-        if study.user_model is not None and study.user_model.hypermodel is not None:  # build(hp) or a HyperModel
-            model_values = {k: v for k, v in params.items() if k in study.space.model_names}
-            hp, builder = study.user_model.for_trial(trial, study.space.params, model_values)
-            train_params = {**params, "data_pipeline": "arrays"}  # a user's fit() may pass its own batch_size
-        TrialRecord.write(trial, resolved_params=params, device=_device(), worker_pid=os.getpid())
-        run_id = tracker.start_trial(trial.number, params, study_name=s.study_name)
-        if run_id is not None:
-            TrialRecord.write(trial, mlflow_run_id=run_id)
-        callbacks = [*tracker.trial_callbacks(run_id), stop_callback()]
-        if not study.multi_objective:
-            callbacks.append(_PruningCallback(trial, s.objective[0], first_prunable_step(study._opened)).callback)
-        state, reason, result = "failed", None, None
+        # from here on, whatever stops the trial (Ctrl-C, a bad parameter) is recorded with its reason
+        state, reason, result, run_id, hp, params = "failed", None, None, None, None, {}
         try:
+            check_stop()
+            params = study.space.suggest(trial)
+            builder, train_params = study.builder, params
+            if study.user_model is not None and study.user_model.hypermodel is not None:  # build(hp) or a HyperModel
+                model_values = {k: v for k, v in params.items() if k in study.space.model_names}
+                hp, builder = study.user_model.for_trial(trial, study.space.params, model_values)
+                train_params = {**params, "data_pipeline": "arrays"}  # a user's fit() may pass its own batch_size
+            TrialRecord.write(trial, resolved_params=params, device=_device(), worker_pid=os.getpid())
+            run_id = tracker.start_trial(trial.number, params, study_name=s.study_name)
+            if run_id is not None:
+                TrialRecord.write(trial, mlflow_run_id=run_id)
+            callbacks = [*tracker.trial_callbacks(run_id), stop_callback()]
+            if not study.multi_objective:
+                callbacks.append(_PruningCallback(trial, s.objective[0], first_prunable_step(study._opened)).callback)
             result = train_model(train_params, study.dataset, seed=s.seed + trial.number, callbacks=callbacks,
                                  builder=builder, gap_subset=s.gap_subset)
             values = [float(result.metrics[m]) for m in s.objective]

@@ -17,7 +17,6 @@ Keras and the training stage are imported inside the functions, so that importin
 from __future__ import annotations
 
 import dataclasses
-import gc
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -171,8 +170,16 @@ def open_for_retraining(study: Any, storage: str | None = None, *, builder: Call
 
 
 def resolved_params(optuna_study: Any, number: int) -> dict[str, Any]:
-    """The parameters trial ``number`` was trained with (every knob, as the builder saw them)."""
-    trial = optuna_study.trials[number]
+    """The parameters trial ``number`` was trained with (every knob, as the builder saw them).
+
+    Raises:
+        ConfigError: when the study has no complete trial ``number`` (``--trial``).
+    """
+    complete = {t.number: t for t in optuna_study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"}
+    if number not in complete:
+        raise ConfigError([Problem("--trial", "trial", f"must be the number of a complete trial of study "
+                                   f"{optuna_study.study_name!r} (complete: {sorted(complete)})", value=number)])
+    trial = complete[number]
     stored = read_trial(trial).resolved_params
     return dict(stored) if stored else dict(trial.params)
 
@@ -213,6 +220,5 @@ def retrain(study: Any, params: Mapping[str, Any], seeds: Sequence[int]) -> list
         except TrialFailed as err:
             runs.append({"failed": str(err), "seed": int(seed)})
         finally:
-            keras.backend.clear_session()
-            gc.collect()
+            keras.backend.clear_session()  # which collects garbage too
     return runs

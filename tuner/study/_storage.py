@@ -17,6 +17,7 @@ from typing import Any
 from tuner._logging import get_logger
 from tuner._store import journal_path, mask_secrets, sqlite_path, storage_trouble
 from tuner.errors import ConfigError, Problem
+from tuner.space import KNOBS
 from tuner.study._callbacks import _StaleTrialHandler
 from tuner.study._record import StudyRecord
 from tuner.study._settings import DEFAULT_N_TRIALS, StudySettings
@@ -156,10 +157,11 @@ def _sampler(s: StudySettings, space: Any) -> Any:
 
 
 def _max_epochs(space: Any) -> int:
+    default = int(KNOBS["epochs"].default)
     p = space.params.get("epochs")
     if p is None:
-        return 20
-    return int(p.value if p.is_fixed else (p.high if p.high is not None else max(p.choices or [20])))
+        return default
+    return int(p.value if p.is_fixed else (p.high if p.high is not None else max(p.choices or [default])))
 
 
 def _pruner(s: StudySettings, space: Any) -> tuple[Any, tuple[int, int] | None]:

@@ -52,7 +52,7 @@ class EpochLogger(keras.callbacks.Callback):
         return rows
 
 
-def learning_curves_figure(history: dict[str, list[float]], *, title: str = "") -> Any:
+def learning_curves_figure(history: dict[str, list[float]]) -> Any:
     """A small matplotlib figure of a trial's honest curves: train/val loss, train/val metric, and the gaps.
 
     Returns None when the history has no honest ``train_loss``/``val_loss`` (nothing to draw).
@@ -63,7 +63,7 @@ def learning_curves_figure(history: dict[str, list[float]], *, title: str = "") 
 
     metric = next((k[len("val_"):] for k in history if k.startswith("val_") and k != "val_loss"), None)
     fig = Figure(figsize=(9, 3), dpi=80)
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.16, top=0.86 if title else 0.9, wspace=0.25)  # not
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.16, top=0.9, wspace=0.25)  # not
     # tight_layout, which draws the figure once more to measure it (60 ms of a trial's 0.1-0.2 s plot)
     panels = [("loss", ["train_loss", "val_loss"]), (metric, [f"train_{metric}", f"val_{metric}"]),
               ("gap", ["gap_loss", f"gap_{metric}"])]
@@ -76,7 +76,5 @@ def learning_curves_figure(history: dict[str, list[float]], *, title: str = "") 
         ax.set_title(str(name))
         ax.set_xlabel("epoch")
         ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=9)
     return fig
 

@@ -278,7 +278,7 @@ def load_logged_model(model_uri: str, *, tracking_uri: str | None = None) -> Any
     from tuner.errors import ConfigError, Problem
     from tuner.tracking._pyfunc import TunerPyfunc
 
-    with fluent_tracking_uri(tracking_uri) if tracking_uri else contextlib.nullcontext():
+    with fluent_tracking_uri(tracking_uri or default_tracking_uri()):
         python_model = mlflow.pyfunc.load_model(model_uri)
     try:
         inner = python_model.unwrap_python_model()
