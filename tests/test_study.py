@@ -302,6 +302,64 @@ def test_a_study_leaves_no_tracking_uri_behind_and_its_best_model_loads_from_its
     assert model.predict(study.dataset.x_test[:3]).shape[0] == 3
 
 
+@pytest.fixture(params=["cli", "python"])
+def ctrl_c(request, monkeypatch):
+    """The CLI's SIGINT handler (or Python's own, as in a script or notebook), and a way to press Ctrl-C (a real
+    signal to this process) inside a tracker method."""
+    from tuner.cli._main import _install_interrupt_handler
+    from tuner.tracking import MlflowTracker
+
+    previous = signal.getsignal(signal.SIGINT)
+    if request.param == "cli":
+        _install_interrupt_handler()
+    else:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def press_during(method, when=lambda *a, **kw: True):
+        original = getattr(MlflowTracker, method)
+
+        def pressed(self, *args, **kwargs):
+            if when(*args, **kwargs):
+                os.kill(os.getpid(), signal.SIGINT)  # delivered at once, halfway through the method
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(MlflowTracker, method, pressed)
+
+    yield press_during
+    signal.signal(signal.SIGINT, previous)
+
+
+def _runs(tmp_path: Path, name: str = "e2e") -> dict[str, str]:
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name(name).experiment_id])
+    return {"study" if r.data.tags["tuner.kind"] == "study" else r.info.run_name: r.info.status for r in runs}
+
+
+def test_ctrl_c_while_a_trial_run_is_being_opened_still_closes_it(tmp_path, monkeypatch, ctrl_c):
+    from tuner.tracking import MlflowTracker
+
+    opening = []
+    start_trial = MlflowTracker.start_trial
+    monkeypatch.setattr(MlflowTracker, "start_trial", lambda self, *a, **kw: opening.append(1) or start_trial(self, *a, **kw))
+    ctrl_c("log_dataset", when=lambda run_id: bool(opening))  # the trial's run exists; its id is not returned yet
+    study = Study(SearchSpace.from_dict(TINY_SPACE), "iris", _settings(tmp_path, n_trials=2))
+    with pytest.raises(KeyboardInterrupt):
+        study.run()
+    trial = study.optuna_study.trials[0]
+    assert trial.state.name == "FAIL" and trial.user_attrs["fail_reason"] == "interrupted"
+    assert trial.user_attrs["mlflow_run_id"]
+    assert _runs(tmp_path) == {"trial-0": "KILLED", "study": "KILLED"}
+
+
+def test_ctrl_c_while_a_finished_trial_is_recorded_keeps_it_and_stops_after_it(tmp_path, ctrl_c):
+    ctrl_c("log_metrics", when=lambda run_id, rows, tags=None: (tags or {}).get("state") == "complete")
+    study = Study(SearchSpace.from_dict(TINY_SPACE), "iris", _settings(tmp_path, n_trials=2))
+    with pytest.raises(KeyboardInterrupt):
+        study.run()
+    assert [t.state.name for t in study.optuna_study.trials] == ["COMPLETE"]  # recorded whole; no second trial
+    assert _runs(tmp_path) == {"trial-0": "FINISHED", "study": "KILLED"}
+
+
 def test_a_stop_asked_for_once_does_not_stop_every_later_run(tmp_path):
     from tuner.study import request_stop, stop_requested
 

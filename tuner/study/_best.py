@@ -16,6 +16,7 @@ from typing import Any
 from tuner._logging import get_logger
 from tuner._store import DEFAULT_STORE, journal_path, sqlite_path
 from tuner.errors import ConfigError, Problem
+from tuner.study._callbacks import deferring_interrupts
 from tuner.study._record import StudyRecord, read_trial
 
 __all__ = ["BestModel", "close_tracking", "load_best_model", "model_folder", "register_best_model"]
@@ -106,7 +107,8 @@ def close_tracking(study: Any, status: str) -> None:
         best = study._best.finish(study)
     finally:
         try:
-            study.tracker.end_study(status=status, best=best)
+            with deferring_interrupts(raise_after=False):  # a study run is never left RUNNING halfway
+                study.tracker.end_study(status=status, best=best)
         except Exception as err:
             _logger.warning("could not close the study's tracking run: %s", err)
         study.tracker = NullTracker()

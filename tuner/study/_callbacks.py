@@ -6,20 +6,23 @@ Keras and Optuna are imported inside the callbacks, so that importing tuner stay
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from tuner._logging import get_logger
 from tuner.study._record import StudyRecord, read_trial
 
-__all__ = ["request_stop", "stop_requested"]
+__all__ = ["deferring_interrupts", "interrupt", "request_stop", "stop_requested"]
 
 _logger = get_logger(__name__)
 
 _STOP = threading.Event()
+_DEFERRING = [0]  # depth of open deferring_interrupts() blocks (signal handlers run in the main thread)
 
 
 def request_stop() -> None:
@@ -45,6 +48,46 @@ def check_stop() -> None:
     """Raise ``KeyboardInterrupt`` once :func:`request_stop` was called."""
     if _STOP.is_set():
         raise KeyboardInterrupt
+
+
+def interrupt() -> None:
+    """What Ctrl-C does (the CLI's SIGINT handler calls it): request a stop and raise ``KeyboardInterrupt`` now,
+    or, inside :func:`deferring_interrupts`, once that block has ended."""
+    request_stop()
+    if not _DEFERRING[0]:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def deferring_interrupts(*, raise_after: bool = True) -> Iterator[None]:
+    """Hold a Ctrl-C back until the block ends: a tracking run opened or closed halfway would stay RUNNING.
+
+    Args:
+        raise_after: raise the held ``KeyboardInterrupt`` when the block ends. `False` in cleanup code,
+            where the stop is left to the next :func:`check_stop`. Defaults to `True`.
+    """
+    _DEFERRING[0] += 1
+    try:
+        yield
+    finally:
+        _DEFERRING[0] -= 1
+    if raise_after and not _DEFERRING[0]:
+        check_stop()
+
+
+@contextlib.contextmanager
+def interrupts_deferrable() -> Iterator[None]:
+    """While a study runs in a script or notebook (Python's own SIGINT handler), route Ctrl-C through
+    :func:`interrupt`, as the CLI does, so that :func:`deferring_interrupts` holds it back there too."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    signal.signal(signal.SIGINT, lambda signum, frame: interrupt())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def stop_callback() -> Any:

@@ -17,7 +17,7 @@ from tuner._backend import import_keras_for_api
 from tuner._logging import get_logger
 from tuner.errors import TrialFailed
 from tuner.study._budget import BudgetLock, budget_counts
-from tuner.study._callbacks import check_stop, clear_stop
+from tuner.study._callbacks import check_stop, clear_stop, interrupts_deferrable
 from tuner.study._objective import Objective
 from tuner.study._record import INTERRUPTED, read_trial
 from tuner.study._results import TrialReport
@@ -63,7 +63,7 @@ def optimize(study: Any, *, target: int, timeout: float | None, progress: bool,
     study.stopped_for = None
     missing = target - study.n_finished()
     try:
-        with study.tracking():
+        with interrupts_deferrable(), study.tracking():
             # Move everything alive now (TensorFlow, Keras, the dataset) out of the garbage collector's view:
             # the collection after each trial then walks only that trial's objects (about 2 s -> 0.03 s per
             # trial on 2 cores; benchmarks/overhead.py). No collection first (it costs about 1 s): garbage

@@ -12,7 +12,7 @@ from typing import Any
 
 from tuner._logging import get_logger
 from tuner.errors import ConfigError, TrialFailed
-from tuner.study._callbacks import _PruningCallback, check_stop, stop_callback
+from tuner.study._callbacks import _PruningCallback, check_stop, deferring_interrupts, stop_callback
 from tuner.study._record import INTERRUPTED, TrialRecord
 from tuner.study._storage import first_prunable_step
 
@@ -89,9 +89,10 @@ class Objective:
                 hp, builder = study.user_model.for_trial(trial, study.space.params, model_values)
                 train_params = {**params, "data_pipeline": "arrays"}  # a user's fit() may pass its own batch_size
             TrialRecord.write(trial, resolved_params=params, device=_device(), worker_pid=os.getpid())
-            run_id = tracker.start_trial(trial.number, params, study_name=s.study_name)
-            if run_id is not None:
-                TrialRecord.write(trial, mlflow_run_id=run_id)
+            with deferring_interrupts():  # a Ctrl-C here arrives once run_id is known, so the run gets closed
+                run_id = tracker.start_trial(trial.number, params, study_name=s.study_name)
+                if run_id is not None:
+                    TrialRecord.write(trial, mlflow_run_id=run_id)
             callbacks = [*tracker.trial_callbacks(run_id), stop_callback()]
             if not study.multi_objective:
                 callbacks.append(_PruningCallback(trial, s.objective[0], first_prunable_step(study._opened)).callback)
@@ -129,7 +130,9 @@ class Objective:
             if hp is not None and any(k not in params or params[k] != v for k, v in hp.values.items()):
                 TrialRecord.write(trial, resolved_params={**params, **hp.values})  # asked by fit() or late
             try:
-                tracker.end_trial(run_id, state=state, metrics=_trial_metrics(result), tags=_trial_tags(result, reason))
+                with deferring_interrupts(raise_after=False):  # the loop stops after this trial is told
+                    tracker.end_trial(run_id, state=state, metrics=_trial_metrics(result),
+                                      tags=_trial_tags(result, reason))
             except Exception as err:  # tracking must not lose the Optuna result
                 _logger.warning("could not close the tracking run of trial %d: %s", trial.number, err)
             if result is not None:
