@@ -547,3 +547,30 @@ def test_load_study_results_is_what_the_report_reads(stores):
     assert len(rep.top) == 2
     assert rep.mlflow["tracking_uri"] == stores["tracking"]  # found beside the SQLite Optuna storage
     assert not math.isnan(rep.top[0]["objective"]["val_loss"])
+
+
+def test_report_and_ui_find_the_mlflow_store_a_study_ran_with(tmp_path):
+    """A study tracked in a store of its own (``--tracking-uri``) is reported and opened from that store."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    storage, uri = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{elsewhere}/mlflow.db"
+    space = SearchSpace.from_dict({**SPACE, "parameters": {**SPACE["parameters"], "epochs": 1}})
+    Study(space, "iris", StudySettings(study_name="own", n_trials=1, storage=storage, tracking_uri=uri)).run()
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("own").experiment_id
+    study_run = client.search_runs([experiment], filter_string="tags.`tuner.kind` = 'study'")[0]
+
+    rc, out = _run_cli(["report", "own", "--storage", storage, "--json"])
+    assert rc == 0
+    mlflow_info = json.loads(out)["mlflow"]
+    assert mlflow_info["experiment_id"] == experiment and mlflow_info["note"] is None
+    assert study_run.info.run_id in json.dumps(mlflow_info)
+
+    proc = subprocess.Popen([sys.executable, "-m", "tuner", "ui", "own", "--storage", storage, "--port", "1"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline()
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert line.startswith(f"MLflow UI for {uri} at http://127.0.0.1:1/#/experiments/{experiment}/runs"), line

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["DEFAULT_STORE", "STORAGE_ENV", "default_storage", "default_tracking_uri", "sqlite_path", "journal_path",
-           "local_store_dir", "tracking_beside", "mask_secrets", "masked", "storage_trouble",
+           "local_store_dir", "study_tracking_uri", "tracking_beside", "mask_secrets", "masked", "storage_trouble",
            "connection_lost"]
 
 DEFAULT_STORE = Path("mlruns")
@@ -94,6 +94,20 @@ def tracking_beside(storage: str) -> str | None:
             return f"{_SQLITE}{beside.as_posix()}"
     default = DEFAULT_STORE / "mlflow.db"
     return f"{_SQLITE}{default.as_posix()}" if default.exists() else None
+
+
+def study_tracking_uri(storage: str, *, given: str | None = None, recorded: str | None = None) -> str | None:
+    """The MLflow store of a study, for every command that reads or opens it (``report``, ``ui``, ``sync``).
+
+    The one ``given`` (``"none"``: None); else the one the study ran with (``recorded`` in its recipe;
+    ``"none"`` when it ran with tracking off); else ``MLFLOW_TRACKING_URI``; else the ``mlflow.db`` beside a
+    SQLite Optuna storage, or the default ``mlruns/mlflow.db``, when one exists (:func:`tracking_beside`).
+    None when there is none.
+    """
+    chosen = given or recorded
+    if chosen == "none":
+        return None
+    return chosen or os.environ.get("MLFLOW_TRACKING_URI") or tracking_beside(storage)
 
 
 # a database server that went away or is restarting: tuner retries these for a while (tuner.study._retry)

@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-from tuner._store import default_tracking_uri, mask_secrets
+from tuner._store import default_storage, default_tracking_uri, mask_secrets, study_tracking_uri
 from tuner.cli._base import EXIT_OK, EXIT_USAGE, Command, add_store_options, fmt, print_json, table
 from tuner.errors import ConfigError, Problem
 
@@ -119,19 +119,23 @@ class UiCommand(Command):
 
     def take_action(self, args: argparse.Namespace) -> int:
         uri = args.tracking_uri or default_tracking_uri()
-        # the store URI (a password in it) goes through the environment, not the command line that `ps` shows
-        cmd = [sys.executable, "-m", "mlflow", "ui", "--host", args.host, "--port", str(args.port)]
-        env = dict(os.environ, MLFLOW_BACKEND_STORE_URI=uri)
         url = f"http://{args.host}:{args.port}"
         if args.study:
             from tuner.study import StudyRecord, load_study_results
 
-            experiment = StudyRecord(load_study_results(args.study, storage=args.storage).study).mlflow_experiment_id
+            storage = args.storage or default_storage()
+            record = StudyRecord(load_study_results(args.study, storage=storage).study)
+            experiment = record.mlflow_experiment_id
             if experiment is None:
                 raise ConfigError([Problem(f"study {args.study!r}", "tracking", "has no MLflow runs (it ran with "
                                            "tracking off)", has_value=False)])
+            recorded = (record.recipe.get("settings") or {}).get("tracking_uri")
+            uri = study_tracking_uri(storage, given=args.tracking_uri, recorded=recorded) or uri  # where it ran
             # MLflow 3.17's UI follows its GenAI/model-training switch (GenAI by default) over the experiment's kind
             url += f"/#/experiments/{experiment}/runs?workflowType=machine_learning"
+        # the store URI (a password in it) goes through the environment, not the command line that `ps` shows
+        cmd = [sys.executable, "-m", "mlflow", "ui", "--host", args.host, "--port", str(args.port)]
+        env = dict(os.environ, MLFLOW_BACKEND_STORE_URI=uri)
         print(f"MLflow UI for {mask_secrets(uri)} at {url} (Ctrl-C stops it)", flush=True)
         sys.stderr.flush()
         # this process becomes the MLflow server, so a signal to it (Ctrl-C, SIGTERM) stops the server too

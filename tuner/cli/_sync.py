@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from tuner._store import default_storage, mask_secrets
+from tuner._store import default_storage, default_tracking_uri, mask_secrets, study_tracking_uri
 from tuner.cli._base import EXIT_OK, Command, add_store_options, print_json
 
 __all__ = ["SyncCommand"]
@@ -32,16 +32,15 @@ class SyncCommand(Command):
         parser.add_argument("--json", action="store_true", help="print the trials written as JSON.")
 
     def take_action(self, args: argparse.Namespace) -> int:
-        from tuner.report import resolve_tracking_uri
         from tuner.study import StudyRecord, load_study_results
         from tuner.tracking import TRACKING_OFF, probe_tracking, sync_trials
 
         storage = args.storage or default_storage()
         results = load_study_results(args.study, storage=storage)
-        recipe_uri = (StudyRecord(results.study).recipe.get("settings") or {}).get("tracking_uri")
-        uri = args.tracking_uri or recipe_uri or resolve_tracking_uri(storage)
-        if uri == TRACKING_OFF:
-            uri = resolve_tracking_uri(storage)
+        recorded = (StudyRecord(results.study).recipe.get("settings") or {}).get("tracking_uri")
+        if recorded == TRACKING_OFF:  # a study run with tracking off is synced to the store beside it
+            recorded = None
+        uri = study_tracking_uri(storage, given=args.tracking_uri, recorded=recorded) or default_tracking_uri()
         probe_tracking(uri)
         frozen = {t.number: t for t in results.study.get_trials(deepcopy=False)}
         objective = results.objective[0] if results.objective else "objective"

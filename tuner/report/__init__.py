@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from tuner.report._analysis import (IMPORTANCE_EVALUATORS, GapAnalysis, Importances, KnobEffect, gap_analysis,
                                     param_importances)
-from tuner.report._build import StudyReport, build_report, make_plots, resolve_tracking_uri
+from tuner.report._build import StudyReport, build_report, make_plots
 from tuner.report._explain import ablate, ablation_table, confirm, confirmation_table, explain, lesson_sections
 from tuner.report._plots import (VERDICT_COLORS, PlotFile, PlotSet, log_plots, log_trial_plots, metric_history,
                                  plot_gap_vs_knobs, plot_learning_curves, regularization_knobs, study_plots,
@@ -40,4 +40,4 @@ __all__ = ["ablate", "ablation_table", "confirm", "confirmation_table", "explain
            "SELECTION_RULES", "StudyReport", "VERDICT_COLORS", "build_report", "clear_selection", "gap_analysis",
            "log_plots", "log_trial_plots", "make_plots", "metric_history", "param_importances", "pareto_front",
            "plot_gap_vs_knobs", "plot_learning_curves", "print_report", "regularization_knobs", "report_json",
-           "resolve_tracking_uri", "select_trial", "study_plots", "trial_plots", "write_html"]
+           "select_trial", "study_plots", "trial_plots", "write_html"]

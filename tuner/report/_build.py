@@ -12,13 +12,12 @@ plots' Matplotlib and Optuna), so importing this module stays light.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tuner._store import mask_secrets, masked, sqlite_path, tracking_beside
+from tuner._store import mask_secrets, masked, sqlite_path, study_tracking_uri
 from tuner.errors import ConfigError, Problem
 from tuner.report._analysis import GapAnalysis, Importances, evaluator_for, gap_analysis, param_importances
 from tuner.report._plots import PlotSet, log_plots, study_plots, trial_plots
@@ -26,7 +25,7 @@ from tuner.report._selection import pareto_front
 from tuner.report._trials import complete_trials, study_metric, varying_params
 from tuner.study import StudyRecord, StudyResults, TrialReport
 
-__all__ = ["StudyReport", "build_report", "make_plots", "resolve_tracking_uri"]
+__all__ = ["StudyReport", "build_report", "make_plots"]
 
 
 @dataclasses.dataclass
@@ -71,21 +70,6 @@ class StudyReport:
             "plots": {"files": [f.to_dict() for f in self.plots.files], "skipped": self.plots.skipped},
             "lessons": self.lessons,
         }
-
-
-def resolve_tracking_uri(storage: str, tracking_uri: str | None = None) -> str | None:
-    """The MLflow store of a study: the one given, else ``MLFLOW_TRACKING_URI``, else the ``mlflow.db``
-    beside a SQLite Optuna storage (the layout ``python -m tuner study`` writes), else
-    ``sqlite:///mlruns/mlflow.db`` when it exists. `None` when there is none (or ``"none"`` was given).
-    """
-    if tracking_uri == "none":
-        return None
-    if tracking_uri:
-        return tracking_uri
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
-        return env
-    return tracking_beside(storage)
 
 
 def _mlflow_context(results: StudyResults, tracking_uri: str | None) -> dict[str, Any]:
@@ -166,8 +150,8 @@ def build_report(results: StudyResults, *, storage: str | None = None, tracking_
         results: from :func:`tuner.study.load_study_results`.
         storage: the Optuna storage URL the study was loaded from (shown, and used to find the MLflow
             store beside it). Defaults to the study's own storage URL when it has one.
-        tracking_uri: the MLflow store; `None` finds it with :func:`resolve_tracking_uri`, ``"none"``
-            leaves MLflow out. Defaults to `None`.
+        tracking_uri: the MLflow store; `None`: the one the study ran with (see
+            :func:`tuner._store.study_tracking_uri`); ``"none"`` leaves MLflow out. Defaults to `None`.
         top: how many complete trials the table lists. Defaults to `10`.
         evaluator: the Optuna importance evaluator (see :func:`param_importances`). Defaults to `"fanova"`.
         seed: the evaluator's seed. Defaults to `0`.
@@ -192,8 +176,9 @@ def build_report(results: StudyResults, *, storage: str | None = None, tracking_
     complete = complete_trials(study)
     varying = varying_params(complete)
     front = set(pareto_front(results)) if results.multi_objective else set()
-    mlflow_info = _mlflow_context(results, resolve_tracking_uri(storage, tracking_uri))
-    if tracking_uri == "none":
+    recorded = (record.recipe.get("settings") or {}).get("tracking_uri")
+    mlflow_info = _mlflow_context(results, study_tracking_uri(storage, given=tracking_uri, recorded=recorded))
+    if (tracking_uri or recorded) == "none":
         mlflow_info["note"] = "MLflow left out (tracking URI 'none'): no learning curves or artifacts"
     reports = {t.number: t for t in results.trials()}
     sign = -1.0 if directions[0] == "maximize" else 1.0

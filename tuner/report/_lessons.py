@@ -21,7 +21,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tuner.report._build import _mlflow_context, resolve_tracking_uri
+from tuner._store import study_tracking_uri
+from tuner.report._build import _mlflow_context
 from tuner.report._plots import _new_figure
 from tuner.study import StudyRecord, StudyResults
 
@@ -89,7 +90,7 @@ def record_lesson(optuna_study: Any, kind: str, data: dict[str, Any], *, storage
         headers, rows: its table.
         figure: draws its plot from ``data``.
         tracking_uri: the MLflow store; `None`: the one in the study's recipe, else the one beside its
-            storage (:func:`~tuner.report.resolve_tracking_uri`). ``"none"`` logs nothing. Defaults to `None`.
+            storage (:func:`tuner._store.study_tracking_uri`). ``"none"`` logs nothing. Defaults to `None`.
         log: log to MLflow at all. Defaults to `True`.
 
     Returns:
@@ -99,7 +100,7 @@ def record_lesson(optuna_study: Any, kind: str, data: dict[str, Any], *, storage
     data["mlflow"] = {"run_id": None, "artifacts": [], "note": "not logged"}
     if log:
         recipe_uri = StudyRecord(optuna_study).recipe.get("settings", {}).get("tracking_uri")
-        uri = resolve_tracking_uri(storage, tracking_uri or recipe_uri)
+        uri = study_tracking_uri(storage, given=tracking_uri, recorded=recipe_uri)
         info = _mlflow_context(StudyResults(optuna_study), uri)
         run_id = info.get("parent_run_id")
         if run_id is None:
