@@ -252,8 +252,9 @@ def test_sigint_keeps_finished_trials_and_the_rerun_reaches_the_total(tmp_path):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
-    while time.time() < deadline and _complete_count(tmp_path / "mlruns" / "optuna.db") < 2:
+    while time.time() < deadline and proc.poll() is None and _complete_count(tmp_path / "mlruns" / "optuna.db") < 2:
         time.sleep(0.5)
+    assert proc.poll() is None, proc.communicate()[1][-3000:]  # still running (it has 6 trials of 25 epochs to go)
     assert _complete_count(tmp_path / "mlruns" / "optuna.db") >= 2
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
