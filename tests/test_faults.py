@@ -88,6 +88,15 @@ def test_a_tracking_server_stopped_mid_study_loses_no_trial_and_sync_writes_the_
         assert sorted(int(r.data.tags["optuna_trial_number"]) for r in runs if r.info.status == "FINISHED") == [0, 1, 2, 3]
         synced = [r for r in runs if r.data.tags.get("tuner.synced") == "true"]
         assert len(synced) == 3 and all("best_val_accuracy" in r.data.metrics for r in synced)
+        # a synced run ends with the same summary metrics and diagnosis tags as the run the study wrote itself
+        live = next(r for r in runs if r.data.tags["optuna_trial_number"] == "0")
+
+        def summary(run):
+            return ({k for k in run.data.metrics if k.startswith(("best_", "final_")) or k in ("n_params", "wall_time")},
+                    {k for k in ("verdict", "verdict_reason", "suggestion") if k in run.data.tags})
+
+        assert summary(live)[0] >= {"final_val_accuracy", "best_gap_loss", "final_gap_loss", "best_epoch", "n_params"}
+        assert all(summary(r) == summary(live) for r in synced)
         again = _tuner("sync", "gone", "--storage", storage, cwd=tmp_path)
         assert "wrote 0 trial runs" in again.stdout  # idempotent
     finally:

@@ -32,7 +32,7 @@ class SyncCommand(Command):
         parser.add_argument("--json", action="store_true", help="print the trials written as JSON.")
 
     def take_action(self, args: argparse.Namespace) -> int:
-        from tuner.study import StudyRecord, load_study_results
+        from tuner.study import INTERRUPTED, StudyRecord, load_study_results, read_trial
         from tuner.tracking import TRACKING_OFF, probe_tracking, sync_trials
 
         storage = args.storage or default_storage()
@@ -48,15 +48,12 @@ class SyncCommand(Command):
         for report in results.trials():
             if report.state not in ("complete", "pruned", "fail"):
                 continue
-            metrics = {f"best_{k}": v for k, v in report.metrics.items() if isinstance(v, (int, float))}
-            metrics.update({k: v for k, v in (("best_epoch", report.best_epoch), ("n_params", report.n_params),
-                                              ("wall_time", report.wall_time)) if v is not None})
-            tags = {"verdict": report.verdict, "verdict_reason": report.reason, "suggestion": report.suggestion,
-                    "fail_reason": report.fail_reason}
-            state = "interrupted" if report.fail_reason == "interrupted" else report.state
+            record = read_trial(frozen[report.number])  # the same metrics and tags a study's trial run ends with
+            state = "interrupted" if report.fail_reason == INTERRUPTED else report.state
             curve = [(objective, float(v), int(step)) for step, v in frozen[report.number].intermediate_values.items()]
-            trials.append({"number": report.number, "state": state, "params": report.params, "metrics": metrics,
-                           "tags": {k: v for k, v in tags.items() if v is not None}, "curve": curve})
+            trials.append({"number": report.number, "state": state, "params": report.params,
+                           "metrics": record.tracking_metrics(), "tags": record.tracking_tags(report.fail_reason),
+                           "curve": curve})
         written = sync_trials(args.study, trials, tracking_uri=uri)
         if args.json:
             print_json({"study": args.study, "tracking_uri": mask_secrets(uri), "written": written})

@@ -34,25 +34,6 @@ def _device() -> str:
     return f"{name} (CUDA_VISIBLE_DEVICES={visible})" if visible and "gpu" in name else name
 
 
-def _trial_metrics(result: Any) -> dict[str, float]:
-    if result is None:
-        return {}
-    out = {f"best_{k}": v for k, v in result.metrics.items()}
-    out.update({f"final_{k}": v for k, v in result.final_metrics.items()})
-    out.update(best_epoch=result.best_epoch, n_params=result.n_params, wall_time=result.wall_time)
-    return out
-
-
-def _trial_tags(result: Any, reason: str | None) -> dict[str, Any]:
-    tags: dict[str, Any] = {}
-    if result is not None:
-        tags.update(verdict=result.diagnosis.verdict, verdict_reason=result.diagnosis.reason,
-                    suggestion=result.diagnosis.suggestion)
-    if reason:
-        tags["fail_reason"] = reason
-    return tags
-
-
 class Objective:
     """The Optuna objective of a :class:`~tuner.study.Study`: one real training run per trial.
 
@@ -131,8 +112,9 @@ class Objective:
                 TrialRecord.write(trial, resolved_params={**params, **hp.values})  # asked by fit() or late
             try:
                 with deferring_interrupts(raise_after=False):  # the loop stops after this trial is told
-                    tracker.end_trial(run_id, state=state, metrics=_trial_metrics(result),
-                                      tags=_trial_tags(result, reason))
+                    record = TrialRecord() if result is None else TrialRecord.from_result(result)
+                    tracker.end_trial(run_id, state=state, metrics=record.tracking_metrics(),
+                                      tags=record.tracking_tags(reason))
             except Exception as err:  # tracking must not lose the Optuna result
                 _logger.warning("could not close the tracking run of trial %d: %s", trial.number, err)
             if result is not None:

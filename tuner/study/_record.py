@@ -69,18 +69,43 @@ class TrialRecord:
                 raise KeyError(f"TrialRecord has no field {key!r}")
             trial.set_user_attr(key, value)
 
+    @classmethod
+    def from_result(cls, result: Any) -> TrialRecord:
+        """The record of a finished training run (a :class:`~tuner.training.TrainResult`)."""
+        return cls(metrics=dict(result.metrics), final_metrics=dict(result.final_metrics),
+                   verdict=result.diagnosis.verdict, reason=result.diagnosis.reason,
+                   suggestion=result.diagnosis.suggestion, best_epoch=result.best_epoch,
+                   epochs_run=result.epochs_run, n_params=result.n_params, wall_time=round(result.wall_time, 3))
+
     @staticmethod
     def write_result(trial: Any, result: Any) -> None:
         """Store a finished training run (a :class:`~tuner.training.TrainResult`)."""
-        metric = result.metric
-        TrialRecord.write(trial, metrics=result.metrics, final_metrics=result.final_metrics,
-                          verdict=result.diagnosis.verdict, reason=result.diagnosis.reason,
-                          suggestion=result.diagnosis.suggestion, best_epoch=result.best_epoch,
-                          epochs_run=result.epochs_run, n_params=result.n_params,
-                          wall_time=round(result.wall_time, 3))
+        record = TrialRecord.from_result(result)
+        TrialRecord.write(trial, **{k: getattr(record, k) for k in _RESULT_FIELDS})
         # the gaps stand at the top level too: Optuna's dashboard and trials_dataframe show them as columns
+        metric = result.metric
         trial.set_user_attr("gap_loss", result.metrics.get("gap_loss"))
         trial.set_user_attr(f"gap_{metric}", result.metrics.get(f"gap_{metric}"))
+
+    # -- what a trial's tracking run ends with (written by the objective, and by ``sync`` from the storage) --
+    def tracking_metrics(self) -> dict[str, float]:
+        """``best_*`` (the chosen epoch), ``final_*`` (the last epoch run), ``best_epoch``, ``n_params``, ``wall_time``."""
+        out = {f"best_{k}": v for k, v in self.metrics.items() if isinstance(v, (int, float))}
+        out.update({f"final_{k}": v for k, v in self.final_metrics.items() if isinstance(v, (int, float))})
+        out.update({k: v for k, v in (("best_epoch", self.best_epoch), ("n_params", self.n_params),
+                                      ("wall_time", self.wall_time)) if v is not None})
+        return out
+
+    def tracking_tags(self, reason: str | None = None) -> dict[str, str]:
+        """The diagnosis (``verdict``, ``verdict_reason``, ``suggestion``) and ``fail_reason`` (``reason``, else
+        the stored fail or prune reason)."""
+        tags = {"verdict": self.verdict, "verdict_reason": self.reason, "suggestion": self.suggestion,
+                "fail_reason": reason or self.fail_reason or self.prune_reason}
+        return {k: v for k, v in tags.items() if v is not None}
+
+
+_RESULT_FIELDS = ("metrics", "final_metrics", "verdict", "reason", "suggestion", "best_epoch", "epochs_run", "n_params",
+                  "wall_time")
 
 
 def read_trial(trial: Any) -> TrialRecord:
