@@ -296,6 +296,15 @@ def test_classification_loss_on_regression_is_refused() -> None:
         build_model({"loss": "binary_crossentropy"}, (4,), task="regression", n_outputs=1)
 
 
+@pytest.mark.parametrize(("loss", "task", "kind"), [("BCE", "regression", "classification"),
+                                                    ("BinaryCrossentropy", "regression", "classification"),
+                                                    ("KLD", "binary", "multiclass"),
+                                                    ("SparseCategoricalCrossentropy", "binary", "multiclass")])
+def test_keras_aliases_and_class_names_of_losses_are_checked_like_their_functions(loss, task, kind) -> None:
+    with pytest.raises(ConfigError, match=rf"loss: is a {kind} loss but the task is {task}; got '{loss}'"):
+        build_model({"loss": loss}, (4,), task=task, n_outputs=1)
+
+
 def test_multiclass_loss_on_binary_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"^parameters: loss: is a multiclass loss but the task is binary; "
                                           r"got 'sparse_categorical_crossentropy'$"):

@@ -139,6 +139,12 @@ def test_binary_task_and_categorical_crossentropy():
     assert np.isfinite(one_hot.history["train_loss"]).all()
 
 
+@pytest.mark.parametrize("loss", ["KLD", "CategoricalCrossentropy"])
+def test_keras_aliases_and_class_names_of_one_hot_losses_get_one_hot_targets(digits, loss):
+    result = train_model({"epochs": 2, "patience": 0, "loss": loss}, digits, seed=0)
+    assert np.isfinite(result.history["train_loss"]).all() and result.metrics["val_accuracy"] > 0.5
+
+
 def test_loss_that_does_not_fit_the_task_is_a_config_error(digits):
     with pytest.raises(ConfigError, match=r"loss: is a classification loss but the task is regression"):
         train_model({"loss": "binary_crossentropy"}, load_dataset("diabetes"))

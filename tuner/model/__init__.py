@@ -7,7 +7,7 @@ from tuner.model._augmentation import IMAGE_AUGMENTATIONS, SEQUENCE_AUGMENTATION
 from tuner.model._builders import build_model, layer_value
 from tuner.model._export import ExportedModel
 from tuner.model._optimizers import LinearWarmup, build_optimizer, build_schedule, current_learning_rate
-from tuner.model._task import ONE_HOT_LOSSES, check_task_fit, output_activation, resolve_loss
+from tuner.model._task import ONE_HOT_LOSSES, canonical_loss, check_task_fit, output_activation, resolve_loss
 from tuner.model._views import as_view, resolve_view
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "IMAGE_AUGMENTATIONS",
     "LinearWarmup",
     "ONE_HOT_LOSSES",
+    "canonical_loss",
     "RandomShift",
     "SEQUENCE_AUGMENTATIONS",
     "UserModel",

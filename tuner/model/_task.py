@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from tuner.errors import ConfigError, Problem
 from tuner.space import knob_value
 
-__all__ = ["ONE_HOT_LOSSES", "check_task_fit", "output_activation", "resolve_loss"]
+__all__ = ["ONE_HOT_LOSSES", "canonical_loss", "check_task_fit", "output_activation", "resolve_loss"]
 
 _TASK_LOSS = {"binary": "binary_crossentropy", "multiclass": "sparse_categorical_crossentropy", "regression": "mse"}
 _TASK_OUTPUT = {"binary": "sigmoid", "multiclass": "softmax", "regression": "linear"}
 
 ONE_HOT_LOSSES = frozenset({"categorical_crossentropy", "categorical_focal_crossentropy", "categorical_hinge",
-                            "kl_divergence", "kld"})
-"""Multiclass losses that take one-hot targets (the others take class indices)."""
+                            "kl_divergence"})
+"""Multiclass losses that take one-hot targets (the others take class indices), as :func:`canonical_loss` names them."""
+
+# the short names keras.losses.get() takes (in either case) for the functions it returns
+_KERAS_LOSS_ALIASES = {"bce": "binary_crossentropy", "kld": "kl_divergence", "mae": "mean_absolute_error",
+                       "mse": "mean_squared_error", "mape": "mean_absolute_percentage_error",
+                       "msle": "mean_squared_logarithmic_error"}
 
 _CLASSIFICATION_LOSSES = {
     "binary": {"binary_crossentropy", "binary_focal_crossentropy", "hinge", "squared_hinge"},
@@ -35,6 +41,14 @@ def resolve_loss(params: Mapping[str, Any], task: str) -> str:
     return _TASK_LOSS[task] if loss == "auto" else loss
 
 
+def canonical_loss(name: str) -> str:
+    """The name of the loss function ``keras.losses.get(name)`` stands for, without importing Keras: Keras's
+    short aliases and class names map to it (``BCE`` and ``BinaryCrossentropy`` -> ``binary_crossentropy``,
+    ``KLD`` -> ``kl_divergence``); any other name is returned as it is."""
+    snake = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)).lower()
+    return _KERAS_LOSS_ALIASES.get(snake, snake)
+
+
 def check_task_fit(params: Mapping[str, Any], task: str, *, source: str = "parameters") -> None:
     """Check that the loss and output activation suit the task.
 
@@ -43,14 +57,15 @@ def check_task_fit(params: Mapping[str, Any], task: str, *, source: str = "param
     """
     problems = []
     loss = resolve_loss(params, task)
+    canonical = canonical_loss(loss)
     if task == "regression":
         bad = set().union(*_CLASSIFICATION_LOSSES.values())
-        if loss in bad:
+        if canonical in bad:
             problems.append(Problem(source, "loss", "is a classification loss but the task is regression",
                                     value=loss))
     else:
         other = "multiclass" if task == "binary" else "binary"
-        if loss in _CLASSIFICATION_LOSSES[other] - _CLASSIFICATION_LOSSES[task]:
+        if canonical in _CLASSIFICATION_LOSSES[other] - _CLASSIFICATION_LOSSES[task]:
             problems.append(Problem(source, "loss", f"is a {other} loss but the task is {task}", value=loss))
     act = output_activation(params, task)
     expected = None if task == "regression" else _TASK_OUTPUT.get(task)

@@ -17,7 +17,7 @@ import numpy as np
 
 from tuner.data import Dataset, scale
 from tuner.metrics import headline_metric
-from tuner.model import (ONE_HOT_LOSSES, as_view, build_model, build_optimizer, check_task_fit, resolve_loss,
+from tuner.model import (ONE_HOT_LOSSES, as_view, canonical_loss, build_model, build_optimizer, check_task_fit, resolve_loss,
                          resolve_view)
 from tuner.space import knob_value
 from tuner.training._diagnosis import Diagnosis, DiagnosisRules, diagnose
@@ -98,7 +98,7 @@ def prepare_data(dataset: Dataset, params: Mapping[str, Any]) -> Dataset:
 
 def _targets(y: np.ndarray, task: str, loss: str, n_classes: int | None) -> np.ndarray:
     if task == "multiclass":
-        if loss in ONE_HOT_LOSSES:
+        if canonical_loss(loss) in ONE_HOT_LOSSES:
             return np.eye(int(n_classes), dtype="float32")[np.asarray(y, dtype="int64")]
         return np.asarray(y, dtype="int64")
     return np.asarray(y, dtype="float32").reshape(-1, 1)
