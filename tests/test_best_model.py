@@ -89,6 +89,33 @@ def test_arrays_in_the_example_shape_predict_as_the_internal_pipeline():
     assert list(exported.predict(dataset.x_test)) == [dataset.class_names[i] for i in np.argmax(internal, axis=1)]
 
 
+def test_the_logged_pyfunc_takes_image_arrays_and_mlflow_asks_for_no_type_hints(tmp_path, monkeypatch):
+    import warnings
+
+    import mlflow
+
+    from tuner.tracking import MlflowTracker
+
+    dataset = load_dataset("digits", seed=0)
+    params = {"epochs": 1, "family": "cnn"}
+    result = train_model(params, dataset, seed=0)
+    exported = ExportedModel(result.model, prepare_data(dataset, params).preprocessing, task="multiclass")
+    tracker = MlflowTracker("arrays", tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    run_id = tracker.start_trial(0, params, study_name="arrays")
+    uris = tracker.log_model(run_id, exported, example=exported.input_example(dataset.x_val))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracker.tracking_uri)  # MLflow's fluent API, for this test only
+    x = dataset.x_test[:7]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        answer = mlflow.pyfunc.load_model(uris["model"]).predict(x)
+    assert list(answer["label"]) == list(exported.predict(x)) and len(answer) == 7
+    assert not [w for w in seen if "type hint" in str(w.message)]
+    # defining the pyfunc class in a fresh process is where MLflow warned about a missing hint
+    proc = subprocess.run([sys.executable, "-W", "always", "-c", "import mlflow.pyfunc, tuner.tracking._pyfunc"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "type hints" not in proc.stderr, proc.stderr[-2000:]
+
+
 # --------------------------------------------------------------------------------------------------
 # With tracking off: the model is kept in the local store; predict and its errors
 
