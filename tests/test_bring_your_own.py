@@ -117,8 +117,11 @@ def test_hypermodel_with_fit_on_two_workers_records_what_build_saw(tmp_path, mon
                      for s in seen if s["pid"] == pid]  # MLflow writes booleans as true/false
         assert logged in as_logged, logged
         assert ("extra_units" in logged) == (logged["extra_layer"] == "true")
-    for t in trials:  # fit() asked for batch_size: recorded on the trial
+    for t in trials:  # fit() asked for batch_size: recorded on the trial, and on its run as the value fit() used
         assert t.user_attrs["resolved_params"]["batch_size"] in (32, 64)
+        run = next(r for r in runs if r.data.tags["optuna_trial_number"] == str(t.number))
+        assert run.data.params["batch_size"] == str(t.user_attrs["resolved_params"]["batch_size"])
+        assert run.data.params["epochs"] == "1"
 
 
 # -- the same HyperModel under KerasTuner's RandomSearch asks for the same names and ranges ----------------------

@@ -20,6 +20,8 @@ __all__ = ["Objective"]
 
 _logger = get_logger(__name__)
 
+_FIT_KNOBS = frozenset({"batch_size", "epochs"})  # what a hypermodel's own fit() may choose over tuner's knobs
+
 
 def _device() -> str:
     """The device this process trains on, e.g. ``cpu:0`` or ``gpu:0 (CUDA_VISIBLE_DEVICES=1)``."""
@@ -61,6 +63,7 @@ class Objective:
         self.on_start()
         # from here on, whatever stops the trial (Ctrl-C, a bad parameter) is recorded with its reason
         state, reason, result, run_id, hp, params = "failed", None, None, None, None, {}
+        late_names: frozenset[str] = frozenset()  # knobs a user's fit() may set itself: logged once known
         try:
             check_stop()
             params = study.space.suggest(trial)
@@ -69,9 +72,11 @@ class Objective:
                 model_values = {k: v for k, v in params.items() if k in study.space.model_names}
                 hp, builder = study.user_model.for_trial(trial, study.space.params, model_values)
                 train_params = {**params, "data_pipeline": "arrays"}  # a user's fit() may pass its own batch_size
+                late_names = _FIT_KNOBS
             TrialRecord.write(trial, resolved_params=params, device=_device(), worker_pid=os.getpid())
             with deferring_interrupts():  # a Ctrl-C here arrives once run_id is known, so the run gets closed
-                run_id = tracker.start_trial(trial.number, params, study_name=s.study_name)
+                run_id = tracker.start_trial(trial.number, {k: v for k, v in params.items() if k not in late_names},
+                                             study_name=s.study_name)
                 if run_id is not None:
                     TrialRecord.write(trial, mlflow_run_id=run_id)
             callbacks = [*tracker.trial_callbacks(run_id), stop_callback()]
@@ -108,13 +113,15 @@ class Objective:
             TrialRecord.write(trial, fail_reason=reason)
             raise TrialFailed(reason) from err
         finally:
-            if hp is not None and any(k not in params or params[k] != v for k, v in hp.values.items()):
-                TrialRecord.write(trial, resolved_params={**params, **hp.values})  # asked by fit() or late
+            resolved = params if hp is None else {**params, **hp.values}
+            if resolved != params:
+                TrialRecord.write(trial, resolved_params=resolved)  # asked by fit() or late
             try:
                 with deferring_interrupts(raise_after=False):  # the loop stops after this trial is told
                     record = TrialRecord() if result is None else TrialRecord.from_result(result)
+                    late = {k: v for k, v in resolved.items() if k in late_names or k not in params}
                     tracker.end_trial(run_id, state=state, metrics=record.tracking_metrics(),
-                                      tags=record.tracking_tags(reason))
+                                      tags=record.tracking_tags(reason), params=late)
             except Exception as err:  # tracking must not lose the Optuna result
                 _logger.warning("could not close the tracking run of trial %d: %s", trial.number, err)
             if result is not None:

@@ -49,8 +49,9 @@ class Tracker(Protocol):
         """Record ``(key, value, step)`` rows on a run."""
 
     def end_trial(self, run_id: str | None, *, state: str, metrics: Mapping[str, float] | None = None,
-                  tags: Mapping[str, Any] | None = None) -> None:
-        """End a trial's run: ``state`` is ``complete``, ``pruned``, ``failed`` or ``interrupted``."""
+                  tags: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None) -> None:
+        """End a trial's run: ``state`` is ``complete``, ``pruned``, ``failed`` or ``interrupted``; ``params`` are
+        the ones known only now (asked by a user's ``fit()``)."""
 
     def log_model(self, run_id: str, model: Any, *, example: Any = None) -> dict[str, str] | None:
         """Log an exported model on a run; returns the URIs it loads back from.
@@ -89,7 +90,7 @@ class NullTracker:
         return None
 
     def end_trial(self, run_id: str | None, *, state: str, metrics: Mapping[str, float] | None = None,
-                  tags: Mapping[str, Any] | None = None) -> None:
+                  tags: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None) -> None:
         return None
 
     def log_model(self, run_id: str, model: Any, *, example: Any = None) -> dict[str, str] | None:

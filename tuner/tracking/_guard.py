@@ -103,11 +103,11 @@ class GuardedTracker:
         self._call("log_metrics", run_id, rows)
 
     def end_trial(self, run_id: str | None, *, state: str, metrics: Mapping[str, float] | None = None,
-                  tags: Mapping[str, Any] | None = None) -> None:
+                  tags: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None) -> None:
         if run_id is None:
             return
         if self.down is None:
-            self._call("end_trial", run_id, state=state, metrics=metrics, tags=tags)
+            self._call("end_trial", run_id, state=state, metrics=metrics, tags=tags, params=params)
         if self.down is not None:
             self._missed(self._numbers.get(run_id))
         self._numbers.pop(run_id, None)

@@ -156,9 +156,11 @@ class MlflowTracker:
         return [logger]
 
     def end_trial(self, run_id: str | None, *, state: str, metrics: Mapping[str, float] | None = None,
-                  tags: Mapping[str, Any] | None = None) -> None:
+                  tags: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None) -> None:
         if run_id is None:
             return
+        if params:
+            self.log_params(run_id, params)
         logger = self._epoch_loggers.pop(run_id, None)
         rows = logger.take_rows() if logger is not None else []  # the epochs not sent yet, in the same batch
         rows += [(k, v, 0) for k, v in (metrics or {}).items()]
