@@ -61,7 +61,7 @@ def _install_interrupt_handler() -> None:
         if state["count"] > 1:
             os._exit(EXIT_INTERRUPTED)
         print("\ninterrupt: finishing up (press Ctrl-C again to exit at once)", file=sys.stderr)
-        from tuner.study._callbacks import interrupt
+        from tuner.study import interrupt
 
         interrupt()  # raises KeyboardInterrupt, unless a tracking run is being opened or closed right now
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from tuner.study._best import load_best_model, register_best_model
 from tuner.study._budget import BudgetLock, budget_counts
-from tuner.study._callbacks import request_stop, stop_requested
+from tuner.study._callbacks import interrupt, request_stop, stop_requested
 from tuner.study._loop import rss_mb
 from tuner.study._record import INTERRUPTED, StudyRecord, TrialRecord, read_trial
 from tuner.study._results import StudyResults, TrialReport, load_study_results
@@ -23,5 +23,5 @@ __all__ = ["BUILTIN_OFF", "Variant", "ablation_variants", "declared_off", "open_
            "BudgetLock", "EXIT_RECYCLE", "EarlyWorkers", "INTERRUPTED", "PRUNERS", "SAMPLERS", "Study", "StudyRecord",
            "StudyResults", "StudySettings", "TRACKING_ENV", "TrialRecord", "TrialReport", "budget_counts", "create_study",
            "default_storage", "load_best_model", "load_study_results", "objective_direction", "read_join_file", "read_trial",
-           "register_best_model", "request_stop", "rss_mb", "run_study", "run_workers", "share_this_process", "stop_requested",
+           "interrupt", "register_best_model", "request_stop", "rss_mb", "run_study", "run_workers", "share_this_process", "stop_requested",
            "visible_gpus", "worker_env"]
