@@ -103,6 +103,34 @@ def test_a_tracking_server_stopped_mid_study_loses_no_trial_and_sync_writes_the_
         server.stop()
 
 
+@pytest.mark.slow
+def test_a_worker_that_joins_while_the_tracking_server_is_away_runs_its_trials_and_sync_writes_them(tmp_path):
+    server = MlflowServer(tmp_path / "server").start()
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    try:
+        settings = StudySettings(study_name="away", n_trials=1, storage=storage, tracking_uri=server.uri,
+                                 pruner="none", log_best_model=False)
+        study = Study(SearchSpace.from_dict(TINY), "iris", settings).run()
+        parent = MlflowClient(server.uri).search_runs(
+            [study.optuna_study.user_attrs["mlflow_experiment_id"]], "tags.`tuner.kind` = 'study'")[0].info.run_id
+        study.record_target(3)  # two more trials, for the worker
+        server.stop()
+        start = time.monotonic()
+        proc = _tuner("worker", "--study", "away", "--storage", storage, "--tracking-uri", server.uri,
+                      "--parent-run-id", parent, cwd=tmp_path)
+        took = time.monotonic() - start
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert len(_complete(storage, "away")) == 3
+        assert "did not answer" in proc.stderr and "trials go on" in proc.stderr
+        assert "python -m tuner sync away" in proc.stderr and "(1, 2)" in proc.stderr
+        assert took < 120, took  # no minutes of retries per call
+        server.start()
+        synced = _tuner("sync", "away", "--storage", storage, cwd=tmp_path)
+        assert synced.returncode == 0 and "wrote 2 trial runs" in synced.stdout, synced.stderr
+    finally:
+        server.stop()
+
+
 # -- SQLite ------------------------------------------------------------------------------------------------
 
 def _make_read_only(path: Path) -> None:

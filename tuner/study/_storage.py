@@ -216,7 +216,8 @@ def open_optuna_study(study: Any) -> OptunaStudy:
     import optuna
 
     s = study.settings
-    probe_tracking(s.tracking_uri)  # a tracking server that does not answer stops us before anything is written
+    if not s.parent_run_id:  # (a worker joining a running study goes on without tracking: make_tracker)
+        probe_tracking(s.tracking_uri)  # a tracking server that does not answer stops us before anything is written
     sampler = _sampler(s, study.space)
     pruner, start = _pruner(s, study.space)
     try:

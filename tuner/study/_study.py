@@ -194,7 +194,7 @@ class Study:
 
     def _open_tracking(self) -> None:
         s = self.settings
-        tracker = make_tracker(s.tracking_uri, s.study_name, dataset=self.dataset)
+        tracker = make_tracker(s.tracking_uri, s.study_name, dataset=self.dataset, joining=bool(s.parent_run_id))
         if s.parent_run_id:
             tracker.join_study(s.parent_run_id)
         else:

@@ -100,20 +100,31 @@ class NullTracker:
         return None
 
 
-def make_tracker(tracking_uri: str | None, experiment: str, *, dataset: Any = None) -> Tracker:
+def make_tracker(tracking_uri: str | None, experiment: str, *, dataset: Any = None, joining: bool = False) -> Tracker:
     """The tracker for a tracking URI: none for ``"none"``, else MLflow (``None``: MLflow's default store).
 
     Args:
         tracking_uri: the tracking URI, or ``"none"`` to turn tracking off.
         experiment: the experiment name (one per study).
         dataset: the study's :class:`~tuner.data.Dataset`, recorded as the runs' training data. Defaults to `None`.
+        joining: a worker joins a running study's tracking: a backend that fails already at the start turns
+            tracking off for this worker (its trials go on) instead of raising. Defaults to `False`.
     """
     if tracking_uri == TRACKING_OFF:
         return NullTracker()
     from tuner.tracking._guard import GuardedTracker
     from tuner.tracking._mlflow import MlflowTracker
-    from tuner.tracking._probe import bound_mlflow_retries
+    from tuner.tracking._probe import bound_mlflow_retries, tracking_trouble
 
     bound_mlflow_retries()  # a server that stops answering costs seconds per call, not minutes
+
+    def backend() -> MlflowTracker:
+        trouble = tracking_trouble(tracking_uri) if joining else None  # asked in seconds, not MLflow's retries
+        if trouble is not None:
+            raise ConnectionError(f"the server {trouble}")
+        return MlflowTracker(experiment, tracking_uri=tracking_uri, dataset=dataset)
+
     # a backend that fails mid-study stops tracking, never the study (its runs are written later by `tuner sync`)
-    return GuardedTracker(MlflowTracker(experiment, tracking_uri=tracking_uri, dataset=dataset), uri=tracking_uri, study_name=experiment)
+    if joining:
+        return GuardedTracker.joining(backend, uri=tracking_uri, study_name=experiment)
+    return GuardedTracker(backend(), uri=tracking_uri, study_name=experiment)

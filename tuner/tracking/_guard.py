@@ -10,7 +10,7 @@ It is also the one place where the settings a study records are masked (:func:`~
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tuner._logging import get_logger
@@ -35,27 +35,39 @@ class GuardedTracker:
     """
 
     def __init__(self, inner: Any, *, uri: str | None, study_name: str) -> None:
-        self.inner = inner
         self.uri = mask_secrets(uri or "the default tracking store")
         self.study_name = study_name
         self.down: str | None = None
         self.unwritten: list[int] = []
         self._numbers: dict[str, int] = {}
+        self._joined: str | None = None
+        self.inner = inner
+
+    @classmethod
+    def joining(cls, make: Callable[[], Any], *, uri: str | None, study_name: str) -> GuardedTracker:
+        """A guard whose tracker is made under it (making it reaches the backend): a worker that joins a running
+        study while its server is away runs with tracking off, and its trials go on."""
+        guard = cls(None, uri=uri, study_name=study_name)
+        guard.inner = guard._guard(make)
+        return guard
 
     @property
     def experiment_id(self) -> str | None:
-        return self.inner.experiment_id
+        return None if self.inner is None else self.inner.experiment_id
 
     @property
     def parent_run_id(self) -> str | None:
-        return self.inner.parent_run_id
+        return self._joined if self.inner is None else self.inner.parent_run_id
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """``inner.method(*args, **kwargs)``, or None once the backend failed (the first failure is logged)."""
         if self.down is not None:
             return None
+        return self._guard(getattr(self.inner, method), *args, **kwargs)
+
+    def _guard(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
-            return getattr(self.inner, method)(*args, **kwargs)
+            return call(*args, **kwargs)
         except Exception as err:
             self.down = mask_secrets(f"{type(err).__name__}: {err}".splitlines()[0][:300])
             _logger.warning("tracking at %s failed (%s): trials go on, their results are kept in the Optuna "
@@ -73,7 +85,9 @@ class GuardedTracker:
                           dataset=masked(dataset))
 
     def join_study(self, parent_run_id: str) -> None:
-        self.inner.join_study(parent_run_id)  # no call to the backend
+        self._joined = parent_run_id
+        if self.inner is not None:
+            self.inner.join_study(parent_run_id)  # no call to the backend
 
     def end_study(self, *, status: str, best: Mapping[str, Any] | None = None) -> None:
         self._call("end_study", status=status, best=best)

@@ -46,8 +46,18 @@ def probe_tracking(uri: str | None, *, timeout: float = PROBE_TIMEOUT) -> None:
         ConfigError: naming the URI (its password masked) and what failed, when the server does not answer
             with a success within ``timeout``.
     """
+    failed = tracking_trouble(uri, timeout=timeout)
+    if failed is not None:
+        raise ConfigError([Problem(mask_secrets(uri), "tracking server",
+                                   f"{failed}; nothing was written. Start the server, or pass --tracking-uri none "
+                                   "to run without tracking", has_value=False)])
+
+
+def tracking_trouble(uri: str | None, *, timeout: float = PROBE_TIMEOUT) -> str | None:
+    """What is wrong with an ``http(s)://`` tracking server (e.g. ``did not answer (Connection refused)``), asked
+    with a short timeout; None when it answers, or for any other URI."""
     if not uri or not uri.lower().startswith(("http://", "https://")):
-        return
+        return None
     parts = urlsplit(uri)
     host = parts.hostname or ""
     netloc = host if parts.port is None else f"{host}:{parts.port}"
@@ -64,7 +74,7 @@ def probe_tracking(uri: str | None, *, timeout: float = PROBE_TIMEOUT) -> None:
     except urllib.error.HTTPError as err:
         status = err.code
         if status in (401, 403):  # the server is there; MLflow's own credentials may still be right
-            return
+            return None
         failed = f"answered HTTP {status} to GET /health"
     except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, OSError) as err:
         reason = getattr(err, "reason", err)
@@ -75,8 +85,6 @@ def probe_tracking(uri: str | None, *, timeout: float = PROBE_TIMEOUT) -> None:
         failed = failed.replace("[Errno 111] ", "")
     else:
         if 200 <= status < 300:
-            return
+            return None
         failed = f"answered HTTP {status} to GET /health"
-    raise ConfigError([Problem(mask_secrets(uri), "tracking server",
-                               f"{failed}; nothing was written. Start the server, or pass --tracking-uri none "
-                               "to run without tracking", has_value=False)])
+    return failed
