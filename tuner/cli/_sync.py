@@ -18,7 +18,8 @@ class SyncCommand(Command):
     """Write the MLflow runs of a study's trials that tracking missed (e.g. its server was down).
 
     Every finished trial of the study's Optuna storage that has no closed run in the study's MLflow
-    experiment gets one (parameters, final metrics, verdict, per-epoch objective); running it again
+    experiment gets one (parameters, final metrics, verdict, per-epoch objective); when no trial is running,
+    a study run left open is closed (FINISHED once the study holds its trials, else KILLED). Running it again
     writes nothing new.
     """
 
@@ -32,7 +33,7 @@ class SyncCommand(Command):
         parser.add_argument("--json", action="store_true", help="print the trials written as JSON.")
 
     def take_action(self, args: argparse.Namespace) -> int:
-        from tuner.study import INTERRUPTED, StudyRecord, load_study_results, read_trial
+        from tuner.study import INTERRUPTED, StudyRecord, budget_counts, load_study_results, read_trial
         from tuner.tracking import TRACKING_OFF, probe_tracking, sync_trials
 
         storage = args.storage or default_storage()
@@ -54,7 +55,11 @@ class SyncCommand(Command):
             trials.append({"number": report.number, "state": state, "params": report.params,
                            "metrics": record.tracking_metrics(), "tags": record.tracking_tags(report.fail_reason),
                            "curve": curve})
-        written = sync_trials(args.study, trials, tracking_uri=uri)
+        counted, running = budget_counts(results.study)
+        target = StudyRecord(results.study).recipe.get("n_trials")
+        # no trial running: no process runs the study, and its study runs left open are closed
+        status = None if running else "FINISHED" if target is None or counted >= int(target) else "KILLED"
+        written = sync_trials(args.study, trials, tracking_uri=uri, study_status=status)
         if args.json:
             print_json({"study": args.study, "tracking_uri": mask_secrets(uri), "written": written})
         else:

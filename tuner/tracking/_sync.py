@@ -5,7 +5,8 @@ result stayed in the Optuna storage. :func:`sync_trials` compares the study's fi
 trial runs the MLflow experiment holds, and writes what is missing through :class:`MlflowTracker` (the
 same writer a study uses): a trial with no run gets one, under the study's latest study run, with its
 parameters, metrics, tags and per-epoch objective; a run left open (the server went away before the trial
-ended) is completed and closed. Running it twice writes nothing the second time.
+ended) is completed and closed, and so is a study run left open once no process runs the study. Running it
+twice writes nothing the second time.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ __all__ = ["sync_trials"]
 _TRIAL_RUNS = "tags.`tuner.kind` = 'trial'"
 
 
-def sync_trials(study_name: str, trials: Sequence[Mapping[str, Any]], *, tracking_uri: str | None) -> list[int]:
+def sync_trials(study_name: str, trials: Sequence[Mapping[str, Any]], *, tracking_uri: str | None,
+                study_status: str | None = None) -> list[int]:
     """Write the tracking runs that a study's finished trials lack; returns the trial numbers written.
 
     Args:
@@ -29,6 +31,9 @@ def sync_trials(study_name: str, trials: Sequence[Mapping[str, Any]], *, trackin
         trials: one mapping per finished trial: ``number``, ``state`` (``complete``, ``pruned``, ``fail``),
             ``params``, ``metrics`` (final values), ``tags`` and ``curve`` (``[(key, value, epoch), ...]``).
         tracking_uri: the MLflow tracking URI (``None``: the default store).
+        study_status: when no process runs the study any more, the status (``FINISHED``, ``KILLED``) that its
+            study runs left RUNNING (their server went away before they ended) are closed with. Defaults to
+            `None` (they are left as they are).
     """
     tracker = MlflowTracker(study_name, tracking_uri=tracking_uri)
     client = tracker.client
@@ -60,6 +65,11 @@ def sync_trials(study_name: str, trials: Sequence[Mapping[str, Any]], *, trackin
         tracker.end_trial(run_id, state=_STATES.get(trial["state"], trial["state"]), metrics=trial.get("metrics"),
                           tags=tags)
         written.append(number)
+    if study_status is not None:
+        for run_id in parents:
+            if client.get_run(run_id).info.status == "RUNNING":
+                client.set_tag(run_id, "tuner.synced", "true")
+                client.set_terminated(run_id, status=study_status)
     return written
 
 
