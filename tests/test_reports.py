@@ -574,3 +574,19 @@ def test_report_and_ui_find_the_mlflow_store_a_study_ran_with(tmp_path):
         proc.kill()
         proc.wait(timeout=30)
     assert line.startswith(f"MLflow UI for {uri} at http://127.0.0.1:1/#/experiments/{experiment}/runs"), line
+
+
+def test_a_relative_store_recorded_in_another_folder_is_found_beside_the_storage(tmp_path, monkeypatch):
+    from tuner._store import study_tracking_uri
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)  # the study ran in tmp_path/run with --tracking-uri sqlite:///mlflow.db
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "mlflow.db").touch()
+    storage = f"sqlite:///{tmp_path}/run/optuna.db"
+    assert study_tracking_uri(storage, recorded="sqlite:///mlflow.db") == f"sqlite:///{tmp_path}/run/mlflow.db"
+    assert study_tracking_uri(storage, recorded="sqlite:///run/mlflow.db") == "sqlite:///run/mlflow.db"
+    assert study_tracking_uri(storage, recorded="http://server:5000") == "http://server:5000"
+    assert study_tracking_uri(storage, recorded="none") is None
+    assert study_tracking_uri(storage, given="none", recorded="http://server:5000") is None
+    assert study_tracking_uri(storage, given="sqlite:///x.db", recorded="http://server:5000") == "sqlite:///x.db"

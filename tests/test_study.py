@@ -361,6 +361,23 @@ def test_ctrl_c_while_a_finished_trial_is_recorded_keeps_it_and_stops_after_it(t
     assert _runs(tmp_path) == {"trial-0": "FINISHED", "study": "KILLED"}
 
 
+def test_ctrl_c_while_the_study_run_is_opened_or_closed_leaves_no_run_open(tmp_path, ctrl_c):
+    ctrl_c("log_params", when=lambda run_id, params: "sampler" in params)  # the study run exists, half written
+    study = Study(SearchSpace.from_dict(TINY_SPACE), "iris", _settings(tmp_path, n_trials=1))
+    with pytest.raises(KeyboardInterrupt):
+        study.run()
+    assert study.optuna_study.trials == [] and _runs(tmp_path) == {"study": "KILLED"}
+
+
+def test_ctrl_c_while_the_study_run_is_closed_is_not_swallowed(tmp_path, ctrl_c):
+    ctrl_c("end_study")
+    study = Study(SearchSpace.from_dict(TINY_SPACE), "iris", _settings(tmp_path, n_trials=1))
+    with pytest.raises(KeyboardInterrupt):  # the caller (the CLI: exit 130) hears of it
+        study.run()
+    assert [t.state.name for t in study.optuna_study.trials] == ["COMPLETE"]
+    assert _runs(tmp_path) == {"trial-0": "FINISHED", "study": "FINISHED"}
+
+
 def test_a_stop_asked_for_once_does_not_stop_every_later_run(tmp_path):
     from tuner.study import request_stop, stop_requested
 

@@ -100,14 +100,19 @@ def study_tracking_uri(storage: str, *, given: str | None = None, recorded: str 
     """The MLflow store of a study, for every command that reads or opens it (``report``, ``ui``, ``sync``).
 
     The one ``given`` (``"none"``: None); else the one the study ran with (``recorded`` in its recipe;
-    ``"none"`` when it ran with tracking off); else ``MLFLOW_TRACKING_URI``; else the ``mlflow.db`` beside a
-    SQLite Optuna storage, or the default ``mlruns/mlflow.db``, when one exists (:func:`tracking_beside`).
-    None when there is none.
+    ``"none"`` when it ran with tracking off), unless it is a SQLite file that is not there; else
+    ``MLFLOW_TRACKING_URI``; else the ``mlflow.db`` beside a SQLite Optuna storage, or the default
+    ``mlruns/mlflow.db``, when one exists (:func:`tracking_beside`). None when there is none.
     """
-    chosen = given or recorded
-    if chosen == "none":
+    if given:
+        return None if given == "none" else given
+    if recorded == "none":
         return None
-    return chosen or os.environ.get("MLFLOW_TRACKING_URI") or tracking_beside(storage)
+    path = sqlite_path(recorded) if recorded else None
+    if recorded and (path is None or path.exists()):
+        return recorded
+    # (a relative sqlite:/// path recorded in another folder is not here: it is looked for beside the storage)
+    return os.environ.get("MLFLOW_TRACKING_URI") or tracking_beside(storage)
 
 
 # a database server that went away or is restarting: tuner retries these for a while (tuner.study._retry)

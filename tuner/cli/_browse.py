@@ -113,7 +113,8 @@ class UiCommand(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("study", metavar="STUDY", nargs="?", help="open on this study's runs.")
         add_store_options(parser)
-        parser.add_argument("--tracking-uri", metavar="URI", help="MLflow store (default: sqlite:///mlruns/mlflow.db).")
+        parser.add_argument("--tracking-uri", metavar="URI", help="MLflow store (default: with STUDY, the one it ran "
+                            "with; else $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db).")
         parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1).")
         parser.add_argument("--port", type=int, default=5000, help="port (default: 5000).")
 

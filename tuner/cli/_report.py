@@ -41,8 +41,9 @@ class ReportCommand(Command):
         parser.add_argument("study", metavar="STUDY", help="study name.")
         add_store_options(parser)
         parser.add_argument("--tracking-uri", metavar="URI",
-                            help="MLflow store (default: $MLFLOW_TRACKING_URI, else the mlflow.db beside a SQLite "
-                                 "--storage, else sqlite:///mlruns/mlflow.db); 'none' leaves MLflow out.")
+                            help="MLflow store (default: the one the study ran with, else $MLFLOW_TRACKING_URI, else "
+                                 "the mlflow.db beside a SQLite --storage, else sqlite:///mlruns/mlflow.db); 'none' "
+                                 "leaves MLflow out.")
         parser.add_argument("--top", type=int, default=10, metavar="N", help="trials in the table (default: 10).")
         parser.add_argument("--evaluator", choices=list(IMPORTANCE_EVALUATORS), default="fanova",
                             help="Optuna importance evaluator: fanova (FanovaImportanceEvaluator, Optuna's default), "

@@ -18,9 +18,8 @@ class SyncCommand(Command):
     """Write the MLflow runs of a study's trials that tracking missed (e.g. its server was down).
 
     Every finished trial of the study's Optuna storage that has no closed run in the study's MLflow
-    experiment gets one (parameters, final metrics, verdict, per-epoch objective); when no trial is running,
-    a study run left open is closed (FINISHED once the study holds its trials, else KILLED). Running it again
-    writes nothing new.
+    experiment gets one (parameters, final metrics, verdict, per-epoch objective); a study run that its process
+    ended while the server was away is closed with the status it ended with. Running it again writes nothing new.
     """
 
     name = "sync"
@@ -33,7 +32,7 @@ class SyncCommand(Command):
         parser.add_argument("--json", action="store_true", help="print the trials written as JSON.")
 
     def take_action(self, args: argparse.Namespace) -> int:
-        from tuner.study import INTERRUPTED, StudyRecord, budget_counts, load_study_results, read_trial
+        from tuner.study import INTERRUPTED, StudyRecord, load_study_results, read_trial
         from tuner.tracking import TRACKING_OFF, probe_tracking, sync_trials
 
         storage = args.storage or default_storage()
@@ -52,14 +51,11 @@ class SyncCommand(Command):
             record = read_trial(frozen[report.number])  # the same metrics and tags a study's trial run ends with
             state = "interrupted" if report.fail_reason == INTERRUPTED else report.state
             curve = [(objective, float(v), int(step)) for step, v in frozen[report.number].intermediate_values.items()]
-            trials.append({"number": report.number, "state": state, "params": report.params,
+            trials.append({"number": report.number, "state": state, "params": record.resolved_params or report.params,
                            "metrics": record.tracking_metrics(), "tags": record.tracking_tags(report.fail_reason),
                            "curve": curve})
-        counted, running = budget_counts(results.study)
-        target = StudyRecord(results.study).recipe.get("n_trials")
-        # no trial running: no process runs the study, and its study runs left open are closed
-        status = None if running else "FINISHED" if target is None or counted >= int(target) else "KILLED"
-        written = sync_trials(args.study, trials, tracking_uri=uri, study_status=status)
+        written = sync_trials(args.study, trials, tracking_uri=uri,
+                              study_runs=StudyRecord(results.study).unclosed_study_runs)
         if args.json:
             print_json({"study": args.study, "tracking_uri": mask_secrets(uri), "written": written})
         else:

@@ -108,7 +108,10 @@ def close_tracking(study: Any, status: str) -> None:
     finally:
         try:
             with deferring_interrupts(raise_after=False):  # a study run is never left RUNNING halfway
+                run_id = None if study.settings.parent_run_id else study.tracker.parent_run_id  # this process's own
                 study.tracker.end_study(status=status, best=best)
+                if run_id is not None and getattr(study.tracker, "down", None):  # tracking went away: sync closes it
+                    StudyRecord(study.optuna_study).add_unclosed_study_run(run_id, status)
         except Exception as err:
             _logger.warning("could not close the study's tracking run: %s", err)
         study.tracker = NullTracker()

@@ -83,7 +83,12 @@ def interrupts_deferrable() -> Iterator[None]:
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
         yield
         return
-    signal.signal(signal.SIGINT, lambda signum, frame: interrupt())
+    def handler(signum: int, frame: Any) -> None:
+        if stop_requested():  # a second Ctrl-C is not held back
+            raise KeyboardInterrupt
+        interrupt()
+
+    signal.signal(signal.SIGINT, handler)
     try:
         yield
     finally:

@@ -77,6 +77,7 @@ def optimize(study: Any, *, target: int, timeout: float | None, progress: bool,
                                         on_trial=on_trial, max_trials=max_trials, max_rss_mb=max_rss_mb)
     finally:
         gc.unfreeze()  # last (closing the tracking clears the Keras session): later work collects this run's garbage
+    check_stop()  # a Ctrl-C held back while the study run was closed: the caller sees the interrupt
 
 
 def _trials(study: Any, *, target: int, missing: int, timeout: float | None, progress: bool,

@@ -113,17 +113,17 @@ class Objective:
             TrialRecord.write(trial, fail_reason=reason)
             raise TrialFailed(reason) from err
         finally:
-            resolved = params if hp is None else {**params, **hp.values}
-            if resolved != params:
-                TrialRecord.write(trial, resolved_params=resolved)  # asked by fit() or late
-            try:
-                with deferring_interrupts(raise_after=False):  # the loop stops after this trial is told
+            with deferring_interrupts(raise_after=False):  # the loop stops after this trial is told
+                resolved = params if hp is None else {**params, **hp.values}  # with what fit() asked
+                try:
                     record = TrialRecord() if result is None else TrialRecord.from_result(result)
                     late = {k: v for k, v in resolved.items() if k in late_names or k not in params}
                     tracker.end_trial(run_id, state=state, metrics=record.tracking_metrics(),
                                       tags=record.tracking_tags(reason), params=late)
-            except Exception as err:  # tracking must not lose the Optuna result
-                _logger.warning("could not close the tracking run of trial %d: %s", trial.number, err)
+                except Exception as err:  # tracking must not lose the Optuna result
+                    _logger.warning("could not close the tracking run of trial %d: %s", trial.number, err)
+                if resolved != params:
+                    TrialRecord.write(trial, resolved_params=resolved)
             if result is not None:
                 result.model = None
             keras.backend.clear_session()  # which collects garbage too (a second collection cost 0.1 s a trial)

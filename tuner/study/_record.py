@@ -186,6 +186,15 @@ class StudyRecord:
         self.study.set_user_attr("best_model_trial", trial)
 
     @property
+    def unclosed_study_runs(self) -> dict[str, str]:
+        """Study runs that their process ended while tracking was away: ``{run_id: status}`` (``tuner sync``
+        closes them in MLflow)."""
+        return dict(self._get("unclosed_study_runs", {}))
+
+    def add_unclosed_study_run(self, run_id: str, status: str) -> None:
+        self.study.set_user_attr("unclosed_study_runs", {**self.unclosed_study_runs, run_id: status})
+
+    @property
     def best_test(self) -> dict[str, float] | None:
         return self._get("best_test")
 

@@ -23,7 +23,7 @@ from typing import Any
 from tuner._store import default_storage
 from tuner.study._best import BestModel, close_tracking, load_best_model
 from tuner.study._budget import budget_counts
-from tuner.study._callbacks import request_stop, stop_requested
+from tuner.study._callbacks import deferring_interrupts, request_stop, stop_requested
 from tuner.study._loop import optimize, rss_mb
 from tuner.study._model_ref import study_space, user_model
 from tuner.study._record import StudyRecord
@@ -201,8 +201,9 @@ class Study:
             settings = dataclasses.asdict(s)
             settings["objective"] = ",".join(s.objective)
             settings["directions"] = ",".join(self.directions)
-            tracker.start_study(study_name=s.study_name, settings=settings, space_yaml=self.space.to_yaml(),
-                                dataset=self.dataset.describe())
+            with deferring_interrupts(raise_after=False):  # held until the run exists and tracking() can close it
+                tracker.start_study(study_name=s.study_name, settings=settings, space_yaml=self.space.to_yaml(),
+                                    dataset=self.dataset.describe())
             if tracker.experiment_id is not None:
                 StudyRecord(self.optuna_study).mlflow_experiment_id = tracker.experiment_id
         self.tracker = tracker
