@@ -585,7 +585,8 @@ def test_a_relative_store_recorded_in_another_folder_is_found_beside_the_storage
     (tmp_path / "run" / "mlflow.db").touch()
     storage = f"sqlite:///{tmp_path}/run/optuna.db"
     assert study_tracking_uri(storage, recorded="sqlite:///mlflow.db") == f"sqlite:///{tmp_path}/run/mlflow.db"
-    assert study_tracking_uri(storage, recorded="sqlite:///run/mlflow.db") == "sqlite:///run/mlflow.db"
+    assert study_tracking_uri(storage, recorded="sqlite:///run/mlflow.db") == f"sqlite:///{tmp_path}/run/mlflow.db"
+    assert study_tracking_uri(storage, recorded="sqlite:///elsewhere/mlflow.db") == f"sqlite:///{tmp_path}/run/mlflow.db"
     assert study_tracking_uri(storage, recorded="http://server:5000") == "http://server:5000"
     assert study_tracking_uri(storage, recorded="none") is None
     assert study_tracking_uri(storage, given="none", recorded="http://server:5000") is None

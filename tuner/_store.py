@@ -100,7 +100,8 @@ def study_tracking_uri(storage: str, *, given: str | None = None, recorded: str 
     """The MLflow store of a study, for every command that reads or opens it (``report``, ``ui``, ``sync``).
 
     The one ``given`` (``"none"``: None); else the one the study ran with (``recorded`` in its recipe;
-    ``"none"`` when it ran with tracking off), unless it is a SQLite file that is not there; else
+    ``"none"`` when it ran with tracking off; a relative SQLite path is looked for in the storage's folder, then
+    here), unless it is a SQLite file that is not there; else
     ``MLFLOW_TRACKING_URI``; else the ``mlflow.db`` beside a SQLite Optuna storage, or the default
     ``mlruns/mlflow.db``, when one exists (:func:`tracking_beside`). None when there is none.
     """
@@ -109,9 +110,14 @@ def study_tracking_uri(storage: str, *, given: str | None = None, recorded: str 
     if recorded == "none":
         return None
     path = sqlite_path(recorded) if recorded else None
-    if recorded and (path is None or path.exists()):
+    if recorded and path is None:
         return recorded
-    # (a relative sqlite:/// path recorded in another folder is not here: it is looked for beside the storage)
+    if path is not None:  # a relative path was relative to the folder the study ran in: the storage's, or here
+        storage_path = sqlite_path(storage)
+        folders = [] if path.is_absolute() else [storage_path.parent] if storage_path is not None else []
+        for candidate in [*(folder / path for folder in folders), path]:
+            if candidate.exists():
+                return f"{_SQLITE}{candidate.resolve().as_posix()}"
     return os.environ.get("MLFLOW_TRACKING_URI") or tracking_beside(storage)
 
 
