@@ -124,6 +124,22 @@ def test_hypermodel_with_fit_on_two_workers_records_what_build_saw(tmp_path, mon
         assert run.data.params["epochs"] == "1"
 
 
+def test_batch_size_and_epochs_that_fit_passes_itself_are_what_the_trial_and_its_run_record(tmp_path):
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    study = Study(hypermodel=byo_models.LiteralFitHyperModel, dataset="digits", n_trials=1, fixed={"epochs": 1},
+                  **{**_settings(tmp_path, "byo-literal"), "tracking_uri": uri})
+    study.run()
+    trial = study.optuna_study.trials[0]
+    assert trial.state == optuna.trial.TrialState.COMPLETE and trial.user_attrs["epochs_run"] == 2
+    assert {k: trial.user_attrs["resolved_params"][k] for k in ("batch_size", "epochs")} == {"batch_size": 16,
+                                                                                            "epochs": 2}
+    client = MlflowClient(uri)
+    run = client.get_run(trial.user_attrs["mlflow_run_id"])
+    assert (run.data.params["batch_size"], run.data.params["epochs"]) == ("16", "2")
+
+
 # -- the same HyperModel under KerasTuner's RandomSearch asks for the same names and ranges ----------------------
 
 def _range(kind: str, low=None, high=None, step=None, log=False, choices=None):

@@ -71,3 +71,10 @@ class ScopedHyperModel(kt.HyperModel):
 
 
 not_a_model = 42
+
+
+class LiteralFitHyperModel(ScopedHyperModel):
+    """A HyperModel whose fit() passes its own batch_size and epochs to model.fit, as literals."""
+
+    def fit(self, hp, model, *args, **kwargs):
+        return model.fit(*args, **{**kwargs, "batch_size": 16, "epochs": 2})

@@ -118,11 +118,14 @@ class UserModel:
             keras.backend.clear_session()
         return params_of(explorer.oracle.get_space())
 
-    def for_trial(self, trial: Any, space: Mapping[str, Param], values: Mapping[str, Any]) -> tuple[Any, Callable[..., Any]]:
-        """``(hp, builder)`` for one trial: the trial's ``keras_tuner.HyperParameters`` and a builder of
+    def for_trial(self, trial: Any, space: Mapping[str, Param],
+                  values: Mapping[str, Any]) -> tuple[Any, Callable[..., Any], dict[str, Any]]:
+        """``(hp, builder, fitted)`` for one trial: the trial's ``keras_tuner.HyperParameters``, a builder of
         tuner's shape (``builder(params, input_shape, *, task, n_outputs)``) that builds, compiles and fits
-        through the user's code with it."""
+        through the user's code with it, and the ``batch_size`` and ``epochs`` that ``model.fit`` got once the
+        user's ``fit()`` has run (its own values, or tuner's)."""
         hp = trial_hyperparameters(trial, space, values)
+        fitted: dict[str, Any] = {}
         hypermodel, source = self.hypermodel, self.source
 
         def build(params: Mapping[str, Any], input_shape: Any, *, task: str, n_outputs: int) -> Any:
@@ -132,13 +135,13 @@ class UserModel:
             if not isinstance(model, keras.Model):
                 raise ConfigError([Problem(source, "build(hp)", "must return a keras.Model",
                                            value=type(model).__name__)])
-            _route_through_user(model, hypermodel, hp)
+            _route_through_user(model, hypermodel, hp, fitted)
             return model
 
-        return hp, build
+        return hp, build, fitted
 
 
-def _route_through_user(model: Any, hypermodel: Any, hp: Any) -> None:
+def _route_through_user(model: Any, hypermodel: Any, hp: Any, fitted: dict[str, Any]) -> None:
     """Make tuner's ``compile`` keep the user's optimizer and tuner's ``fit`` go through ``hypermodel.fit``."""
     user_optimizer = getattr(model, "optimizer", None) if getattr(model, "compiled", False) else None
     keras_compile, keras_fit = model.compile, model.fit
@@ -150,7 +153,9 @@ def _route_through_user(model: Any, hypermodel: Any, hp: Any) -> None:
         defaults = {k: kwargs.pop(k) for k in ("batch_size", "shuffle") if k in kwargs}
 
         def model_fit(*args: Any, **user_kwargs: Any) -> Any:
-            return keras_fit(*args, **{**defaults, **user_kwargs})
+            merged = {**defaults, **user_kwargs}
+            fitted.update({k: merged[k] for k in ("batch_size", "epochs") if merged.get(k) is not None})
+            return keras_fit(*args, **merged)
 
         object.__setattr__(model, "fit", model_fit)
         try:

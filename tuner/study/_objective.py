@@ -62,7 +62,7 @@ class Objective:
         tracker = study.tracker
         self.on_start()
         # from here on, whatever stops the trial (Ctrl-C, a bad parameter) is recorded with its reason
-        state, reason, result, run_id, hp, params = "failed", None, None, None, None, {}
+        state, reason, result, run_id, hp, params, fitted = "failed", None, None, None, None, {}, {}
         late_names: frozenset[str] = frozenset()  # knobs a user's fit() may set itself: logged once known
         try:
             check_stop()
@@ -70,7 +70,7 @@ class Objective:
             builder, train_params = study.builder, params
             if study.user_model is not None and study.user_model.hypermodel is not None:  # build(hp) or a HyperModel
                 model_values = {k: v for k, v in params.items() if k in study.space.model_names}
-                hp, builder = study.user_model.for_trial(trial, study.space.params, model_values)
+                hp, builder, fitted = study.user_model.for_trial(trial, study.space.params, model_values)
                 train_params = {**params, "data_pipeline": "arrays"}  # a user's fit() may pass its own batch_size
                 late_names = _FIT_KNOBS
             TrialRecord.write(trial, resolved_params=params, device=_device(), worker_pid=os.getpid())
@@ -114,7 +114,7 @@ class Objective:
             raise TrialFailed(reason) from err
         finally:
             with deferring_interrupts(raise_after=False):  # the loop stops after this trial is told
-                resolved = params if hp is None else {**params, **hp.values}  # with what fit() asked
+                resolved = params if hp is None else {**params, **hp.values, **fitted}  # with what fit() chose
                 try:
                     record = TrialRecord() if result is None else TrialRecord.from_result(result)
                     late = {k: v for k, v in resolved.items() if k in late_names or k not in params}
