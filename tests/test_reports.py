@@ -587,6 +587,12 @@ def test_a_relative_store_recorded_in_another_folder_is_found_beside_the_storage
     assert study_tracking_uri(storage, recorded="sqlite:///mlflow.db") == f"sqlite:///{tmp_path}/run/mlflow.db"
     assert study_tracking_uri(storage, recorded="sqlite:///run/mlflow.db") == f"sqlite:///{tmp_path}/run/mlflow.db"
     assert study_tracking_uri(storage, recorded="sqlite:///elsewhere/mlflow.db") == f"sqlite:///{tmp_path}/run/mlflow.db"
+    # here first: a relative default storage (mlruns/optuna.db) beside its own mlflow.db does not capture it
+    (tmp_path / "mlflow.db").touch()
+    (tmp_path / "mlruns").mkdir()
+    (tmp_path / "mlruns" / "mlflow.db").touch()
+    assert study_tracking_uri("sqlite:///mlruns/optuna.db", recorded="sqlite:///mlflow.db") == \
+        f"sqlite:///{tmp_path}/mlflow.db"
     assert study_tracking_uri(storage, recorded="http://server:5000") == "http://server:5000"
     assert study_tracking_uri(storage, recorded="none") is None
     assert study_tracking_uri(storage, given="none", recorded="http://server:5000") is None

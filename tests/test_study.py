@@ -361,19 +361,28 @@ def test_ctrl_c_while_a_finished_trial_is_recorded_keeps_it_and_stops_after_it(t
     assert _runs(tmp_path) == {"trial-0": "FINISHED", "study": "KILLED"}
 
 
-def test_ctrl_c_while_the_study_run_is_opened_or_closed_leaves_no_run_open(tmp_path, ctrl_c):
+def _run_as(how: str, study: Study) -> None:
+    """``Study.run()`` (scripts) or ``run_workers`` with this process as the one worker (what the CLI runs)."""
+    from tuner.study import run_workers
+
+    study.run() if how == "run" else run_workers(study, 1)
+
+
+@pytest.mark.parametrize("how", ["run", "workers"])
+def test_ctrl_c_while_the_study_run_is_opened_stops_before_any_trial_and_closes_it(tmp_path, ctrl_c, how):
     ctrl_c("log_params", when=lambda run_id, params: "sampler" in params)  # the study run exists, half written
     study = Study(SearchSpace.from_dict(TINY_SPACE), "iris", _settings(tmp_path, n_trials=1))
     with pytest.raises(KeyboardInterrupt):
-        study.run()
+        _run_as(how, study)
     assert study.optuna_study.trials == [] and _runs(tmp_path) == {"study": "KILLED"}
 
 
-def test_ctrl_c_while_the_study_run_is_closed_is_not_swallowed(tmp_path, ctrl_c):
+@pytest.mark.parametrize("how", ["run", "workers"])
+def test_ctrl_c_while_the_study_run_is_closed_is_not_swallowed(tmp_path, ctrl_c, how):
     ctrl_c("end_study")
     study = Study(SearchSpace.from_dict(TINY_SPACE), "iris", _settings(tmp_path, n_trials=1))
     with pytest.raises(KeyboardInterrupt):  # the caller (the CLI: exit 130) hears of it
-        study.run()
+        _run_as(how, study)
     assert [t.state.name for t in study.optuna_study.trials] == ["COMPLETE"]
     assert _runs(tmp_path) == {"trial-0": "FINISHED", "study": "FINISHED"}
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["DEFAULT_STORE", "STORAGE_ENV", "default_storage", "default_tracking_uri", "sqlite_path", "journal_path",
-           "local_store_dir", "study_tracking_uri", "tracking_beside", "mask_secrets", "masked", "storage_trouble",
+           "local_store_dir", "absolute_sqlite", "study_tracking_uri", "tracking_beside", "mask_secrets", "masked", "storage_trouble",
            "connection_lost"]
 
 DEFAULT_STORE = Path("mlruns")
@@ -96,12 +96,21 @@ def tracking_beside(storage: str) -> str | None:
     return f"{_SQLITE}{default.as_posix()}" if default.exists() else None
 
 
+def absolute_sqlite(uri: str | None) -> str | None:
+    """``sqlite:///relative/path`` as an absolute ``sqlite:////...`` URL (what a study records, so that a worker or
+    a command started in another folder finds the same file); any other URI as it is."""
+    path = sqlite_path(uri) if uri else None
+    if path is None or path.is_absolute():
+        return uri
+    return f"{_SQLITE}{path.resolve().as_posix()}"
+
+
 def study_tracking_uri(storage: str, *, given: str | None = None, recorded: str | None = None) -> str | None:
     """The MLflow store of a study, for every command that reads or opens it (``report``, ``ui``, ``sync``).
 
     The one ``given`` (``"none"``: None); else the one the study ran with (``recorded`` in its recipe;
-    ``"none"`` when it ran with tracking off; a relative SQLite path is looked for in the storage's folder, then
-    here), unless it is a SQLite file that is not there; else
+    ``"none"`` when it ran with tracking off; a relative SQLite path, as older studies recorded it, is looked
+    for here, then in the folder of an absolute SQLite storage), unless it is a SQLite file that is not there; else
     ``MLFLOW_TRACKING_URI``; else the ``mlflow.db`` beside a SQLite Optuna storage, or the default
     ``mlruns/mlflow.db``, when one exists (:func:`tracking_beside`). None when there is none.
     """
@@ -112,10 +121,10 @@ def study_tracking_uri(storage: str, *, given: str | None = None, recorded: str 
     path = sqlite_path(recorded) if recorded else None
     if recorded and path is None:
         return recorded
-    if path is not None:  # a relative path was relative to the folder the study ran in: the storage's, or here
+    if path is not None:  # relative to the folder the study ran in (older studies): here, or an absolute storage's
         storage_path = sqlite_path(storage)
-        folders = [] if path.is_absolute() else [storage_path.parent] if storage_path is not None else []
-        for candidate in [*(folder / path for folder in folders), path]:
+        beside = storage_path is not None and storage_path.is_absolute() and not path.is_absolute()
+        for candidate in [path, *([storage_path.parent / path] if beside else [])]:
             if candidate.exists():
                 return f"{_SQLITE}{candidate.resolve().as_posix()}"
     return os.environ.get("MLFLOW_TRACKING_URI") or tracking_beside(storage)

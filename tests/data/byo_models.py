@@ -10,6 +10,7 @@ import os
 
 import keras
 import keras_tuner as kt
+import numpy as np
 
 
 def build_params(params, input_shape, *, task, n_outputs):
@@ -74,7 +75,7 @@ not_a_model = 42
 
 
 class LiteralFitHyperModel(ScopedHyperModel):
-    """A HyperModel whose fit() passes its own batch_size and epochs to model.fit, as literals."""
+    """A HyperModel whose fit() passes its own batch_size and epochs to model.fit (a NumPy integer, a literal)."""
 
     def fit(self, hp, model, *args, **kwargs):
-        return model.fit(*args, **{**kwargs, "batch_size": 16, "epochs": 2})
+        return model.fit(*args, **{**kwargs, "batch_size": np.int64(16), "epochs": 2})

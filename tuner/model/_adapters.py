@@ -154,7 +154,7 @@ def _route_through_user(model: Any, hypermodel: Any, hp: Any, fitted: dict[str, 
 
         def model_fit(*args: Any, **user_kwargs: Any) -> Any:
             merged = {**defaults, **user_kwargs}
-            fitted.update({k: merged[k] for k in ("batch_size", "epochs") if merged.get(k) is not None})
+            fitted.update({k: int(merged[k]) for k in ("batch_size", "epochs") if merged.get(k) is not None})
             return keras_fit(*args, **merged)
 
         object.__setattr__(model, "fit", model_fit)

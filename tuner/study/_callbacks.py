@@ -83,6 +83,7 @@ def interrupts_deferrable() -> Iterator[None]:
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
         yield
         return
+
     def handler(signum: int, frame: Any) -> None:
         if stop_requested():  # a second Ctrl-C is not held back
             raise KeyboardInterrupt

@@ -17,7 +17,7 @@ from tuner._backend import import_keras_for_api
 from tuner._logging import get_logger
 from tuner.errors import TrialFailed
 from tuner.study._budget import BudgetLock, budget_counts
-from tuner.study._callbacks import check_stop, clear_stop, interrupts_deferrable
+from tuner.study._callbacks import check_stop
 from tuner.study._objective import Objective
 from tuner.study._record import INTERRUPTED, read_trial
 from tuner.study._results import TrialReport
@@ -58,12 +58,11 @@ def optimize(study: Any, *, target: int, timeout: float | None, progress: bool,
     debug = get_logger("tuner").isEnabledFor(10)
     optuna.logging.set_verbosity(optuna.logging.WARNING if debug else optuna.logging.ERROR)
     s = study.settings
-    clear_stop()  # a stop asked for an earlier run (a notebook's request_stop()) does not stop this one
     study.record_target(target)
     study.stopped_for = None
     missing = target - study.n_finished()
     try:
-        with interrupts_deferrable(), study.tracking():
+        with study.tracking():
             # Move everything alive now (TensorFlow, Keras, the dataset) out of the garbage collector's view:
             # the collection after each trial then walks only that trial's objects (about 2 s -> 0.03 s per
             # trial on 2 cores; benchmarks/overhead.py). No collection first (it costs about 1 s): garbage
@@ -77,7 +76,6 @@ def optimize(study: Any, *, target: int, timeout: float | None, progress: bool,
                                         on_trial=on_trial, max_trials=max_trials, max_rss_mb=max_rss_mb)
     finally:
         gc.unfreeze()  # last (closing the tracking clears the Keras session): later work collects this run's garbage
-    check_stop()  # a Ctrl-C held back while the study run was closed: the caller sees the interrupt
 
 
 def _trials(study: Any, *, target: int, missing: int, timeout: float | None, progress: bool,

@@ -104,6 +104,8 @@ class TrialRecord:
         return {k: v for k, v in tags.items() if v is not None}
 
 
+_UNCLOSED = "unclosed_study_run:"  # + the MLflow run id of a study run to close: its status
+
 _RESULT_FIELDS = ("metrics", "final_metrics", "verdict", "reason", "suggestion", "best_epoch", "epochs_run", "n_params",
                   "wall_time")
 
@@ -189,10 +191,10 @@ class StudyRecord:
     def unclosed_study_runs(self) -> dict[str, str]:
         """Study runs that their process ended while tracking was away: ``{run_id: status}`` (``tuner sync``
         closes them in MLflow)."""
-        return dict(self._get("unclosed_study_runs", {}))
+        return {k[len(_UNCLOSED):]: v for k, v in self.study.user_attrs.items() if k.startswith(_UNCLOSED)}
 
     def add_unclosed_study_run(self, run_id: str, status: str) -> None:
-        self.study.set_user_attr("unclosed_study_runs", {**self.unclosed_study_runs, run_id: status})
+        self.study.set_user_attr(f"{_UNCLOSED}{run_id}", status)  # one key per run: processes never overwrite
 
     @property
     def best_test(self) -> dict[str, float] | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner._logging import get_logger
-from tuner._store import journal_path, mask_secrets, sqlite_path, storage_trouble
+from tuner._store import absolute_sqlite, journal_path, mask_secrets, sqlite_path, storage_trouble
 from tuner.errors import ConfigError, Problem
 from tuner.space import KNOBS
 from tuner.study._callbacks import _StaleTrialHandler
@@ -258,7 +258,8 @@ def _check_same_study(optuna_study: Any, study: Any) -> None:
     if not theirs:
         if len(optuna_study.trials) == 0:
             record.recipe = {**mine, "space_name": study.space.name, "dataset_spec": study.dataset_spec,
-                             "n_trials": s.n_trials, "settings": {k: getattr(s, k) for k in _RECIPE_SETTINGS}}
+                             "n_trials": s.n_trials, "settings": {**{k: getattr(s, k) for k in _RECIPE_SETTINGS},
+                                                                  "tracking_uri": absolute_sqlite(s.tracking_uri)}}
             record.dataset_description = study.dataset.describe()
         return
     for key in ("dataset", "objective", "space", "model_space"):

@@ -23,7 +23,8 @@ from typing import Any
 from tuner._store import default_storage
 from tuner.study._best import BestModel, close_tracking, load_best_model
 from tuner.study._budget import budget_counts
-from tuner.study._callbacks import deferring_interrupts, request_stop, stop_requested
+from tuner.study._callbacks import (check_stop, clear_stop, deferring_interrupts, interrupts_deferrable, request_stop,
+                                    stop_requested)
 from tuner.study._loop import optimize, rss_mb
 from tuner.study._model_ref import study_space, user_model
 from tuner.study._record import StudyRecord
@@ -169,22 +170,30 @@ class Study:
         Yields:
             The open :class:`~tuner.tracking.Tracker` (a null tracker for ``tracking_uri="none"``).
         """
-        if self._tracking_depth == 0:
-            self._open_tracking()
-        self._tracking_depth += 1
-        status = "FINISHED"
-        try:
-            yield self.tracker
-        except KeyboardInterrupt:
-            status = "KILLED"
-            raise
-        except BaseException:
-            status = "FAILED"
-            raise
-        finally:
-            self._tracking_depth -= 1
-            if self._tracking_depth == 0:
-                close_tracking(self, status)  # scores, exports and logs the best model; ends the study run
+        outermost = self._tracking_depth == 0
+        # while a script's or notebook's study runs, Ctrl-C goes the CLI's way (held back while a run opens or closes)
+        with interrupts_deferrable() if outermost else contextlib.nullcontext():
+            if outermost:
+                clear_stop()  # a stop asked for an earlier run (a notebook's request_stop()) does not stop this one
+                self._open_tracking()
+            self._tracking_depth += 1
+            status = "FINISHED"
+            try:
+                if outermost:
+                    check_stop()  # a Ctrl-C held back while the study run was opened
+                yield self.tracker
+            except KeyboardInterrupt:
+                status = "KILLED"
+                raise
+            except BaseException:
+                status = "FAILED"
+                raise
+            finally:
+                self._tracking_depth -= 1
+                if self._tracking_depth == 0:
+                    close_tracking(self, status)  # scores, exports and logs the best model; ends the study run
+            if outermost:
+                check_stop()  # a Ctrl-C held back while the study run was closed reaches the caller
 
     @property
     def tracking_run_id(self) -> str | None:
@@ -201,11 +210,12 @@ class Study:
             settings = dataclasses.asdict(s)
             settings["objective"] = ",".join(s.objective)
             settings["directions"] = ",".join(self.directions)
-            with deferring_interrupts(raise_after=False):  # held until the run exists and tracking() can close it
+            with deferring_interrupts(raise_after=False):  # held until tracking() holds the run and can close it
                 tracker.start_study(study_name=s.study_name, settings=settings, space_yaml=self.space.to_yaml(),
                                     dataset=self.dataset.describe())
-            if tracker.experiment_id is not None:
-                StudyRecord(self.optuna_study).mlflow_experiment_id = tracker.experiment_id
+                self.tracker = tracker
+                if tracker.experiment_id is not None:
+                    StudyRecord(self.optuna_study).mlflow_experiment_id = tracker.experiment_id
         self.tracker = tracker
 
     # -- results -------------------------------------------------------------------------------
