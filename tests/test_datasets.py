@@ -404,8 +404,8 @@ def test_unsupported_extension(tmp_path: Path) -> None:
 def test_missing_target_column(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "pets.csv", table())
     with raises(
-        r"pets\.csv: target: no such column; available columns: \['id', 'a', 'b', 'label'\]"
-        r"; did you mean 'label'\?; got 'lable'"
+        r"pets\.csv: target: no such column \(did you mean 'label'\?\); available columns: \['id', 'a', 'b', 'label'\]"
+        r"; got 'lable'"
     ):
         load_dataset(path, target="lable")
     with raises(r"pets\.csv: target: a target column is required.*\['id', 'a', 'b', 'label'\]; got None"):

@@ -7,9 +7,10 @@ the study goes on (:class:`TrialFailed`).
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 
-__all__ = ["ConfigError", "SpaceError", "DataError", "TrialFailed", "NonFiniteLoss", "Problem"]
+__all__ = ["ConfigError", "SpaceError", "DataError", "TrialFailed", "NonFiniteLoss", "Problem", "did_you_mean"]
 
 
 class Problem:
@@ -64,3 +65,12 @@ class TrialFailed(Exception):
 
 class NonFiniteLoss(TrialFailed):
     """The training loss became NaN or infinite."""
+
+
+def did_you_mean(name: object, options: Iterable[object], *, n: int = 1, cutoff: float = 0.6, note: str = "") -> str:
+    """A hint for a misspelt name, to append to a message: ``" (did you mean 'dropout'?)"``, with up to ``n``
+    close ``options`` (``'a' or 'b'``) and an optional ``note`` after the question; ``""`` when none is close."""
+    close = difflib.get_close_matches(str(name), [str(o) for o in options], n=n, cutoff=cutoff)
+    if not close:
+        return ""
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?{' ' + note if note else ''})"

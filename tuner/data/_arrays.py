@@ -8,7 +8,6 @@ rule and the value; the task is inferred as for files, and what is not given is 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from typing import Any
 
@@ -18,7 +17,7 @@ from tuner.data._dataset import Dataset, data_error, split
 from tuner.data._load import _check_options
 from tuner.data._preprocessing import Preprocessing, table_columns
 from tuner.data._targets import check_test_classes, encode_target, label_str
-from tuner.errors import DataError, Problem
+from tuner.errors import DataError, Problem, did_you_mean
 from tuner.space import CATEGORICAL
 
 __all__ = ["from_arrays", "from_frame", "in_memory_dataset"]
@@ -168,8 +167,7 @@ def from_frame(frame: Any, *, target: str | None, categorical: str = "error", **
 
     columns = [str(c) for c in frame.columns]
     if target is None or target not in columns:
-        close = difflib.get_close_matches(str(target), columns, n=1) if target else []
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = did_you_mean(target, columns) if target else ""
         raise data_error("DataFrame", "target", f"must name a column{hint}; columns: {columns}", value=target)
     if categorical not in CATEGORICAL:
         raise data_error("DataFrame", "categorical", f"must be one of {list(CATEGORICAL)}", value=categorical)

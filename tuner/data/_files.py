@@ -6,7 +6,6 @@ non-numeric features, mismatched shapes) and reports every problem at once, nami
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 from pathlib import Path
@@ -18,7 +17,7 @@ from tuner.data._builtin import BUILTIN
 from tuner.data._dataset import Raw, data_error
 from tuner.data._preprocessing import table_columns
 from tuner.data._targets import missing_target
-from tuner.errors import DataError, Problem
+from tuner.errors import DataError, Problem, did_you_mean
 
 FILE_SUFFIXES = (".csv", ".parquet", ".npz")
 
@@ -29,8 +28,7 @@ def resolve_path(spec: str, caller: str) -> Path:
     looks_like_path = bool(path.suffix) or os.sep in spec or (os.altsep is not None and os.altsep in spec)
     if not path.exists():
         if not looks_like_path:
-            close = difflib.get_close_matches(spec, list(BUILTIN), n=3, cutoff=0.6)
-            hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+            hint = did_you_mean(spec, BUILTIN, n=3)
             raise data_error(caller, "name_or_path",
                              f"must be a built-in dataset ({', '.join(BUILTIN)}) or an existing file{hint}", value=spec)
         raise data_error(spec, "", f"file not found (looked for {path.resolve()})", has_value=False)
@@ -256,9 +254,8 @@ def _split_off_target(frame: Any, target: str | None, where: str) -> tuple[Any, 
                          f"a target column is required for CSV and Parquet files; available columns: {columns}",
                          value=None)
     if target not in frame.columns:
-        close = difflib.get_close_matches(target, columns, n=3, cutoff=0.6)
-        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise data_error(where, "target", f"no such column; available columns: {columns}{hint}", value=target)
+        raise data_error(where, "target", f"no such column{did_you_mean(target, columns, n=3)}; available columns: "
+                         f"{columns}", value=target)
     if len(frame) == 0:
         raise data_error(where, "", "the file has no data rows", has_value=False)
     features = frame.drop(columns=[target])

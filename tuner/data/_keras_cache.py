@@ -8,7 +8,6 @@ would put them there.
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import tempfile
@@ -19,7 +18,7 @@ import numpy as np
 
 from tuner.data._builtin import BUILTIN, BuiltinDataset
 from tuner.data._dataset import Raw, data_error
-from tuner.errors import DataError
+from tuner.errors import DataError, did_you_mean
 
 _KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 _FASHION_FILES = ("train-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz",
@@ -52,8 +51,7 @@ def _find_cached(relative: str) -> Path | None:
 
 
 def _not_cached(name: str, what: str, where: Path, source: str, example: str) -> DataError:
-    close = difflib.get_close_matches(name, list(BUILTIN), n=1, cutoff=0.8)
-    hint = f" (did you mean {close[0]!r}? It is built in and generated locally)" if close else ""
+    hint = did_you_mean(name, BUILTIN, cutoff=0.8, note="It is built in and generated locally")
     return data_error(
         f"dataset {name!r}", "",
         f"is not in the Keras cache, and tuner never downloads: place {what} at {where} ({source}; for example: "

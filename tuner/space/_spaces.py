@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from tuner.errors import Problem, SpaceError
+from tuner.errors import Problem, SpaceError, did_you_mean
 from tuner.space._catalogue import KNOBS, names_known_to_keras
 from tuner.space._param import Param, suggest_one
-from tuner.space._validate import did_you_mean, validate
+from tuner.space._validate import validate
 from tuner.space._yaml import safe_load
 
 if TYPE_CHECKING:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping
 from typing import Any
 
-from tuner.errors import Problem, SpaceError
+from tuner.errors import Problem, SpaceError, did_you_mean
 from tuner.space._catalogue import KNOBS, Knob, check_value
 from tuner.space._param import Param
 from tuner.space._user import parse_model_parameters, user_knob
@@ -16,11 +15,6 @@ _TOP_KEYS = ("name", "description", "parameters", "model_parameters")
 _DIST_KEYS = ("type", "low", "high", "step", "log", "choices", "condition", "per_layer")
 _FIXED_KEYS = ("value", "condition", "per_layer")
 _TYPES = ("int", "float", "categorical")
-
-
-def did_you_mean(name: str, options: Mapping[str, Any] | list[str]) -> str:
-    close = difflib.get_close_matches(str(name), list(options), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _is_number(v: Any) -> bool:
