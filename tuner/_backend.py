@@ -14,6 +14,8 @@ import sys
 import tempfile
 from typing import Any
 
+from tuner._store import keras_home
+
 __all__ = ["BACKENDS", "choose_backend", "import_keras_quietly", "import_keras_for_api", "wants_backend_logs"]
 
 BACKENDS = ("auto", "tensorflow", "jax", "torch")
@@ -54,9 +56,8 @@ def wants_backend_logs() -> bool:
 
 
 def _config_file_backend() -> str | None:
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
     try:
-        with open(os.path.join(home, "keras.json")) as f:
+        with open(keras_home() / "keras.json") as f:
             return json.load(f).get("backend")
     except (OSError, ValueError, AttributeError):
         return None

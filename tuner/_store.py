@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["DEFAULT_STORE", "STORAGE_ENV", "default_storage", "default_tracking_uri", "sqlite_path", "journal_path",
-           "local_store_dir", "absolute_sqlite", "study_tracking_uri", "tracking_beside", "mask_secrets", "masked", "storage_trouble",
+           "local_store_dir", "absolute_sqlite", "cache_dir", "keras_home", "study_tracking_uri", "tracking_beside", "mask_secrets", "masked", "storage_trouble",
            "connection_lost"]
 
 DEFAULT_STORE = Path("mlruns")
@@ -59,6 +59,18 @@ def default_tracking_uri(store: Path = DEFAULT_STORE) -> str:
     if env:
         return env
     return f"{_SQLITE}{Path(store).as_posix()}/mlflow.db"
+
+
+def cache_dir() -> Path:
+    """tuner's own cache (generated datasets, JAX's compiled programs): ``$TUNER_CACHE_DIR``, else ``~/.cache/tuner``."""
+    env = os.environ.get("TUNER_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "tuner"
+
+
+def keras_home() -> Path:
+    """Keras's own folder (``keras.json``, ``datasets/``): ``$KERAS_HOME``, else ``~/.keras``."""
+    env = os.environ.get("KERAS_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".keras"
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from tuner._store import cache_dir
 from tuner.data._dataset import Raw, data_error
 
 _logger = logging.getLogger(__name__)
@@ -67,12 +68,6 @@ def _sklearn_loader(name: str) -> Callable[[], Raw]:
 # mnist1d, generated locally and cached
 
 MNIST1D_SOURCE = "mnist1d.make_dataset (generated locally)"
-
-
-def _cache_dir() -> Path:
-    """``$TUNER_CACHE_DIR``, else ``~/.cache/tuner``."""
-    env = os.environ.get("TUNER_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "tuner"
 
 
 def _generate_mnist1d() -> dict[str, np.ndarray]:
@@ -163,7 +158,7 @@ def _mnist1d_cache_file() -> Path:
     except metadata.PackageNotFoundError:
         raise data_error("dataset 'mnist1d'", "", "needs the mnist1d package: pip install mnist1d",
                          has_value=False) from None
-    return _cache_dir() / f"mnist1d-{version}-default-v1.npz"
+    return cache_dir() / f"mnist1d-{version}-default-v1.npz"
 
 
 def _load_mnist1d() -> Raw:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from tuner._store import keras_home
 from tuner.data._builtin import BUILTIN, BuiltinDataset
 from tuner.data._dataset import Raw, data_error
 from tuner.errors import DataError, did_you_mean
@@ -30,8 +31,7 @@ _CIFAR_DIRS = ("cifar-10-batches-py-target/cifar-10-batches-py", "cifar-10-batch
 
 def keras_cache_dir() -> Path:
     """The folder ``keras.datasets`` keeps its files in: ``$KERAS_HOME/datasets``, else ``~/.keras/datasets``."""
-    home = os.environ.get("KERAS_HOME")
-    return (Path(home).expanduser() if home else Path.home() / ".keras") / "datasets"
+    return keras_home() / "datasets"
 
 
 def _keras_cache_dirs() -> list[Path]:

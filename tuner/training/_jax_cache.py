@@ -9,7 +9,8 @@ small programs (under a second of compilation), which is all of a small model's,
 from __future__ import annotations
 
 import os
-from pathlib import Path
+
+from tuner._store import cache_dir
 
 __all__ = ["enable_jax_compile_cache"]
 
@@ -26,8 +27,7 @@ def enable_jax_compile_cache() -> str | None:
         return _enabled[0] or None
     import jax
 
-    folder = os.environ.get("TUNER_JAX_CACHE") or jax.config.jax_compilation_cache_dir or str(
-        Path(os.environ.get("TUNER_CACHE_DIR") or Path.home() / ".cache" / "tuner") / "jax")
+    folder = os.environ.get("TUNER_JAX_CACHE") or jax.config.jax_compilation_cache_dir or str(cache_dir() / "jax")
     if folder.lower() in ("none", "off", "0"):
         _enabled.append("")
         return None
