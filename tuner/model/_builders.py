@@ -31,7 +31,7 @@ from typing import Any
 
 from tuner.errors import ConfigError, Problem
 from tuner.model._task import check_task_fit, output_activation
-from tuner.space import FAMILIES, KNOBS, TASKS, knob_value
+from tuner.space import FAMILIES, KNOBS, TASKS, knob_value, layer_key
 
 __all__ = ["build_model", "layer_value"]
 
@@ -41,7 +41,7 @@ def layer_value(params: Mapping[str, Any], name: str, layer: int) -> Any:
 
     ``name_<layer>`` wins over the shared ``name``, which wins over the knob's default.
     """
-    key = f"{name}_{layer}"
+    key = layer_key(name, layer)
     if key in params:
         return params[key]
     return params.get(name, KNOBS[name].default)

@@ -251,11 +251,11 @@ def trial_plots(results: Any, client: Any, out_dir: str | Path, *, trials: Seque
 
 def regularization_knobs(names: Sequence[str]) -> list[str]:
     """The parameter names among ``names`` whose knob is a regularization knob (``dropout_2`` counts)."""
-    from tuner.space import KNOBS
+    from tuner.space import KNOBS, knob_of
 
     out = []
     for name in names:
-        knob = KNOBS.get(name) or KNOBS.get(re.sub(r"_\d+$", "", name))
+        knob = KNOBS.get(name) or KNOBS.get(knob_of(name))
         if knob is not None and knob.group == "regularization":
             out.append(name)
     return out

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,7 +30,7 @@ import yaml
 from tuner._store import default_storage
 from tuner.errors import ConfigError, Problem
 from tuner.report._lessons import Section, figure_png, new_figure, record_lesson
-from tuner.space import KNOBS, SearchSpace, check_value
+from tuner.space import KNOBS, SearchSpace, check_value, layer_keys
 from tuner.study import StudyRecord, load_study_results
 
 __all__ = ["refine", "refine_parameters", "refined_yaml", "refinement_section", "refinement_table"]
@@ -41,7 +40,7 @@ _CROWD = 0.75  # median position of the best trials beyond which a bound is crow
 
 def _values(trial: Any, name: str, entry: Mapping[str, Any]) -> list[Any]:
     if entry.get("per_layer"):
-        return [v for k, v in trial.params.items() if re.fullmatch(rf"{re.escape(name)}_\d+", k)]
+        return [trial.params[k] for k in layer_keys(trial.params, name)]
     return [trial.params[name]] if name in trial.params else []
 
 

@@ -12,7 +12,10 @@ from tuner.space._catalogue import (
     VIEWS,
     Knob,
     check_value,
+    knob_of,
     knob_value,
+    layer_key,
+    layer_keys,
     reference_markdown,
 )
 from tuner.space._hp import param_of, params_of, trial_hyperparameters
@@ -32,7 +35,10 @@ __all__ = [
     "TASKS",
     "VIEWS",
     "check_value",
+    "knob_of",
     "knob_value",
+    "layer_key",
+    "layer_keys",
     "load_space",
     "parse_override",
     "param_of",

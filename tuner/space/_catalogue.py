@@ -11,7 +11,8 @@ import contextlib
 import contextvars
 import dataclasses
 import math
-from collections.abc import Callable, Iterator, Mapping
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from tuner._backend import import_keras_for_api
@@ -317,6 +318,22 @@ def reference_markdown() -> str:
             out.append(f"| {name} | {kind} | {_markdown_default(knob.default)} | {domain} | {knob.doc} |")
         out.append("")
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def layer_key(name: str, layer: int) -> str:
+    """The parameter that holds a per-layer knob's value for hidden layer ``layer`` (1-based): ``units_2``."""
+    return f"{name}_{layer}"
+
+
+def layer_keys(names: Iterable[str], name: str) -> list[str]:
+    """The per-layer parameters of knob ``name`` among ``names`` (``units_1``, ``units_2``, ...), in their order."""
+    pattern = re.compile(rf"{re.escape(name)}_\d+")
+    return [k for k in names if pattern.fullmatch(k)]
+
+
+def knob_of(key: str) -> str:
+    """The knob a parameter belongs to: ``dropout_2`` (a per-layer value) -> ``dropout``; any other name as it is."""
+    return re.sub(r"_\d+$", "", key)
 
 
 def knob_value(params: Mapping[str, Any], name: str) -> Any:

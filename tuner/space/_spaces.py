@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from tuner.errors import Problem, SpaceError, did_you_mean
-from tuner.space._catalogue import KNOBS, names_known_to_keras
+from tuner.space._catalogue import KNOBS, layer_key, names_known_to_keras
 from tuner.space._param import Param, suggest_one
 from tuner.space._validate import validate
 from tuner.space._yaml import safe_load
@@ -190,7 +190,7 @@ class SearchSpace:
             if p.per_layer:
                 resolved.pop(name, None)
                 for i in range(1, int(resolved.get("n_layers", KNOBS["n_layers"].default)) + 1):
-                    resolved[f"{name}_{i}"] = suggest_one(trial, p, f"{name}_{i}")
+                    resolved[layer_key(name, i)] = suggest_one(trial, p, layer_key(name, i))
             else:
                 resolved[name] = suggest_one(trial, p, name)
         return resolved

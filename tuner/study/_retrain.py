@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tuner.errors import ConfigError, Problem, TrialFailed
-from tuner.space import KNOBS
+from tuner.space import KNOBS, layer_keys
 from tuner.study._record import read_trial
 
 __all__ = ["BUILTIN_OFF", "Variant", "ablation_variants", "declared_off", "open_for_retraining", "resolved_params",
@@ -69,7 +68,8 @@ def _short(value: Any) -> str:
 
 def _layer_keys(params: Mapping[str, Any], name: str) -> list[str]:
     """``name`` and its per-layer forms ``name_1 .. name_n`` present in ``params``."""
-    return [k for k in params if k == name or re.fullmatch(rf"{re.escape(name)}_\d+", k)]
+    per_layer = set(layer_keys(params, name))
+    return [k for k in params if k == name or k in per_layer]
 
 
 def _is_on(value: Any, off: Any) -> bool:
