@@ -286,20 +286,25 @@ TINY_SPACE = dict(SPACE, parameters={**SPACE["parameters"], "epochs": 1, "optimi
                                       "learning_rate": 0.01})
 
 
-def test_a_study_leaves_no_tracking_uri_behind_and_its_best_model_loads_from_its_own_store(tmp_path, monkeypatch):
+def test_a_study_leaves_no_tracking_uri_behind_and_its_best_model_loads_from_its_own_store(tmp_path, monkeypatch,
+                                                                                          capfd):
     import mlflow
 
     import tuner
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
     mlflow.set_tracking_uri(None)
     study = Study(SearchSpace.from_dict(TINY_SPACE), "iris", _settings(tmp_path, n_trials=1))
     study.run()  # logs the best model with MLflow's fluent API
-    # neither later studies, reports nor subprocesses of this process inherit this study's store (or its password)
-    assert "MLFLOW_TRACKING_URI" not in os.environ
+    # neither later studies, reports nor subprocesses of this process inherit this study's store (or its password),
+    # nor tuner's choice of no progress bars
+    assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ
     assert mlflow.get_tracking_uri() != f"sqlite:///{tmp_path}/mlflow.db"
     shutil.rmtree(Path(study.optuna_study.user_attrs["best_model_dir"]))  # only the MLflow copy is left
-    model = tuner.load_best_model(study)
+    capfd.readouterr()
+    model = tuner.load_best_model(study)  # downloaded from the MLflow store, with no progress bar
+    assert "Downloading artifacts" not in capfd.readouterr().err
     assert model.predict(study.dataset.x_test[:3]).shape[0] == 3
 
 

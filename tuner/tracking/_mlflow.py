@@ -26,6 +26,7 @@ __all__ = ["EXPERIMENT_KIND", "MlflowTracker", "load_logged_model", "register_mo
 _logger = get_logger(__name__)
 
 _MAX_PARAM_LENGTH = 6000
+_PROGRESS_BARS = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED", "interrupted": "KILLED"}
 # MLflow 3's UI opens an experiment of this kind on its training runs, not on the GenAI overview
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
@@ -54,7 +55,6 @@ class MlflowTracker:
 
         from mlflow import MlflowClient
 
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no download bars in our output
         if "MLFLOW_LOGGING_LEVEL" not in os.environ:  # the first use of a store logs its migrations at INFO
             logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
         self.tracking_uri = tracking_uri or default_tracking_uri()
@@ -238,15 +238,21 @@ def fluent_tracking_uri(uri: str) -> Iterator[None]:
     """MLflow's fluent API (``mlflow.start_run``, ``log_model``, ``register_model``, ``pyfunc.load_model``) on ``uri``
     for a block. ``mlflow.set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI`` into the environment, where every
     later study, report and subprocess of this process would read it (a password included): the variable and
-    MLflow's own setting are put back afterwards."""
+    MLflow's own setting are put back afterwards. The block's model uploads and downloads draw no progress bars
+    in tuner's output (unless ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR`` is set)."""
     import mlflow
 
     before = os.environ.get("MLFLOW_TRACKING_URI")
+    bars = os.environ.get(_PROGRESS_BARS)
+    if bars is None:
+        os.environ[_PROGRESS_BARS] = "false"
     mlflow.set_tracking_uri(uri)
     try:
         yield
     finally:
         mlflow.set_tracking_uri(before)  # None unsets both
+        if bars is None:
+            os.environ.pop(_PROGRESS_BARS, None)
 
 
 def _mlflow_dataset(dataset: Any) -> Any:
