@@ -166,6 +166,8 @@ class Study:
         split, logs its model when this process trained it, and ends the study run when this process
         started it: ``FINISHED``, ``KILLED`` after an interrupt, ``FAILED`` after an error. :meth:`run`
         inside an open ``with study.tracking():`` (as :func:`~tuner.study.run_workers` does) shares it.
+        A Ctrl-C that lands while a tracking run opens or closes is held back until it has, then raised as
+        ``KeyboardInterrupt`` (in a script or notebook too: Python's own handler is swapped for the block).
 
         Yields:
             The open :class:`~tuner.tracking.Tracker` (a null tracker for ``tracking_uri="none"``).
