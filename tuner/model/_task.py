@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
+from tuner._backend import import_keras_for_api
 from tuner.errors import ConfigError, Problem
 from tuner.space import knob_value
 
@@ -17,11 +17,6 @@ _TASK_OUTPUT = {"binary": "sigmoid", "multiclass": "softmax", "regression": "lin
 ONE_HOT_LOSSES = frozenset({"categorical_crossentropy", "categorical_focal_crossentropy", "categorical_hinge",
                             "kl_divergence"})
 """Multiclass losses that take one-hot targets (the others take class indices), as :func:`canonical_loss` names them."""
-
-# the short names keras.losses.get() takes (in either case) for the functions it returns
-_KERAS_LOSS_ALIASES = {"bce": "binary_crossentropy", "kld": "kl_divergence", "mae": "mean_absolute_error",
-                       "mse": "mean_squared_error", "mape": "mean_absolute_percentage_error",
-                       "msle": "mean_squared_logarithmic_error"}
 
 _CLASSIFICATION_LOSSES = {
     "binary": {"binary_crossentropy", "binary_focal_crossentropy", "hinge", "squared_hinge"},
@@ -42,11 +37,15 @@ def resolve_loss(params: Mapping[str, Any], task: str) -> str:
 
 
 def canonical_loss(name: str) -> str:
-    """The name of the loss function ``keras.losses.get(name)`` stands for, without importing Keras: Keras's
-    short aliases and class names map to it (``BCE`` and ``BinaryCrossentropy`` -> ``binary_crossentropy``,
-    ``KLD`` -> ``kl_divergence``); any other name is returned as it is."""
-    snake = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)).lower()
-    return _KERAS_LOSS_ALIASES.get(snake, snake)
+    """The name of the loss function that ``keras.losses.get(name)`` resolves to: Keras's own aliases and class
+    names map to it (``BCE`` and ``BinaryCrossentropy`` -> ``binary_crossentropy``, ``KLD`` -> ``kl_divergence``);
+    a name Keras does not know is returned as it is."""
+    keras = import_keras_for_api()
+    try:
+        loss = keras.losses.get(name)
+    except (ValueError, TypeError):
+        return name
+    return getattr(getattr(loss, "fn", loss), "__name__", name)  # a Loss object (a class name) wraps its function
 
 
 def check_task_fit(params: Mapping[str, Any], task: str, *, source: str = "parameters") -> None:

@@ -63,6 +63,7 @@ class Objective:
         self.on_start()
         # from here on, whatever stops the trial (Ctrl-C, a bad parameter) is recorded with its reason
         state, reason, result, run_id, hp, params, fitted = "failed", None, None, None, None, {}, {}
+        record = TrialRecord()  # what the trial's run ends with: its result, once there is one
         late_names: frozenset[str] = frozenset()  # knobs a user's fit() may set itself: logged once known
         try:
             check_stop()
@@ -84,10 +85,11 @@ class Objective:
                 callbacks.append(_PruningCallback(trial, s.objective[0], first_prunable_step(study._opened)).callback)
             result = train_model(train_params, study.dataset, seed=s.seed + trial.number, callbacks=callbacks,
                                  builder=builder, gap_subset=s.gap_subset)
+            record = TrialRecord.from_result(result)
             values = [float(result.metrics[m]) for m in s.objective]
             if not all(math.isfinite(v) for v in values):
                 raise TrialFailed(f"non-finite objective {dict(zip(s.objective, values))}")
-            TrialRecord.write_result(trial, result)
+            record.write_result(trial, metric=result.metric)
             state = "complete"
             if study._best.is_best(study.optuna_study, study.directions, values):  # scored on the test split at the end
                 study._best.keep(trial.number, result.model)
@@ -116,7 +118,6 @@ class Objective:
             with deferring_interrupts(raise_after=False):  # the loop stops after this trial is told
                 resolved = params if hp is None else {**params, **hp.values, **fitted}  # with what fit() chose
                 try:
-                    record = TrialRecord() if result is None else TrialRecord.from_result(result)
                     late = {k: v for k, v in resolved.items() if k in late_names or k not in params}
                     tracker.end_trial(run_id, state=state, metrics=record.tracking_metrics(),
                                       tags=record.tracking_tags(reason), params=late)

@@ -77,15 +77,13 @@ class TrialRecord:
                    suggestion=result.diagnosis.suggestion, best_epoch=result.best_epoch,
                    epochs_run=result.epochs_run, n_params=result.n_params, wall_time=round(result.wall_time, 3))
 
-    @staticmethod
-    def write_result(trial: Any, result: Any) -> None:
-        """Store a finished training run (a :class:`~tuner.training.TrainResult`)."""
-        record = TrialRecord.from_result(result)
-        TrialRecord.write(trial, **{k: getattr(record, k) for k in _RESULT_FIELDS})
+    def write_result(self, trial: Any, *, metric: str) -> None:
+        """Store this record of a finished training run (:meth:`from_result`) on a running trial; ``metric`` is
+        the task's headline metric, whose gap stands at the top level beside ``gap_loss``."""
+        TrialRecord.write(trial, **{k: getattr(self, k) for k in _RESULT_FIELDS})
         # the gaps stand at the top level too: Optuna's dashboard and trials_dataframe show them as columns
-        metric = result.metric
-        trial.set_user_attr("gap_loss", result.metrics.get("gap_loss"))
-        trial.set_user_attr(f"gap_{metric}", result.metrics.get(f"gap_{metric}"))
+        trial.set_user_attr("gap_loss", self.metrics.get("gap_loss"))
+        trial.set_user_attr(f"gap_{metric}", self.metrics.get(f"gap_{metric}"))
 
     # -- what a trial's tracking run ends with (written by the objective, and by ``sync`` from the storage) --
     def tracking_metrics(self) -> dict[str, float]:
