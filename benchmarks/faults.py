@@ -186,8 +186,27 @@ def postgres_restart(folder: Path) -> dict[str, Any]:
             "seconds": took, "kept": f"{kept} / 8", "lost": max(0, len(set(reported)) - kept)}
 
 
+def tracking_refused(folder: Path) -> dict[str, Any]:
+    """A tracking server with MLflow's basic-auth (needs Flask-WTF: pip install 'mlflow[auth]'), a wrong password."""
+    from tests._servers import basic_auth_server
+
+    server = basic_auth_server(folder / "server", {"tuner": "right-" + os.urandom(4).hex()})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
+    env.update(MLFLOW_TRACKING_USERNAME="tuner", MLFLOW_TRACKING_PASSWORD="wrong")
+    try:
+        start = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "tuner", "study", "--tracking-uri", server.uri, "--n-trials", "1"],
+                              cwd=folder, capture_output=True, text=True, timeout=900, env=env)
+        took = time.monotonic() - start
+    finally:
+        server.stop()
+    return {"sees": _sees(proc), "seconds": took, "kept": "-", "lost": 0 if not (folder / "mlruns").exists() else "?"}
+
+
 ROWS: dict[str, tuple[str, Callable[[Path], dict[str, Any]]]] = {
     "tracking-down": ("--tracking-uri at a port where nothing listens", tracking_down),
+    "tracking-refused": ("--tracking-uri of `mlflow server --app-name basic-auth`, a wrong password in "
+                         "MLFLOW_TRACKING_PASSWORD", tracking_refused),
     "tracking-gone": ("MLflow server killed after trial 0 of 4", tracking_gone),
     "read-only": ("read-only SQLite", read_only),
     "disk-full": ("write past a file-size limit (RLIMIT_FSIZE) mid-study", disk_full),

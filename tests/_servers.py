@@ -1,4 +1,5 @@
-"""Real servers for the fault tests: an MLflow tracking server and a private PostgreSQL, on 127.0.0.1."""
+"""Real servers for the fault and security tests: an MLflow tracking server (optionally with MLflow's basic-auth) and
+a private PostgreSQL, on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -21,20 +22,50 @@ def free_port() -> int:
 
 
 class MlflowServer:
-    """``mlflow server`` with a SQLite backend in ``folder``; :meth:`stop` and :meth:`start` it again."""
+    """``mlflow server`` with a SQLite backend in ``folder``; :meth:`stop` and :meth:`start` it again.
 
-    def __init__(self, folder: Path, port: int | None = None) -> None:
-        self.folder, self.port = folder, port or free_port()
+    With ``auth=True`` it is MLflow's own authentication (``--app-name basic-auth``, users in ``folder``): every
+    API call needs a user's credentials; the admin is ``admin`` / :attr:`admin_password`, :meth:`add_user`
+    adds others. That needs Flask-WTF (``pip install 'mlflow[auth]'``): see :func:`basic_auth_or_skip`.
+    """
+
+    def __init__(self, folder: Path, port: int | None = None, *, auth: bool = False) -> None:
+        self.folder, self.port, self.auth = folder, port or free_port(), auth
         self.uri = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
+        self.admin_password = "Admin-" + os.urandom(6).hex()
+
+    def _auth_env(self) -> dict[str, str]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        ini = self.folder / "basic_auth.ini"
+        ini.write_text("[mlflow]\ndefault_permission = NO_PERMISSIONS\n"
+                       f"database_uri = sqlite:///{self.folder}/basic_auth.db\nadmin_username = admin\n"
+                       "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+        return {"MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_AUTH_ADMIN_PASSWORD": self.admin_password,
+                "MLFLOW_FLASK_SERVER_SECRET_KEY": os.urandom(16).hex()}
+
+    def add_user(self, username: str, password: str) -> None:
+        """Create a user through the server's REST API, as the admin."""
+        import base64
+        import json
+
+        request = urllib.request.Request(
+            f"{self.uri}/api/2.0/mlflow/users/create", method="POST",
+            data=json.dumps({"username": username, "password": password}).encode(),
+            headers={"Content-Type": "application/json", "Authorization": "Basic " + base64.b64encode(
+                f"admin:{self.admin_password}".encode()).decode()})
+        with urllib.request.urlopen(request, timeout=30):
+            pass
 
     def start(self, timeout: float = 90.0) -> MlflowServer:
         mlflow = Path(sys.executable).with_name("mlflow")
+        auth = ["--app-name", "basic-auth"] if self.auth else []
+        env = {**os.environ, **self._auth_env()} if self.auth else None
         self.proc = subprocess.Popen(
-            [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+            [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1", *auth,
              "--backend-store-uri", f"sqlite:///{self.folder}/mlflow.db",
              "--artifacts-destination", (self.folder / "artifacts").as_uri()],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -50,6 +81,34 @@ class MlflowServer:
             os.killpg(self.proc.pid, 9)
             self.proc.wait(timeout=30)
         self.proc = None
+
+
+def basic_auth_or_skip() -> None:
+    """Skip a test that needs MLflow's basic-auth app without Flask-WTF (fail it on CI, which installs the test
+    extra: ``mlflow[auth]``)."""
+    import importlib.util
+
+    import pytest
+
+    if importlib.util.find_spec("flask_wtf") is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must install the test extra: mlflow[auth] (Flask-WTF) for `mlflow server --app-name "
+                        "basic-auth`")
+        pytest.skip("MLflow's basic-auth app needs Flask-WTF: pip install 'mlflow[auth]'")
+
+
+def basic_auth_server(folder: Path, users: dict[str, str]) -> MlflowServer:
+    """A started :class:`MlflowServer` with MLflow's basic-auth and ``users`` (name -> password) added; skips
+    without Flask-WTF (fails on CI)."""
+    basic_auth_or_skip()
+    server = MlflowServer(folder, auth=True).start()
+    try:
+        for name, password in users.items():
+            server.add_user(name, password)
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
 def pg_folder() -> Path:

@@ -93,3 +93,68 @@ def test_a_password_in_the_storage_url_is_in_no_output_record_or_command_line(tm
     for path in tmp_path.rglob("*"):  # the MLflow store, its artifacts, the report's plots
         if path.is_file() and path.stat().st_size < 20_000_000:
             assert secret.encode() not in path.read_bytes(), path
+
+
+@pytest.fixture
+def auth_server(tmp_path_factory):
+    from tests._servers import basic_auth_server
+
+    server = basic_auth_server(tmp_path_factory.mktemp("auth-server"), {"tuner": "Mlflow-" + os.urandom(6).hex()})
+    yield server
+    server.stop()
+
+
+def _text_files(folder: Path):
+    for path in folder.rglob("*"):
+        if path.is_file() and path.stat().st_size < 20_000_000:
+            yield path
+
+
+@pytest.mark.slow
+def test_mlflow_credentials_and_a_ray_token_are_in_no_output_record_or_command_line(tmp_path, auth_server,
+                                                                                    monkeypatch):
+    """A study with two workers on a tracking server with MLflow's basic-auth: the credentials reach every worker
+    (each trial has its run) through the environment alone, and neither they nor a Ray token show anywhere tuner
+    writes or prints; no process of the study listens beyond loopback."""
+    from tests._sockets import SocketWatch, exposed
+
+    password, token = auth_server.admin_password.replace("Admin", "Mlflow"), "ray-" + os.urandom(12).hex()
+    auth_server.add_user("worker", password)
+    secrets = {"MLFLOW_TRACKING_USERNAME": "worker", "MLFLOW_TRACKING_PASSWORD": password, "RAY_AUTH_TOKEN": token}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}, **secrets}
+    folder = tmp_path / "work"
+    folder.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "tuner", "study", "--study", "authed", "--dataset", "iris",
+                             "--tracking-uri", auth_server.uri, "--n-trials", "4", "--workers", "2", "--set",
+                             "epochs=1", "--json", "--no-progress"], cwd=folder, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    with SocketWatch(proc.pid) as watch:
+        stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr
+    workers = [c for c in watch.processes.values() if "tuner worker" in c]
+    assert workers, watch.processes
+    assert not exposed(watch.listeners), [str(x) for x in exposed(watch.listeners)]
+    for secret in (password, token):
+        assert not any(secret in c for c in watch.processes.values())  # no command line of the tree
+        assert secret not in stdout and secret not in stderr
+    report = subprocess.run([sys.executable, "-m", "tuner", "report", "authed", "--html", "r.html", "--json"],
+                            cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+    assert report.returncode == 0, report.stderr
+    for key, value in secrets.items():
+        monkeypatch.setenv(key, value)
+    client = MlflowClient(auth_server.uri)
+    runs = client.search_runs([client.get_experiment_by_name("authed").experiment_id])
+    trial_runs = [r for r in runs if "optuna_trial_number" in r.data.tags]
+    assert len(trial_runs) == 4  # both workers had the credentials: every trial has its run
+    downloads = tmp_path / "downloads"
+    for run in runs:
+        for art in client.list_artifacts(run.info.run_id):
+            if not art.is_dir and art.path.endswith((".json", ".yaml", ".txt")):
+                client.download_artifacts(run.info.run_id, art.path, str(downloads))
+    assert (downloads / "settings.json").is_file()
+    for secret in (password, token):
+        assert secret not in report.stdout and secret not in report.stderr
+        for run in runs:
+            assert secret not in json.dumps(run.data.params) and secret not in json.dumps(run.data.tags)
+        for path in [*_text_files(folder), *_text_files(downloads), *_text_files(auth_server.folder)]:
+            assert secret.encode() not in path.read_bytes(), path  # stores, artifacts, the report

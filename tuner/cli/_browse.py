@@ -10,7 +10,8 @@ import os
 import sys
 
 from tuner._store import default_storage, default_tracking_uri, mask_secrets, study_tracking_uri
-from tuner.cli._base import EXIT_OK, EXIT_USAGE, Command, add_store_options, fmt, print_json, table
+from tuner.cli._base import (EXIT_OK, EXIT_USAGE, Command, add_bind_options, add_store_options, check_bind, fmt,
+                             print_json, table)
 from tuner.errors import ConfigError, Problem
 
 __all__ = ["BestCommand", "SpacesCommand", "DatasetsCommand", "UiCommand"]
@@ -106,6 +107,9 @@ class UiCommand(Command):
     """Start the MLflow UI on this store (bound to 127.0.0.1 by default) and print its URL.
 
     With STUDY, the URL opens on the study's runs: one run per invocation, its trials nested under it.
+    A --host beyond loopback needs --app-name basic-auth (MLflow's users and passwords; pip install
+    'mlflow[auth]', MLFLOW_FLASK_SERVER_SECRET_KEY set, the first admin's password in MLFLOW_AUTH_ADMIN_PASSWORD)
+    or --allow-unauthenticated.
     """
 
     name = "ui"
@@ -115,10 +119,15 @@ class UiCommand(Command):
         add_store_options(parser)
         parser.add_argument("--tracking-uri", metavar="URI", help="MLflow store (default: with STUDY, the one it ran "
                             "with; else $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db).")
-        parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1).")
-        parser.add_argument("--port", type=int, default=5000, help="port (default: 5000).")
+        add_bind_options(parser, port=5000, what="the MLflow UI")
+        parser.add_argument("--app-name", metavar="NAME", help="MLflow's server app: basic-auth asks every visitor "
+                            "for a user and password (MLflow's own authentication).")
 
     def take_action(self, args: argparse.Namespace) -> int:
+        _check_app(args.app_name)
+        check_bind(args, what="the MLflow UI", credential="add --app-name basic-auth (MLflow's users and passwords)",
+                   authenticated=args.app_name is not None,
+                   exposes="read every run and artifact, delete experiments and replace registered models")
         uri = args.tracking_uri or default_tracking_uri()
         url = f"http://{args.host}:{args.port}"
         if args.study:
@@ -136,9 +145,33 @@ class UiCommand(Command):
             url += f"/#/experiments/{experiment}/runs?workflowType=machine_learning"
         # the store URI (a password in it) goes through the environment, not the command line that `ps` shows
         cmd = [sys.executable, "-m", "mlflow", "ui", "--host", args.host, "--port", str(args.port)]
+        if args.app_name:
+            cmd += ["--app-name", args.app_name]
         env = dict(os.environ, MLFLOW_BACKEND_STORE_URI=uri)
         print(f"MLflow UI for {mask_secrets(uri)} at {url} (Ctrl-C stops it)", flush=True)
         sys.stderr.flush()
         # this process becomes the MLflow server, so a signal to it (Ctrl-C, SIGTERM) stops the server too
         os.execve(sys.executable, cmd, env)
         return EXIT_OK  # not reached
+
+
+def _check_app(name: str | None) -> None:
+    """An MLflow server app (``--app-name``) that is installed and can start: basic-auth needs Flask-WTF (the
+    ``mlflow[auth]`` extra) and a fixed secret key for its CSRF protection."""
+    if name is None:
+        return
+    from importlib.metadata import entry_points
+
+    apps = sorted({e.name for e in entry_points(group="mlflow.app")})
+    if name not in apps:
+        raise ConfigError([Problem("--app-name", "", f"is not an MLflow server app installed here (one of: "
+                                   f"{', '.join(apps) or 'none'})", value=name)])
+    if name == "basic-auth":
+        import importlib.util
+
+        if importlib.util.find_spec("flask_wtf") is None:
+            raise ConfigError([Problem("--app-name", "", "MLflow's basic-auth needs Flask-WTF: pip install "
+                                       "'mlflow[auth]'", value=name)])
+        if not os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY"):
+            raise ConfigError([Problem("--app-name", "", "MLflow's basic-auth needs MLFLOW_FLASK_SERVER_SECRET_KEY "
+                                       "set to a random secret (its CSRF protection signs with it)", value=name)])

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner._store import default_storage, mask_secrets
-from tuner.cli._base import EXIT_OK, Command, add_store_options
+from tuner.cli._base import EXIT_OK, Command, add_bind_options, add_store_options, check_bind
 from tuner.errors import ConfigError, DataError, Problem
 
 __all__ = ["DashboardCommand", "PredictCommand"]
@@ -92,7 +92,8 @@ def read_inputs(spec: str) -> Any:
 class DashboardCommand(Command):
     """Start optuna-dashboard on the study storage (bound to 127.0.0.1 by default) and print its URL.
 
-    optuna-dashboard is optional: pip install optuna-dashboard (or tuner[dashboard]).
+    optuna-dashboard is optional: pip install optuna-dashboard (or tuner[dashboard]). It has no login: a --host
+    beyond loopback is refused unless --allow-unauthenticated says something in front of it asks for a password.
     """
 
     name = "dashboard"
@@ -100,10 +101,12 @@ class DashboardCommand(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("study", metavar="STUDY", nargs="?", help="open on this study (default: the list).")
         add_store_options(parser)
-        parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1).")
-        parser.add_argument("--port", type=int, default=8080, help="port (default: 8080).")
+        add_bind_options(parser, port=8080, what="optuna-dashboard")
 
     def take_action(self, args: argparse.Namespace) -> int:
+        # optuna-dashboard has no login of its own: a --host beyond loopback needs --allow-unauthenticated
+        check_bind(args, what="optuna-dashboard (which has no login)", credential=None,
+                   exposes="read the study storage and change it (trial states, notes, deleting studies)")
         if importlib.util.find_spec("optuna_dashboard") is None:
             raise ConfigError([Problem("dashboard", "optuna-dashboard", "is not installed: pip install "
                                        "optuna-dashboard (or pip install 'tuner[dashboard]')", has_value=False)])

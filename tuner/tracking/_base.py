@@ -114,9 +114,11 @@ def make_tracker(tracking_uri: str | None, experiment: str, *, dataset: Any = No
         return NullTracker()
     from tuner.tracking._guard import GuardedTracker
     from tuner.tracking._mlflow import MlflowTracker
-    from tuner.tracking._probe import bound_mlflow_retries, tracking_trouble
+    from tuner.tracking._probe import bound_mlflow_retries, probe_tracking, tracking_trouble
 
     bound_mlflow_retries()  # a server that stops answering costs seconds per call, not minutes
+    if joining:
+        probe_tracking(tracking_uri, credentials_only=True)  # refused credentials stop the worker: one line, exit 2
 
     def backend() -> MlflowTracker:
         trouble = tracking_trouble(tracking_uri) if joining else None  # asked in seconds, not MLflow's retries
