@@ -40,7 +40,8 @@ class MlflowServer:
         ini = self.folder / "basic_auth.ini"
         ini.write_text("[mlflow]\ndefault_permission = NO_PERMISSIONS\n"
                        f"database_uri = sqlite:///{self.folder}/basic_auth.db\nadmin_username = admin\n"
-                       "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+                       "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+                       "auth_cache_ttl_seconds = 60\n")  # a password hash checked once a minute, not every call
         return {"MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_AUTH_ADMIN_PASSWORD": self.admin_password,
                 "MLFLOW_FLASK_SERVER_SECRET_KEY": os.urandom(16).hex()}
 

@@ -29,6 +29,9 @@ from tuner.errors import ConfigError, Problem
 __all__ = ["probe_tracking", "bound_mlflow_retries", "tracking_credentials", "PROBE_TIMEOUT"]
 
 PROBE_TIMEOUT = 3.0  # seconds
+# a server that answered /health may take longer over a request it authenticates: MLflow's basic-auth checks a
+# password hash that is slow on purpose (scrypt: 0.3 s of CPU) on every call, seconds on a busy machine
+AUTH_TIMEOUT = 10.0
 
 # MLflow's defaults (7 retries, backoff factor 2, 120 s per request) block minutes per call on a dead
 # server; these keep one failed call to a few seconds. Names from mlflow/environment_variables.py.
@@ -147,7 +150,14 @@ def _diagnose(uri: str | None, timeout: float) -> tuple[str | None, bool]:
             # one cheap request that needs the credentials: MLflow's basic-auth checks every API call
             search = urlunsplit((parts.scheme, netloc, base + "/api/2.0/mlflow/experiments/search",
                                  "max_results=1", ""))
-            status = _ask(search, header, timeout)
+            try:
+                status = _ask(search, header, max(timeout, AUTH_TIMEOUT))
+            except (socket.timeout, TimeoutError, urllib.error.URLError, OSError) as err:
+                if not isinstance(getattr(err, "reason", err), (socket.timeout, TimeoutError)):
+                    raise
+                # there, but slow to serve a call (a refusal is quick: no store behind it); MLflow's own calls,
+                # with their bounded retries, tell the rest
+                return None, False
             if status not in (401, 403) or _plugin_auth():
                 # accepted, or an API this check does not know (MLflow's own calls will tell), or MLflow signs its
                 # requests with a plugin (MLFLOW_TRACKING_AUTH, AWS SigV4) this check cannot imitate
