@@ -109,19 +109,21 @@ def make_tracker(tracking_uri: str | None, experiment: str, *, dataset: Any = No
         dataset: the study's :class:`~tuner.data.Dataset`, recorded as the runs' training data. Defaults to `None`.
         joining: a worker joins a running study's tracking: a backend that fails already at the start turns
             tracking off for this worker (its trials go on) instead of raising. Defaults to `False`.
+
+    Raises:
+        ConfigError: when joining, and the server answers but refuses the credentials.
     """
     if tracking_uri == TRACKING_OFF:
         return NullTracker()
     from tuner.tracking._guard import GuardedTracker
     from tuner.tracking._mlflow import MlflowTracker
-    from tuner.tracking._probe import bound_mlflow_retries, probe_tracking, tracking_trouble
+    from tuner.tracking._probe import bound_mlflow_retries, probe_tracking
 
     bound_mlflow_retries()  # a server that stops answering costs seconds per call, not minutes
-    if joining:
-        probe_tracking(tracking_uri, credentials_only=True)  # refused credentials stop the worker: one line, exit 2
+    # asked in seconds, not MLflow's retries; refused credentials stop a joining worker (one line, exit 2)
+    trouble = probe_tracking(tracking_uri, credentials_only=True) if joining else None
 
     def backend() -> MlflowTracker:
-        trouble = tracking_trouble(tracking_uri) if joining else None  # asked in seconds, not MLflow's retries
         if trouble is not None:
             raise ConnectionError(f"the server {trouble}")
         return MlflowTracker(experiment, tracking_uri=tracking_uri, dataset=dataset)

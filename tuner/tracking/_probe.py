@@ -46,7 +46,7 @@ def bound_mlflow_retries() -> None:
         os.environ.setdefault(key, value)
 
 
-def probe_tracking(uri: str | None, *, timeout: float = PROBE_TIMEOUT, credentials_only: bool = False) -> None:
+def probe_tracking(uri: str | None, *, timeout: float = PROBE_TIMEOUT, credentials_only: bool = False) -> str | None:
     """Check that an ``http(s)://`` tracking server answers and accepts our credentials; other URIs (local
     stores) need no check.
 
@@ -55,6 +55,9 @@ def probe_tracking(uri: str | None, *, timeout: float = PROBE_TIMEOUT, credentia
         timeout: seconds to wait for the answer. Defaults to `3.0`.
         credentials_only: raise only when the server answers and refuses the credentials (a worker joining a
             running study goes on with tracking off when the server is away). Defaults to `False`.
+
+    Returns:
+        What is wrong that it did not raise for (with ``credentials_only``: a server that is away), else None.
 
     Raises:
         ConfigError: naming the URI (its password masked) and what failed, when the server does not answer
@@ -66,6 +69,7 @@ def probe_tracking(uri: str | None, *, timeout: float = PROBE_TIMEOUT, credentia
         raise ConfigError([Problem(mask_secrets(uri), "tracking server",
                                    f"{failed}; nothing was written. {fix}, or pass --tracking-uri none "
                                    "to run without tracking", has_value=False)])
+    return failed
 
 
 def tracking_credentials(uri: str) -> tuple[str | None, str | None, str | None]:
