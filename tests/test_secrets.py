@@ -1,5 +1,6 @@
 """A password in the storage URL stays secret: masked wherever tuner writes or prints it, and never on a
-worker process's command line."""
+worker process's command line. MLflow's credentials (``MLFLOW_TRACKING_USERNAME``/``PASSWORD``, for a server
+with ``--app-name basic-auth``) and a Ray token (``RAY_AUTH_TOKEN``) show nowhere at all."""
 
 from __future__ import annotations
 
@@ -95,11 +96,14 @@ def test_a_password_in_the_storage_url_is_in_no_output_record_or_command_line(tm
             assert secret.encode() not in path.read_bytes(), path
 
 
+MLFLOW_PASSWORD = "Mlflow-" + os.urandom(8).hex()
+
+
 @pytest.fixture
 def auth_server(tmp_path_factory):
     from tests._servers import basic_auth_server
 
-    server = basic_auth_server(tmp_path_factory.mktemp("auth-server"), {"tuner": "Mlflow-" + os.urandom(6).hex()})
+    server = basic_auth_server(tmp_path_factory.mktemp("auth-server"), {"worker": MLFLOW_PASSWORD})
     yield server
     server.stop()
 
@@ -118,8 +122,7 @@ def test_mlflow_credentials_and_a_ray_token_are_in_no_output_record_or_command_l
     writes or prints; no process of the study listens beyond loopback."""
     from tests._sockets import SocketWatch, exposed
 
-    password, token = auth_server.admin_password.replace("Admin", "Mlflow"), "ray-" + os.urandom(12).hex()
-    auth_server.add_user("worker", password)
+    password, token = MLFLOW_PASSWORD, "ray-" + os.urandom(12).hex()
     secrets = {"MLFLOW_TRACKING_USERNAME": "worker", "MLFLOW_TRACKING_PASSWORD": password, "RAY_AUTH_TOKEN": token}
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}, **secrets}
     folder = tmp_path / "work"
