@@ -143,12 +143,23 @@ def test_mlflow_credentials_and_a_ray_token_are_in_no_output_record_or_command_l
     report = subprocess.run([sys.executable, "-m", "tuner", "report", "authed", "--html", "r.html", "--json"],
                             cwd=folder, env=env, capture_output=True, text=True, timeout=600)
     assert report.returncode == 0, report.stderr
+    # a worker joining from another machine with a wrong password: one line, exit 2, no trial of its own
+    wrong = subprocess.run([sys.executable, "-m", "tuner", "worker", "--study", "authed", "--tracking-uri",
+                            auth_server.uri], cwd=folder, env={**env, "MLFLOW_TRACKING_PASSWORD": "wrong-pw"},
+                           capture_output=True, text=True, timeout=600)
+    assert wrong.returncode == 2, wrong.stderr
+    assert wrong.stderr.strip().splitlines() == [
+        f"error: {auth_server.uri}: tracking server: refused the credentials of user 'worker' (HTTP 401); nothing "
+        "was written. Fix the credentials, or pass --tracking-uri none to run without tracking"]
+    import optuna
+
+    assert len(optuna.load_study(study_name="authed", storage=f"sqlite:///{folder}/mlruns/optuna.db").trials) == 4
     for key, value in secrets.items():
         monkeypatch.setenv(key, value)
     client = MlflowClient(auth_server.uri)
     runs = client.search_runs([client.get_experiment_by_name("authed").experiment_id])
     trial_runs = [r for r in runs if "optuna_trial_number" in r.data.tags]
-    assert len(trial_runs) == 4  # both workers had the credentials: every trial has its run
+    assert len(trial_runs) == 4  # both workers had the credentials: every trial has its run (the refused one none)
     downloads = tmp_path / "downloads"
     for run in runs:
         for art in client.list_artifacts(run.info.run_id):
