@@ -17,9 +17,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
+
+
 def require(*modules: str) -> None:
     """Skip (outside CI) or fail (in CI) unless every module can be imported."""
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    missing = [m for m in modules if not _importable(m)]
     if not missing:
         return
     message = f"{', '.join(missing)} not installed: pip install -e \".[test]\""

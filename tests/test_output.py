@@ -7,6 +7,7 @@ line ("A new study created in RDB with name ...") unless ``-v`` asks for them.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -44,23 +45,34 @@ def test_a_log_file_gets_the_lines_alone_and_no_library_info(tmp_path: Path) -> 
     assert len(re.findall(r"^trial +\d+ +(?:complete|pruned)", stdout, re.MULTILINE)) == 2, stdout
 
 
-@pytest.mark.slow
-def test_verbose_shows_optuna_info_lines(tmp_path: Path) -> None:
-    _, log = _run_to_files([sys.executable, "-m", "tuner", "study", "-v", "--n-trials", "1", "--set", "epochs=1",
-                            "--tracking-uri", "none"], tmp_path)
-    assert OPTUNA_INFO in log, log
-    assert "\r" not in log
+def test_library_levels_follow_the_verbosity_and_are_put_back() -> None:
+    import optuna  # noqa: F401  (imported first: its import sets its logger to INFO)
+
+    from tuner._logging import library_logs
+
+    names = ("optuna", "mlflow", "alembic")
+    before = {n: logging.getLogger(n).level for n in names}
+    with library_logs(1):
+        assert all(logging.getLogger(n).level == logging.INFO for n in names)  # -v: their INFO lines show
+    with library_logs(0):
+        assert logging.getLogger("optuna").level == logging.WARNING  # default: "A new study created" hidden
+        assert logging.getLogger("mlflow").level == logging.ERROR
+    with library_logs(-1):
+        assert all(logging.getLogger(n).level == logging.ERROR for n in names)
+    assert {n: logging.getLogger(n).level for n in names} == before
 
 
 @pytest.mark.slow
 def test_the_api_hides_optuna_info_lines_and_draws_no_bar_into_a_file(tmp_path: Path) -> None:
     code = ("import logging, optuna, tuner\n"
             "before = logging.getLogger('optuna').level\n"
-            "study = tuner.Study('default', 'iris', study_name='api', n_trials=1, fixed={'epochs': 1},\n"
-            "                    tracking_uri='none')\n"
+            "study = tuner.Study('default', 'iris', study_name='api', n_trials=1, fixed={'epochs': 1})\n"
             "study.run(progress=True)\n"
-            "print('trials', len(study.trials()))\n")
+            "print('trials', len(study.trials()))\n"
+            "print('optuna level unchanged' if logging.getLogger('optuna').level == before else 'changed')\n")
     stdout, log = _run_to_files([sys.executable, "-c", code], tmp_path)
     assert "trials 1" in stdout
     assert OPTUNA_INFO not in log and "[I " not in log, log
+    assert " INFO mlflow" not in log, log  # e.g. "INFO mlflow.pyfunc: Validating input example" (tracking is on)
     assert "\r" not in log, repr(log[-1500:])
+    assert "optuna level unchanged" in stdout
