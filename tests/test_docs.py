@@ -47,7 +47,7 @@ def runnable_blocks(path: Path) -> list[tuple[str, str]]:
 
 _SHRINK = [  # (pattern, replacement): the tiny sizes of a test run
     (r"(--n-trials )\d+", r"\g<1>2"), (r"(n_trials=)\d+", r"\g<1>2"),
-    (r"(epochs=)\d+", r"\g<1>1"), (r"(\"epochs\": )\d+", r"\g<1>1"), (r"^(\s*epochs: )\d+", r"\g<1>1"),
+    (r"(epochs=)\d+", r"\g<1>1"), (r"(\"epochs\": )\d+", r"\g<1>1"), (r"(\bepochs: )\d+", r"\g<1>1"),
     (r"(--seeds )\d+", r"\g<1>1"), (r"(\bseeds=)\d+", r"\g<1>1"),
     (r"(--confirm )\d+", r"\g<1>2"), (r"(confirm_top=)\d+", r"\g<1>2"),
     (r"(--workers )\d+", r"\g<1>2"),
