@@ -11,12 +11,17 @@ the training split), so it takes rows as they are in the file and answers in the
 
 from __future__ import annotations
 
+import os
+
 import mlflow
 import numpy as np
 import pandas as pd
 from _smoke import size
 
 import tuner
+
+# one MLflow store for tuner and for MLflow's own calls below (tuner's default; `mlflow models serve` reads it too)
+os.environ.setdefault("MLFLOW_TRACKING_URI", "sqlite:///mlruns/mlflow.db")
 
 # a small table: two numeric columns, a text column, and a text label that depends on all three
 rng = np.random.default_rng(0)
@@ -50,6 +55,5 @@ print(model.predict(new_rows))  # labels in the file's own values: 'low', 'mid',
 print(model.predict_proba(new_rows).round(3))
 
 # what `mlflow models serve` runs: the registered pyfunc model, given raw rows
-mlflow.set_tracking_uri(study.settings.tracking_uri)  # the study's store: sqlite:///mlruns/mlflow.db
 served = mlflow.pyfunc.load_model("models:/shapes-model@champion")
 print(served.predict(new_rows))
