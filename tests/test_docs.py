@@ -184,3 +184,34 @@ def test_the_version_is_the_project_version() -> None:
 
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert tuner.__version__ == version, (tuner.__version__, version, sys.path[:3])
+
+
+# -- the command line as the docs write it -----------------------------------------------------------------
+def _options_of(parser: object) -> set[str]:
+    return {o for action in getattr(parser, "_actions", []) for o in action.option_strings}
+
+
+def test_every_option_the_docs_name_exists_and_every_study_option_is_documented() -> None:
+    """A renamed or removed option fails here, and so does a new ``study`` option left out of docs/cli.md."""
+    from tuner.cli import COMMANDS, build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.choices and set(a.choices) >= set(COMMANDS)).choices
+    known = _options_of(parser).union(*(_options_of(p) for p in subparsers.values()))
+    cli = (DOCS / "cli.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"`(--[a-z][a-z0-9-]*)", cli))
+    assert sorted(documented - known) == [], "docs/cli.md names options the command line does not have"
+    commands = set(re.findall(r"^\| `([a-z]+)[ `]", cli, re.MULTILINE))
+    assert sorted(set(COMMANDS) - commands) == [], "subcommands missing from docs/cli.md's table"
+    # every page: `python -m tuner COMMAND --option` in a code block names real options of that command
+    for page in _pages():
+        for line in re.findall(r"python -m tuner ([a-z]+[^\n`]*)", page.read_text(encoding="utf-8")):
+            words = line.split()
+            if words[0] not in subparsers:
+                continue
+            options = {w.split("=")[0] for w in words[1:] if w.startswith("--")}
+            unknown = options - _options_of(subparsers[words[0]]) - _options_of(parser)
+            assert not unknown, f"{page.name}: python -m tuner {line.strip()}: no such option {sorted(unknown)}"
+    study_options = _options_of(subparsers["study"]) - {"-h", "--help", "-v", "--verbose", "-q", "--quiet"}
+    missing = sorted(o for o in study_options if o.startswith("--") and o not in documented)
+    assert missing == [], f"options of `study` missing from docs/cli.md: {missing}"
