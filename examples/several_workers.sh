@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Several workers share one study: two processes on this machine, and more from other machines.
+# Several workers share one study: two processes on this machine (more can join from other machines).
 #
 #   bash examples/several_workers.sh
 #
@@ -12,7 +12,4 @@ if [ "${TUNER_EXAMPLE_SMOKE:-0}" = 1 ]; then trials=3; epochs=1; else trials=24;
 # this process and one `python -m tuner worker` that it starts
 python -m tuner study --study shared --workers 2 --n-trials "$trials" --set epochs="$epochs"
 
-# the same command resumes: asking for more trials runs only the missing ones, again on two workers
-python -m tuner study --study shared --workers 2 --n-trials "$((trials + 1))" --set epochs="$epochs" --json \
-    > summary.json
 python -m tuner best shared
