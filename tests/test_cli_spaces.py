@@ -103,7 +103,7 @@ def test_validate_reports_every_bad_file_in_one_run(runs: Runs) -> None:
             assert len(hits) == 1, f"{file.name}: no single line for {path} | {rule} | {value} in:\n{proc.stderr}"
     # a file is named as it was given
     assert ("error: sub/typo.yaml: parameters.dropuot: unknown parameter (did you mean 'dropout'?); see the "
-            "README's space reference; got 'dropuot'") in errors
+            "knob reference in docs/search-spaces.md; got 'dropuot'") in errors
     assert any(line.startswith("error: missing.yaml: no such file (shipped spaces: ") for line in errors)
     assert len(errors) == sum(len(expected_problems(f)) for f in BAD_FILES) + 2
     # the good file is still validated and reported, after all the bad ones

@@ -515,9 +515,9 @@ def test_per_layer_knobs_of_the_families() -> None:
     assert {"conv_filters_1", "conv_filters_2", "rnn_units_1", "rnn_units_2"} <= set(params)
 
 
-def test_readme_knob_tables_are_generated_from_the_knobs() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("**Architecture**"):readme.index("### Worked example")].strip() + "\n"
+def test_the_docs_knob_tables_are_generated_from_the_knobs() -> None:
+    page = (ROOT / "docs" / "search-spaces.md").read_text(encoding="utf-8")
+    section = page[page.index("**Architecture**"):page.index("## Worked example")].strip() + "\n"
     assert section == reference_markdown(), "regenerate with: python -c 'from tuner.space import " \
                                             "reference_markdown; print(reference_markdown())'"
 
@@ -644,12 +644,11 @@ def test_tiny_study_per_family(family: str, dataset: str, tmp_path: Path, digits
     assert params["family"] == family and prepare_data(data, params).input_shape == expected
 
 
-def test_readme_mnist1d_example_space_validates() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Model families and image/sequence data"):]
+def test_the_docs_mnist1d_example_space_validates() -> None:
+    section = (ROOT / "docs" / "families.md").read_text(encoding="utf-8")
     block = re.search(r"```yaml\n(# mnist1d-cnn\.yaml.*?)```", section, re.S)
     assert block is not None
-    space = SearchSpace.from_yaml(block.group(1), source="README")
+    space = SearchSpace.from_yaml(block.group(1), source="docs/families.md")
     assert space.params["family"].value == "cnn"
 
 

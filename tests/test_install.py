@@ -6,6 +6,9 @@ find any module the wheel forgot. So the wheel goes into a fresh virtual environ
 files found that way, such as the editable hook, are not processed), and every command runs there from
 an empty folder: whatever it imports of ``tuner`` comes from the wheel or not at all. Nothing is
 downloaded when this environment has setuptools to build the wheel with.
+
+The sdist and the wheel are built once, by ``python -m build`` as a release would be (the wheel from the
+sdist), and ``twine check`` reads both: the metadata the package index would show.
 """
 
 from __future__ import annotations
@@ -29,22 +32,21 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 # what the sdist would hold for the build: the project file, the readme it names, the code, the shipped spaces
-SOURCES = ("pyproject.toml", "README.md", "tuner", "search_spaces")
+SOURCES = ("pyproject.toml", "README.md", "LICENSE", "tuner", "search_spaces")
+DISTRIBUTION = "honest-tuner"  # the name on the package index (`tuner` there is another project)
+WHEEL_PREFIX = DISTRIBUTION.replace("-", "_")
 SHIPPED_SPACES = sorted(p.stem for p in (ROOT / "search_spaces").glob("*.yaml"))
 
 
-def _build_isolation() -> list[str]:
-    """Build offline with this environment's setuptools when it can build a wheel; else let pip fetch it.
-
-    setuptools builds wheels itself from 70.1, older ones need the ``wheel`` package; Python 3.12's venv
-    installs no setuptools at all, and then pip's isolated build needs the package index.
+def _offline_build() -> bool:
+    """Whether this environment's setuptools can build the project (77 reads the SPDX ``license`` string and
+    builds wheels itself); else the isolated build fetches one from the package index (Python 3.12's venv
+    installs no setuptools at all).
     """
     if importlib.util.find_spec("setuptools") is None:
-        return []
-    major, minor = (int(x) for x in importlib.metadata.version("setuptools").split(".")[:2])
-    if (major, minor) >= (70, 1) or importlib.util.find_spec("wheel") is not None:
-        return ["--no-build-isolation"]
-    return []
+        return False
+    major = int(importlib.metadata.version("setuptools").split(".")[0])
+    return major >= 77
 
 
 def _run(cmd: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -74,11 +76,15 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         else:
             shutil.copy2(path, src / name)
     dist = tmp / "dist"
-    isolation = _build_isolation()
-    offline = ["--no-index"] if isolation else []
-    _ok(_run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, *offline, "-q", str(src), "-w", str(dist)],
-             cwd=tmp))
-    wheels = sorted(dist.glob("tuner-*.whl"))
+    offline = _offline_build()
+    if importlib.util.find_spec("build") is not None:  # sdist, then the wheel from the sdist, as a release
+        build = _run([sys.executable, "-m", "build", *(["--no-isolation"] if offline else []), "--outdir", str(dist),
+                      str(src)], cwd=tmp)
+    else:
+        build = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(src), "-w", str(dist),
+                      *(["--no-build-isolation", "--no-index"] if offline else [])], cwd=tmp)
+    _ok(build)
+    wheels = sorted(dist.glob(f"{WHEEL_PREFIX}-*.whl"))
     assert len(wheels) == 1, wheels
 
     venv = tmp / "venv"
@@ -94,8 +100,31 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
               str(wheels[0])], cwd=tmp))
     empty = tmp / "empty"
     empty.mkdir()
-    return {"src": src, "wheel": wheels[0], "python": python, "script": bindir / "tuner", "purelib": purelib,
-            "cwd": empty}
+    return {"src": src, "dist": dist, "build_log": build.stdout + build.stderr, "wheel": wheels[0], "python": python,
+            "script": bindir / "tuner", "purelib": purelib, "cwd": empty}
+
+
+def test_the_distributions_pass_twine_check_without_a_license_warning(installed):
+    if importlib.util.find_spec("build") is None or importlib.util.find_spec("twine") is None:
+        pytest.skip("build and twine are in the test extra: pip install -e '.[test]'")
+    sdists = sorted(installed["dist"].glob(f"{WHEEL_PREFIX}-*.tar.gz"))
+    assert len(sdists) == 1, sorted(installed["dist"].iterdir())
+    out = _ok(_run([sys.executable, "-m", "twine", "check", "--strict", str(sdists[0]), str(installed["wheel"])],
+                   cwd=installed["cwd"])).stdout
+    assert out.count("PASSED") == 2, out
+    # setuptools' deprecation of the table form of `license` (deadline 2027-02-18) is gone
+    assert "License :: " not in installed["build_log"] and "project.license` as a TOML table" not in \
+        installed["build_log"], installed["build_log"][-3000:]
+    metadata = zipfile.ZipFile(installed["wheel"]).read(
+        next(n for n in zipfile.ZipFile(installed["wheel"]).namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    assert f"Name: {DISTRIBUTION}" in metadata and "License-Expression: Apache-2.0" in metadata, metadata[:800]
+    assert "License-File: LICENSE" in metadata
+
+
+def test_the_version_comes_from_the_installed_metadata(installed):
+    out = _ok(_run([str(installed["python"]), "-c", "import importlib.metadata as m, tuner; "
+                    f"print(tuner.__version__, m.version({DISTRIBUTION!r}))"], cwd=installed["cwd"])).stdout.split()
+    assert out[0] == out[1], out
 
 
 def test_the_wheel_ships_every_module_every_space_and_the_command(installed):

@@ -12,7 +12,28 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+_DISTRIBUTION = "honest-tuner"  # the name on the package index; the import name stays ``tuner``
+
+
+def _version() -> str:
+    """The installed distribution's version; a source checkout without metadata reads pyproject.toml."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(_DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        import re
+        from pathlib import Path
+
+        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+        try:
+            found = re.search(r'^version\s*=\s*"([^"]+)"', pyproject.read_text(encoding="utf-8"), re.MULTILINE)
+        except OSError:
+            found = None
+        return found.group(1) if found else "0+unknown"
+
+
+__version__ = _version()
 
 _EXPORTS = {
     "SearchSpace": "tuner.space",

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tuner import __version__
-from tuner._logging import configure
+from tuner._logging import configure, library_logs
 from tuner._store import default_storage, mask_secrets, storage_trouble
 from tuner.cli._base import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Command, quiet_backends
 from tuner.cli._browse import BestCommand, DatasetsCommand, SpacesCommand, UiCommand
@@ -81,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _session(command: Command, args: argparse.Namespace, verbosity: int) -> int:
-    with command.session(args, verbosity):
+    # Optuna's and MLflow's own INFO lines ("A new study created in RDB ...") follow -v/-q: hidden by default
+    with command.session(args, verbosity), library_logs(verbosity):
         if command.needs_keras:
             from tuner._backend import import_keras_quietly
 

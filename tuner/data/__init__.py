@@ -12,7 +12,7 @@ or ``$KERAS_HOME/datasets``) when their files are there, and refused at once oth
 ``(N, T, F)`` or images ``(N, H, W, C)``. The shape a model family sees is the model stage's business
 (:func:`tuner.model.as_view`).
 
-Example:
+Examples:
 
 >>> from tuner.data import load_dataset, scale
 >>> data = scale(load_dataset("iris", seed=0), "standard")

@@ -9,7 +9,7 @@ noise (any input) is Keras's ``GaussianNoise``. Every one of them returns its in
 (:class:`tuner.HonestGap`) see the data as it is: augmentation changes what the model is fitted on,
 never what it is measured on.
 
-Example:
+Examples:
 
 >>> import keras
 >>> from tuner.model import augmentation_layers
@@ -52,7 +52,7 @@ class RandomShift(keras.layers.Layer):
     Input shape:
         ``(batch, T, F)``.
 
-    Example:
+    Examples:
 
     >>> import numpy as np
     >>> layer = RandomShift(0.25, seed=1)

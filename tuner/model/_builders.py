@@ -80,12 +80,12 @@ def build_model(params: Mapping[str, Any], input_shape: tuple[int, ...], *, task
         ConfigError: when the parameters do not fit the task, or the family or an augmentation does not fit
             the input shape.
 
-    Example:
+    Examples:
 
-    >>> model = build_model({"family": "cnn", "n_layers": 2, "conv_filters": 8}, (8, 8, 1), task="multiclass",
-    ...                     n_outputs=10)
-    >>> [layer.name for layer in model.layers][:6]
-    ['inputs', 'conv_1', 'act_1', 'pool_1', 'conv_2', 'act_2']
+        >>> model = build_model({"family": "cnn", "n_layers": 2, "conv_filters": 8}, (8, 8, 1), task="multiclass",
+        ...                     n_outputs=10)
+        >>> [layer.name for layer in model.layers][:6]
+        ['inputs', 'conv_1', 'act_1', 'pool_1', 'conv_2', 'act_2']
     """
     import keras
 

@@ -37,7 +37,7 @@ class ExportedModel:
         task: ``"binary"``, ``"multiclass"`` or ``"regression"``.
         info: JSON-able facts kept beside the model (study, trial, metrics). Defaults to `None`.
 
-    Example:
+    Examples:
 
     >>> model = study.best_model()                     # doctest: +SKIP
     >>> model.predict(pandas.read_csv("new_rows.csv"))  # doctest: +SKIP

@@ -111,7 +111,7 @@ def as_view(dataset: Dataset, view: str) -> Dataset:
     Raises:
         DataError: when the data has no such shape, naming ``view`` and the examples' shape.
 
-    Example:
+    Examples:
 
     >>> from tuner.data import load_dataset
     >>> from tuner.model import as_view

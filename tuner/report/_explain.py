@@ -297,12 +297,12 @@ def explain(study: Any, *, storage: str | None = None, seeds: int = 3, trial: in
     Returns:
         ``{"ablation": ..., "confirmation": ...}`` (the latter only with ``confirm_top``).
 
-    Example:
+    Examples:
 
-    >>> import tuner
-    >>> lessons = tuner.explain("regularization-digits", seeds=3)  # doctest: +SKIP
-    >>> for row in lessons["ablation"]["rows"]:  # doctest: +SKIP
-    ...     print(row["sentence"])
+        >>> import tuner
+        >>> lessons = tuner.explain("regularization-digits", seeds=3)  # doctest: +SKIP
+        >>> for row in lessons["ablation"]["rows"]:  # doctest: +SKIP
+        ...     print(row["sentence"])
     """
     s = open_for_retraining(study, storage, builder=builder)
     out = {"ablation": ablate(s, seeds=seeds, trial=trial, off=off, tracking_uri=tracking_uri, log=log)}

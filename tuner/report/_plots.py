@@ -144,7 +144,7 @@ def plot_learning_curves(history: Mapping[str, Sequence[float]], *, best_epoch: 
     Returns:
         A ``matplotlib.figure.Figure`` with one panel for the loss and one for the metric (when present).
 
-    Example:
+    Examples:
         >>> fig = plot_learning_curves({"train_loss": [1.0, 0.6, 0.4], "val_loss": [1.1, 0.8, 0.7]},
         ...                            best_epoch=3, verdict="good_fit", title="trial 0")
         >>> [ax.get_title() for ax in fig.axes]

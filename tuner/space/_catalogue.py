@@ -305,7 +305,7 @@ def _markdown_default(value: Any) -> str:
 
 
 def reference_markdown() -> str:
-    """The knob tables of the README's "Search-space reference", one per group, generated from :data:`KNOBS`."""
+    """The knob tables of docs/search-spaces.md, one per group, generated from :data:`KNOBS`."""
     out = []
     for group, title in _GROUP_TITLES.items():
         out += [f"**{title}**", "", "| knob | type | default | domain | meaning |", "|---|---|---|---|---|"]

@@ -59,8 +59,8 @@ def validate(data: Any, source: str) -> tuple[dict[str, Param], str, str]:
         if not isinstance(pname, str) or pname not in KNOBS:
             hint = did_you_mean(str(pname), KNOBS)  # a typo of a knob; else perhaps the user's own parameter
             where = "" if hint else " (a parameter of your own model goes under model_parameters)"
-            problems.append(Problem(source, path, f"unknown parameter{hint}; see the README's space reference{where}",
-                                    value=pname))
+            problems.append(Problem(source, path, f"unknown parameter{hint}; see the knob reference in "
+                                    f"docs/search-spaces.md{where}", value=pname))
             continue
         param = _parse_param(pname, spec, path, source, problems)
         if param is not None:

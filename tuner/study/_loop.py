@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tuner._backend import import_keras_for_api
-from tuner._logging import get_logger
+from tuner._logging import get_logger, progress_bar
 from tuner.errors import TrialFailed
 from tuner.study._budget import BudgetLock, budget_counts
 from tuner.study._callbacks import check_stop
@@ -90,10 +90,8 @@ def _trials(study: Any, *, target: int, missing: int, timeout: float | None, pro
     objective = Objective(study, on_start=lock.release)  # the trial exists: it holds its place in the budget
     deadline = None if timeout is None else time.monotonic() + timeout
     bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=missing, desc=f"study {s.study_name}", unit="trial", file=sys.stderr, dynamic_ncols=True)
+    if progress:  # drawn in a terminal or a notebook only: a log file gets the trial lines alone
+        bar = progress_bar(total=missing, desc=f"study {s.study_name}", unit="trial")
 
     def after_trial(st: Any, frozen: Any) -> None:
         if read_trial(frozen).fail_reason != INTERRUPTED and bar is not None:

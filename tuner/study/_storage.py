@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tuner._logging import get_logger
+from tuner._logging import current_verbosity, get_logger, library_logs
 from tuner._store import absolute_sqlite, journal_path, mask_secrets, sqlite_path, storage_trouble
 from tuner.errors import ConfigError, Problem
 from tuner.space import KNOBS
@@ -222,8 +222,9 @@ def open_optuna_study(study: Any) -> OptunaStudy:
     pruner, start = _pruner(s, study.space)
     try:
         storage, heartbeat = _storage(s, lambda: study.tracker)
-        created = optuna.create_study(study_name=s.study_name, storage=storage, sampler=sampler, pruner=pruner,
-                                      directions=study.directions, load_if_exists=True)
+        with library_logs(current_verbosity()):  # Optuna's "A new study created ..." at INFO: shown with -v only
+            created = optuna.create_study(study_name=s.study_name, storage=storage, sampler=sampler, pruner=pruner,
+                                          directions=study.directions, load_if_exists=True)
     except Exception as err:  # read-only, locked, full, or a server that does not answer: one line, exit 2
         trouble = storage_trouble(err)
         if trouble is None:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from tuner._logging import current_verbosity, library_logs
 from tuner._store import default_storage
 from tuner.study._best import BestModel, close_tracking, load_best_model
 from tuner.study._budget import budget_counts
@@ -147,9 +148,10 @@ class Study:
         """
         s = self.settings
         self.halted = False
-        optimize(self, target=n_trials if n_trials is not None else s.n_trials,
-                 timeout=timeout if timeout is not None else s.timeout, progress=progress, on_trial=on_trial,
-                 max_trials=max_trials, max_rss_mb=max_rss_mb)
+        with library_logs(current_verbosity()):  # Optuna's and MLflow's INFO lines: shown at tuner's -v only
+            optimize(self, target=n_trials if n_trials is not None else s.n_trials,
+                     timeout=timeout if timeout is not None else s.timeout, progress=progress, on_trial=on_trial,
+                     max_trials=max_trials, max_rss_mb=max_rss_mb)
         return self
 
     def halt(self) -> None:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tuner._logging import get_logger
+from tuner._logging import get_logger, progress_bar
 from tuner._store import STORAGE_ENV
 from tuner.errors import ConfigError
 from tuner.study._budget import budget_counts
@@ -325,11 +325,9 @@ def _supervise(study: Any, n_workers: int, gpus: list[str], *, recycle_after: in
     s = study.settings
     cmd = _worker_cmd(study, recycle_after=recycle_after, max_rss_mb=max_rss_mb, verbosity=verbosity)
     bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=max(0, s.n_trials - budget_counts(study.optuna_study)[0]), desc=f"study {s.study_name}",
-                   unit="trial", file=sys.stderr, dynamic_ncols=True)
+    if progress:  # drawn in a terminal or a notebook only (as in the single-process loop)
+        bar = progress_bar(total=max(0, s.n_trials - budget_counts(study.optuna_study)[0]),
+                           desc=f"study {s.study_name}", unit="trial")
     deadline = None if s.timeout is None else time.time() + s.timeout
     if early is not None:
         early.write_join_file(study, recycle_after=recycle_after, max_rss_mb=max_rss_mb, deadline=deadline)

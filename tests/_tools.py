@@ -1,0 +1,48 @@
+"""The project's tools that the tests run (docs, lint, types, notebooks, builds): found, or skipped outside CI.
+
+They come with the test extra (``pip install -e ".[test]"``). Outside CI a checkout without them skips these
+tests with the install line; in CI (``CI`` set) a missing tool fails, so a green run has really run them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
+
+
+def require(*modules: str) -> None:
+    """Skip (outside CI) or fail (in CI) unless every module can be imported."""
+    missing = [m for m in modules if not _importable(m)]
+    if not missing:
+        return
+    message = f"{', '.join(missing)} not installed: pip install -e \".[test]\""
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def run(args: list[str], *, cwd: Path = ROOT, timeout: int = 600,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m ...`` (or any command) in the checkout and return it, output captured as text."""
+    args = [sys.executable, *args[1:]] if args[0] == "python" else args
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def explain(proc: subprocess.CompletedProcess, limit: int = 6000) -> str:
+    """The command and the end of what it printed, for an assertion message."""
+    return f"{' '.join(map(str, proc.args))}: exit {proc.returncode}\n{proc.stdout[-limit:]}\n{proc.stderr[-limit:]}"
