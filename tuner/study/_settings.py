@@ -32,7 +32,10 @@ class StudySettings:
             Defaults to `"median"`.
         objective: validation metrics to optimize (``val_accuracy``, ``val_loss``, ``gap_loss``, ...);
             two or more make a multi-objective study. Defaults to ``val_accuracy`` for classification
-            and ``val_loss`` for regression.
+            and ``val_loss`` for regression. A model compiled by the user adds its own metrics
+            (``val_auc`` ...).
+        directions: ``maximize`` or ``minimize``, one per objective (as a ``keras_tuner.Objective`` gives
+            them). Defaults to each metric's own direction (:func:`tuner.metrics.direction`).
         storage: any Optuna storage URL. Defaults to ``sqlite:///mlruns/optuna.db``.
         tracking_uri: any MLflow tracking URI; ``None`` uses ``MLFLOW_TRACKING_URI`` or
             ``sqlite:///mlruns/mlflow.db``. ``"none"`` turns tracking off.
@@ -59,6 +62,7 @@ class StudySettings:
     sampler: str = "tpe"
     pruner: str = "median"
     objective: tuple[str, ...] = ()
+    directions: tuple[str, ...] = ()
     storage: str | None = None
     tracking_uri: str | None = None
     seed: int = 0
@@ -71,7 +75,7 @@ class StudySettings:
     model: str | None = None
     backend: str = "auto"
 
-    def validate(self, task: str) -> None:
+    def validate(self, task: str, metrics: tuple[str, ...] = ()) -> None:
         problems = []
         if self.backend not in BACKENDS:
             problems.append(Problem("--backend", "backend", f"must be one of {list(BACKENDS)}", value=self.backend))
@@ -84,20 +88,26 @@ class StudySettings:
         if self.timeout is not None and not self.timeout > 0:
             problems.append(Problem("--timeout", "timeout", "must be a positive number of seconds", value=self.timeout))
         metric = headline_metric(task)
-        allowed = {f"{p}_{m}" for p in ("val", "gap", "train") for m in ("loss", metric)}
+        allowed = {f"{p}_{m}" for p in ("val", "gap", "train") for m in ("loss", metric, *metrics)}
         if task == "regression":
             allowed |= {"val_rmse", "gap_rmse", "train_rmse"}
         for obj in self.objective:
             if obj not in allowed:
                 problems.append(Problem("--objective", "objective", f"must be one of {sorted(allowed)} for a {task} task",
                                         value=obj))
+        if self.directions and (len(self.directions) != len(self.objective)
+                                or not set(self.directions) <= {"maximize", "minimize"}):
+            problems.append(Problem("--objective", "directions", "must be 'maximize' or 'minimize', one per objective",
+                                    value=list(self.directions)))
         if len(self.objective) != len(set(self.objective)):
             problems.append(Problem("--objective", "objective", "must not repeat a metric", value=list(self.objective)))
         if problems:
             raise ConfigError(problems)
 
-    def complete(self, task: str, default_name: str, default_storage: str) -> None:
+    def complete(self, task: str, default_name: str, default_storage: str, metrics: tuple[str, ...] = ()) -> None:
         """Fill in what depends on the data (objective, study name, storage) and validate.
+
+        ``metrics`` are the names a model compiled by the user logs besides tuner's (an objective may name them).
 
         Raises:
             ConfigError: naming every setting that breaks a rule.
@@ -106,7 +116,8 @@ class StudySettings:
             self.objective = tuple(x.strip() for x in self.objective.split(",") if x.strip())
         if not self.objective:
             self.objective = ("val_loss",) if task == "regression" else ("val_accuracy",)
-        self.validate(task)
+        self.validate(task, metrics)
+        self.directions = tuple(self.directions)
         try:
             self.backend = choose_backend(self.backend)
         except ValueError as err:
