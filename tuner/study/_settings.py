@@ -51,6 +51,10 @@ class StudySettings:
             started and closes, instead of starting one (used by worker processes). Defaults to `None`.
         model: the reference (``models.py:build``, ``package.module:MyHyperModel``) of the user's model,
             which worker processes import; set by :class:`~tuner.study.Study`. Defaults to `None`.
+        executions_per_trial: models trained per trial, each with its own seed; the trial's figures are
+            their average (KerasTuner's ``executions_per_trial``). Defaults to `1`.
+        max_retries_per_trial: times a trial whose training raised an error (not a diverging loss, not a
+            configuration error) is trained again before it fails. Defaults to `0`.
         backend: the Keras backend, ``auto``, ``tensorflow``, ``jax`` or ``torch``, set for this process and
             its workers before Keras is imported; ``auto`` is ``KERAS_BACKEND`` when set, else TensorFlow.
             The study records the one that ran. Defaults to `"auto"`.
@@ -74,6 +78,8 @@ class StudySettings:
     parent_run_id: str | None = None
     model: str | None = None
     backend: str = "auto"
+    executions_per_trial: int = 1
+    max_retries_per_trial: int = 0
 
     def validate(self, task: str, metrics: tuple[str, ...] = ()) -> None:
         problems = []
@@ -85,6 +91,10 @@ class StudySettings:
             problems.append(Problem("--pruner", "pruner", f"must be one of {list(PRUNERS)}", value=self.pruner))
         if not isinstance(self.n_trials, int) or self.n_trials < 1:
             problems.append(Problem("--n-trials", "n_trials", "must be a positive integer", value=self.n_trials))
+        for field, low in (("executions_per_trial", 1), ("max_retries_per_trial", 0)):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                problems.append(Problem(field, field, f"must be an integer >= {low}", value=value))
         if self.timeout is not None and not self.timeout > 0:
             problems.append(Problem("--timeout", "timeout", "must be a positive number of seconds", value=self.timeout))
         metric = headline_metric(task)

@@ -25,7 +25,7 @@ from tuner.training._diagnosis import Diagnosis, DiagnosisRules, diagnose
 from tuner.training._gap import HonestGap, evaluate_split
 from tuner.training._jax_cache import enable_jax_compile_cache
 
-__all__ = ["ModelBuilder", "TrainResult", "check_user_model", "evaluate_test", "prepare_data", "train_model",
+__all__ = ["ModelBuilder", "TrainResult", "average_results", "check_user_model", "evaluate_test", "prepare_data", "train_model",
            "user_compiled"]
 
 ModelBuilder = Callable[..., Any]
@@ -210,6 +210,31 @@ def train_model(params: Mapping[str, Any], dataset: Dataset, *, seed: int = 0,
                        final_metrics={k: history[k][-1] for k in honest}, diagnosis=verdict, wall_time=wall,
                        n_params=int(model.count_params()), metric=metric,
                        stopped_early=bool(stopper is not None and stopper.stopped_epoch > 0), model=model)
+
+
+def average_results(results: Sequence[TrainResult], dataset: Dataset, rules: DiagnosisRules | None = None) -> TrainResult:
+    """One result of several executions of one configuration (KerasTuner's ``executions_per_trial``).
+
+    The figures at each execution's chosen epoch are averaged, and so is each epoch's history over the epochs
+    every execution ran; the verdict is given to the averaged figures; wall time is the sum. The model is the
+    first execution's.
+    """
+    first = results[0]
+    if len(results) == 1:
+        return first
+    epochs = min(len(r.history.get("val_loss", [])) for r in results)
+    history = {k: [float(np.mean([r.history[k][i] for r in results])) for i in range(epochs)]
+               for k in first.history if all(k in r.history and len(r.history[k]) >= epochs for r in results)}
+    metrics = {k: float(np.mean([r.metrics[k] for r in results])) for k in first.metrics
+               if all(k in r.metrics for r in results)}
+    final = {k: float(np.mean([r.final_metrics[k] for r in results])) for k in first.final_metrics
+             if all(k in r.final_metrics for r in results)}
+    best = max(1, min(int(round(np.mean([r.best_epoch for r in results]))), epochs))
+    verdict = diagnose(task=dataset.task, chosen=metrics, history=history, chosen_epoch=best, y_train=dataset.y_train,
+                       rules=rules)
+    return dataclasses.replace(first, history=history, best_epoch=best, epochs_run=epochs, metrics=metrics,
+                               final_metrics=final, diagnosis=verdict, wall_time=sum(r.wall_time for r in results),
+                               stopped_early=any(r.stopped_early for r in results))
 
 
 def _build(build: ModelBuilder, params: Mapping[str, Any], data: Dataset, seed: int) -> Any:
