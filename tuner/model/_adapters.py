@@ -128,7 +128,7 @@ class UserModel:
         tuner's shape (``builder(params, input_shape, *, task, n_outputs)``) that builds, compiles and fits
         through the user's code with it, and the ``batch_size`` and ``epochs`` that ``model.fit`` got once the
         user's ``fit()`` has run (its own values, or tuner's)."""
-        hp = trial_hyperparameters(trial, space, values)
+        hp = trial_hyperparameters(trial, space, values, tune_new=self.tune_new_entries)
         fitted: dict[str, Any] = {}
         hypermodel, source, options = self.hypermodel, self.source, self.fit_options
 

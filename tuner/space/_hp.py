@@ -91,9 +91,10 @@ def _trial_class() -> type:
         """KerasTuner's ``HyperParameters`` whose new, active values come from an Optuna trial."""
 
         def __init__(self, trial: Any = None, space: Mapping[str, Param] | None = None,
-                     values: Mapping[str, Any] | None = None) -> None:
+                     values: Mapping[str, Any] | None = None, tune_new: bool = True) -> None:
             super().__init__()
             self._trial = trial
+            self._tune_new = tune_new
             self._declared = dict(space or {})
             self.values.update(values or {})
 
@@ -105,8 +106,10 @@ def _trial_class() -> type:
             if self._trial is None or len(added) != 1:
                 return value
             name = added[0]
-            hyperparameter = [h for h in self.space if h.name == name][-1]
-            param = self._declared.get(name) or param_of(hyperparameter)
+            param = self._declared.get(name)
+            if param is None and not self._tune_new:  # KerasTuner's tune_new_entries=False: its default
+                return value
+            param = param or param_of([h for h in self.space if h.name == name][-1])
             self.values[name] = suggest_one(self._trial, param, name)
             return self.values[name]
 
@@ -125,14 +128,14 @@ def _trial_class() -> type:
         def copy(self) -> Any:  # KerasTuner copies through get_config; keep the trial
             new = super().copy()
             new.__class__ = type(self)
-            new._trial, new._declared = self._trial, self._declared
+            new._trial, new._declared, new._tune_new = self._trial, self._declared, self._tune_new
             return new
 
     return TrialHyperParameters
 
 
 def trial_hyperparameters(trial: optuna.trial.BaseTrial | None, space: Mapping[str, Param] | None = None,
-                          values: Mapping[str, Any] | None = None) -> Any:
+                          values: Mapping[str, Any] | None = None, *, tune_new: bool = True) -> Any:
     """A ``keras_tuner.HyperParameters`` answered by ``trial``.
 
     Args:
@@ -141,8 +144,10 @@ def trial_hyperparameters(trial: optuna.trial.BaseTrial | None, space: Mapping[s
             says (a fixed value, a narrower range). Defaults to none.
         values: values already chosen for this trial (the space's sampled model parameters), which the
             builder reads back. Defaults to none.
+        tune_new: sample a name ``space`` does not hold (else it keeps KerasTuner's default, as with
+            ``tune_new_entries=False``). Defaults to `True`.
 
     Returns:
         A ``keras_tuner.HyperParameters`` subclass instance.
     """
-    return _trial_class()(trial, space, values)
+    return _trial_class()(trial, space, values, tune_new)
