@@ -8,6 +8,7 @@ few hundred rows) instead of MNIST; only the tuner line differs from the guide (
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -424,3 +425,60 @@ def test_guide_tailored_search_space(tmp_path, case):
         assert set(hps) == {"units"}
         assert build_model(tuner_.get_best_hyperparameters()[0]).layers[-1].units == 10
     assert tuner_.get_best_models(1)[0].predict(x_val[:2], verbose=0).shape == (2, 10)
+
+
+# -- KerasTuner releases -----------------------------------------------------------------------------------------
+
+OLDEST_KERAS_TUNER = "1.4.6"  # 1.4.0-1.4.5 import keras_core under Keras 3 and fail before any tuner code runs
+
+RELEASE_SCRIPT = """
+import sys
+import keras, keras_tuner, numpy as np
+import tuner
+from sklearn.datasets import load_digits
+
+x, y = load_digits(return_X_y=True)
+x, y = (x[:160] / 16).astype("float32"), keras.utils.to_categorical(y[:160], 10)
+
+def build(hp):
+    kind = hp.Choice("kind", ["narrow", "wide"])
+    with hp.conditional_scope("kind", ["wide"]):
+        width = hp.Int("wide_units", 32, 64, step=32) if kind == "wide" else 8
+    model = keras.Sequential([keras.layers.Dense(width, activation="relu"), keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+t = tuner.KerasTuner(build, objective="val_accuracy", max_trials=1, directory=sys.argv[1], tracking_uri="none")
+t.search(x, y, epochs=1, validation_split=0.25)
+hp = t.get_best_hyperparameters()[0]
+assert isinstance(hp, keras_tuner.HyperParameters), type(hp)
+assert t.get_best_models(1)[0].predict(x[:2], verbose=0).shape == (2, 10)
+print(keras_tuner.__version__, sorted(t.study.space.model_names), "tensorboard" in sys.modules)
+"""
+
+
+@pytest.mark.slow
+def test_the_oldest_supported_keras_tuner_release_in_a_venv(tmp_path):
+    """The oldest KerasTuner release tuner supports, installed without dependencies in a temporary venv that reads
+    the rest from this environment (a .pth file); the newest release is the one every other test runs with."""
+    import sysconfig
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; "
+                                "print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True,
+                               check=True).stdout.strip())
+    (site / "shared.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site),
+                          f"keras-tuner=={OLDEST_KERAS_TUNER}"], capture_output=True, text=True, timeout=300)
+    if pip.returncode != 0:
+        pytest.skip(f"the package index is out of reach: {pip.stderr.strip().splitlines()[-1:]}")
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([str(venv / "bin" / "python"), "-c", RELEASE_SCRIPT, str(tmp_path / "kt")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(root)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    version, *rest = proc.stdout.strip().splitlines()[-1].split(" ", 1)
+    assert version == OLDEST_KERAS_TUNER
+    assert "'kind', 'wide_units'" in rest[0]  # the conditional scope was opened while declaring
+    assert rest[0].endswith("False")  # KerasTuner's Tuner (which imports tensorboard) is never used
+    assert keras_tuner.__version__ >= OLDEST_KERAS_TUNER
