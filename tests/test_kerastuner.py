@@ -166,6 +166,33 @@ def test_search_refuses_a_dataset_and_unknown_fit_arguments(tmp_path):
         tune.get_best_hyperparameters()
 
 
+class _CtrlC(keras.callbacks.Callback):
+    """Presses Ctrl-C once, at the end of the first epoch it sees."""
+
+    pressed = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not _CtrlC.pressed:
+            _CtrlC.pressed = True
+            raise KeyboardInterrupt
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_finished_trials_and_the_same_search_resumes(tmp_path):
+    x_train, x_val, y_train, y_val = _guide_data(160)
+
+    def tune():
+        return tuner.KerasTuner(_build, objective="val_accuracy", max_trials=2, directory=tmp_path,
+                                project_name="interrupted", tracking_uri="none")
+
+    with pytest.raises(KeyboardInterrupt):
+        tune().search(x_train, y_train, epochs=1, validation_data=(x_val, y_val), callbacks=[_CtrlC()])
+    again = tune()
+    again.search(x_train, y_train, epochs=1, validation_data=(x_val, y_val), callbacks=[_CtrlC()])
+    states = [(t.state, t.fail_reason) for t in again.study.trials()]
+    assert states[0] == ("fail", "interrupted") and [s for s, _ in states[1:]] == ["complete", "complete"]
+
+
 BAD_MODEL_FILE = """
 import keras
 
@@ -238,7 +265,8 @@ def test_guide_build_model_with_conditional_layers_runs_and_resumes(tmp_path, ca
     assert "Search space summary" in out and "num_layers (Int)" in out and "Trial 0 summary" in out
     assert "verdict:" in out
     trials = tuner_.study.trials()
-    assert all(t.state == "complete" and "gap_accuracy" in t.metrics for t in trials)
+    assert all(t.state == "complete" and "gap_accuracy" in t.metrics and t.verdict for t in trials)
+    assert all(t.mlflow_run_id for t in trials)  # each trial is an MLflow run in my_dir/mlflow.db
     assert {"num_layers", "units_0", "activation", "dropout", "lr"} <= set(trials[0].params)
 
     # the same script again (overwrite=False): the study resumes up to the new total
