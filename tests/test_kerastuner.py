@@ -82,6 +82,17 @@ def test_a_compiled_model_keeps_its_loss_metrics_and_optimizer_and_the_gap_uses_
     assert 0.5 < result.metrics["val_auc"] <= 1.0
 
 
+def test_integer_labels_keep_a_from_logits_loss():
+    x, y = _digits(240)
+    data = from_arrays(x, y)
+    logits = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    result = train_model({"epochs": 1, "patience": 0, "scaling": "none"}, data,
+                         builder=_compiled(logits, 10, "linear", ["accuracy"]))
+    assert result.model.loss is logits  # tuner's own sparse_categorical_crossentropy would read logits as probabilities
+    expected = float(logits(data.y_val, result.model.predict(data.x_val, verbose=0)))
+    assert result.history["val_loss"][-1] == pytest.approx(expected, rel=1e-4)
+
+
 @pytest.mark.parametrize(("targets", "loss", "outputs", "activation"), [
     ("multilabel", "binary_crossentropy", 3, "sigmoid"),
     ("vector", "mse", 2, "linear"),
@@ -256,6 +267,8 @@ def test_guide_build_model_with_conditional_layers_runs_and_resumes(tmp_path, ca
     models = tuner_.get_best_models(num_models=2)
     best_model = models[0]
     assert best_model.predict(x_val[:4], verbose=0).shape == (4, 10)
+    labels = tuner_.study.best_model().predict(x_val[:4])  # the exported model: one-hot rows -> class labels 0..9
+    assert labels.shape == (4,) and set(labels.tolist()) <= set(range(10))
     tuner_.results_summary()
     best_hps = tuner_.get_best_hyperparameters(5)
     assert isinstance(best_hps[0], keras_tuner.HyperParameters) and len(best_hps) == 2
