@@ -24,6 +24,7 @@ import tuner
 from tuner import ConfigError, DataError
 from tuner.data import from_arrays
 from tuner.kerastuner import objective_of
+from tuner.model import ExportedModel
 from tuner.training import train_model
 
 
@@ -106,6 +107,10 @@ def test_multilabel_and_vector_targets_train_with_the_users_loss(targets, loss, 
                          builder=_compiled(loss, outputs, activation))
     assert np.isfinite(result.metrics["val_loss"]) and result.model.output_shape[-1] == outputs
     assert result.diagnosis.verdict
+    predicted = ExportedModel(result.model, data.preprocessing, task=data.task).predict(x[:4])
+    assert predicted.shape == (4, outputs)  # a row per example, as the targets were given
+    if targets == "multilabel":
+        assert set(np.unique(predicted)) <= {0, 1}
 
 
 # -- the front door's arguments ------------------------------------------------------------------------------
