@@ -25,7 +25,7 @@ from tuner import ConfigError, DataError
 from tuner.data import from_arrays
 from tuner.kerastuner import objective_of
 from tuner.model import ExportedModel
-from tuner.training import train_model
+from tuner.training import average_results, train_model
 
 
 def _digits(n: int = 360):
@@ -111,6 +111,19 @@ def test_multilabel_and_vector_targets_train_with_the_users_loss(targets, loss, 
     assert predicted.shape == (4, outputs)  # a row per example, as the targets were given
     if targets == "multilabel":
         assert set(np.unique(predicted)) <= {0, 1}
+
+
+def test_executions_of_one_configuration_are_averaged():
+    x, y = _digits(200)
+    data = from_arrays(x, y)
+    builder = _compiled("sparse_categorical_crossentropy", 10, "softmax", ["accuracy"])
+    runs = [train_model({"epochs": 2, "patience": 0, "scaling": "none"}, data, seed=seed, builder=builder)
+            for seed in (0, 1)]
+    mean = average_results(runs, data)
+    assert runs[0].metrics["val_loss"] != runs[1].metrics["val_loss"]
+    assert mean.metrics["val_loss"] == pytest.approx((runs[0].metrics["val_loss"] + runs[1].metrics["val_loss"]) / 2)
+    assert mean.history["gap_accuracy"][1] == pytest.approx(np.mean([r.history["gap_accuracy"][1] for r in runs]))
+    assert mean.wall_time == pytest.approx(runs[0].wall_time + runs[1].wall_time) and mean.diagnosis.verdict
 
 
 # -- the front door's arguments ------------------------------------------------------------------------------
@@ -207,6 +220,26 @@ def test_ctrl_c_keeps_finished_trials_and_the_same_search_resumes(tmp_path):
     again.search(x_train, y_train, epochs=1, validation_data=(x_val, y_val), callbacks=[_CtrlC()])
     states = [(t.state, t.fail_reason) for t in again.study.trials()]
     assert states[0] == ("fail", "interrupted") and [s for s, _ in states[1:]] == ["complete", "complete"]
+
+
+class _FailsOnce(keras.callbacks.Callback):
+    """Raises an error once, at the end of the first epoch it sees (a flaky trial)."""
+
+    failed = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not _FailsOnce.failed:
+            _FailsOnce.failed = True
+            raise RuntimeError("a flaky device")
+
+
+@pytest.mark.slow
+def test_max_retries_per_trial_trains_a_failing_trial_again(tmp_path):
+    x_train, x_val, y_train, y_val = _guide_data(160)
+    tune = tuner.KerasTuner(_build, objective="val_accuracy", max_trials=1, max_retries_per_trial=1,
+                            directory=tmp_path, project_name="flaky", tracking_uri="none")
+    tune.search(x_train, y_train, epochs=1, validation_data=(x_val, y_val), callbacks=[_FailsOnce()])
+    assert _FailsOnce.failed and [t.state for t in tune.study.trials()] == ["complete"]
 
 
 BAD_MODEL_FILE = """

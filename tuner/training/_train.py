@@ -29,7 +29,8 @@ __all__ = ["ModelBuilder", "TrainResult", "average_results", "check_user_model",
            "user_compiled"]
 
 ModelBuilder = Callable[..., Any]
-"""``builder(params, input_shape, *, task, n_outputs) -> keras.Model`` (uncompiled)."""
+"""``builder(params, input_shape, *, task, n_outputs) -> keras.Model``: uncompiled (tuner compiles it with the
+task's loss and its optimizer knobs), or compiled by the user (its loss, metrics and optimizer are kept)."""
 
 
 @dataclasses.dataclass
@@ -149,6 +150,9 @@ def train_model(params: Mapping[str, Any], dataset: Dataset, *, seed: int = 0,
                 gap_subset: int | None = 10_000, rules: DiagnosisRules | None = None,
                 verbose: int = 0) -> TrainResult:
     """Compile and fit one model, measuring the honest gap every epoch.
+
+    A model the builder compiled keeps its compile: the gap is measured with its loss (data loss only,
+    inference mode) and its metrics (``val_auc`` ...), and the targets are given as that loss takes them.
 
     Args:
         params: resolved parameters (missing knobs take their defaults).
