@@ -247,17 +247,26 @@ import keras
 
 def build(hp):
     hp.Int("units", 16, 32)  # forgets to return the model
+
+def accuracy_only(hp):
+    model = keras.Sequential([keras.layers.Dense(hp.Int("units", 16, 32)), keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
 """
 
 
 @pytest.mark.slow
-def test_cli_build_returning_nothing_exits_2_in_one_line(tmp_path):
+@pytest.mark.parametrize(("model", "extra", "message"), [
+    ("build", [], "build(hp): must return a keras.Model, but it returned nothing (None)"),
+    ("accuracy_only", ["--objective", "val_auc"], "--objective: objective: must be one of"),
+])
+def test_cli_bad_model_exits_2_in_one_line_and_writes_nothing(tmp_path, model, extra, message):
     (tmp_path / "models.py").write_text(BAD_MODEL_FILE)
-    proc = subprocess.run([sys.executable, "-m", "tuner", "study", "--model", "models.py:build", "--n-trials", "1",
-                           "--tracking-uri", "none"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, "-m", "tuner", "study", "--model", f"models.py:{model}", "--n-trials", "1",
+                           "--tracking-uri", "none", *extra], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "build(hp): must return a keras.Model, but it returned nothing (None)" in lines[0]
+    assert len(lines) == 1 and message in lines[0], proc.stderr
     assert not (tmp_path / "mlruns" / "optuna.db").exists()
 
 
