@@ -35,7 +35,7 @@ PACKAGE = ROOT / "tuner"
 # Left to right: a stage may import itself and any stage to its left, never one to its right.
 # "base" is the root package and the top-level modules (errors, metrics, _store, _logging, _backend);
 # "main" is tuner/__main__.py, the one module that imports cli.
-STAGE_ORDER = ("base", "space", "data", "model", "training", "tracking", "study", "report", "cli", "main")
+STAGE_ORDER = ("base", "space", "data", "model", "training", "tracking", "study", "report", "kerastuner", "cli", "main")
 STAGE_RANK = {stage: rank for rank, stage in enumerate(STAGE_ORDER)}
 SHARED_BASE_MODULES = {"tuner._store", "tuner._logging", "tuner._backend"}
 

@@ -312,7 +312,7 @@ def _bad_inputs():
         ((x.astype(str), y), {}, "x: features must be numeric"),
         ((x, np.zeros(300)), {}, "found one class only"),
         ((x, tiny_class), {}, "class '99': has too few rows"),
-        ((x, y.reshape(-1, 2)), {}, "y: must be 1-D"),
+        ((x, y.reshape(-1, 1, 1)), {}, "y: must be one target per row"),
         ((x, y), {"validation_data": (x[:, :3], y)}, "validation_data[0]: rows must have the shape of the rows of x"),
         ((x, y), {"validation_data": x}, "validation_data: must be a pair (x, y)"),
         ((x, y), {"target": "y"}, "target: is only for a DataFrame"),

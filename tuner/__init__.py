@@ -69,6 +69,7 @@ _EXPORTS = {
     "gap_analysis": "tuner.report",
     "param_importances": "tuner.report",
     "plot_learning_curves": "tuner.report",
+    "KerasTuner": "tuner.kerastuner",
     "ConfigError": "tuner.errors",
     "SpaceError": "tuner.errors",
     "DataError": "tuner.errors",
@@ -76,7 +77,7 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
-_TRAINS = ("tuner.model", "tuner.training", "tuner.study")
+_TRAINS = ("tuner.model", "tuner.training", "tuner.study", "tuner.kerastuner")
 
 
 def __getattr__(name: str) -> Any:

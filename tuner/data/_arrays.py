@@ -16,7 +16,7 @@ import numpy as np
 from tuner.data._dataset import Dataset, data_error, split
 from tuner.data._load import _check_options
 from tuner.data._preprocessing import Preprocessing, table_columns
-from tuner.data._targets import check_test_classes, encode_target, label_str
+from tuner.data._targets import check_test_classes, encode_rows, encode_target, label_str
 from tuner.errors import DataError, Problem, did_you_mean
 from tuner.space import CATEGORICAL
 
@@ -46,13 +46,15 @@ def _pair(x: Any, y: Any, name_x: str, name_y: str) -> tuple[np.ndarray, np.ndar
     if xs.ndim == 0 or len(xs) == 0:
         problems.append(Problem(_WHERE, name_x, "must have one row per example and at least one row: shape (n, ...)",
                                 value=xs.shape))
-    if ys.ndim != 1:
-        problems.append(Problem(_WHERE, name_y, "must be 1-D, one target per row: shape (n,)", value=ys.shape))
+    if ys.ndim not in (1, 2) or (ys.ndim == 2 and ys.shape[1] == 0):
+        problems.append(Problem(_WHERE, name_y, "must be one target per row, shape (n,), or one row of targets per "
+                                "row (one-hot, multi-label 0/1 or a vector), shape (n, K)", value=ys.shape))
     elif xs.ndim > 0 and len(ys) != len(xs):
         problems.append(Problem(_WHERE, name_y, f"must have as many rows as {name_x} ({len(xs)})", value=len(ys)))
     elif ys.dtype.kind == "f" and np.isnan(ys).any():
+        rows = np.isnan(ys.reshape(len(ys), -1)).any(axis=1)
         problems.append(Problem(_WHERE, name_y, f"has {int(np.isnan(ys).sum())} missing (NaN) targets, first in row "
-                                f"{int(np.flatnonzero(np.isnan(ys))[0])}", value=float("nan")))
+                                f"{int(np.flatnonzero(rows)[0])}", value=float("nan")))
     if not (np.issubdtype(xs.dtype, np.number) or xs.dtype == np.bool_):
         problems.append(Problem(_WHERE, name_x, "features must be numeric; encode them first", value=str(xs.dtype)))
     elif xs.ndim > 0 and len(xs) and np.issubdtype(xs.dtype, np.floating) and not np.isfinite(xs).all():
@@ -84,7 +86,8 @@ def from_arrays(x: Any, y: Any, *, validation_data: Any = None, test_data: Any =
 
     Args:
         x: features, ``(n, F)`` rows, ``(n, T, F)`` sequences or ``(n, H, W, C)`` images.
-        y: targets, ``(n,)``: class labels (any values) or numbers.
+        y: targets, ``(n,)``: class labels (any values) or numbers; or ``(n, K)``: one-hot rows (as
+            ``keras.utils.to_categorical`` makes them), multi-label 0/1 rows or regression vectors.
         validation_data: ``(x_val, y_val)``; otherwise ``val_fraction`` of the rows are split off.
             Defaults to `None`.
         test_data: ``(x_test, y_test)``; otherwise ``test_fraction`` of the rows are split off.
@@ -104,8 +107,15 @@ def from_arrays(x: Any, y: Any, *, validation_data: Any = None, test_data: Any =
     xs, ys = _pair(x, y, "x", "y")
     val, test = _given(validation_data, "validation_data", xs), _given(test_data, "test_data", xs)
     parts = [ys] + [p[1] for p in (val, test) if p is not None]
+    if any(p.shape[1:] != ys.shape[1:] for p in parts):
+        raise data_error(_WHERE, "y", "targets of all splits must have one shape per row",
+                         value=[p.shape[1:] for p in parts])
+    fmt = "index"
     try:
-        task_, enc, classes = encode_target(np.concatenate(parts), task=task, where=_WHERE, field="y")
+        if ys.ndim == 2:
+            task_, enc, classes, fmt = encode_rows(np.concatenate(parts), task=task, where=_WHERE, field="y")
+        else:
+            task_, enc, classes = encode_target(np.concatenate(parts), task=task, where=_WHERE, field="y")
     except DataError:
         raise
     except ValueError as err:  # labels of kinds numpy cannot put together
@@ -120,7 +130,7 @@ def from_arrays(x: Any, y: Any, *, validation_data: Any = None, test_data: Any =
                 check_test_classes(enc_parts["y"], enc_parts[field], names, _WHERE)
             except DataError as err:
                 raise data_error(_WHERE, f"{field}[1]", err.problems[0].rule, value=err.problems[0].value) from None
-    stratify = task_ != "regression"
+    stratify = task_ != "regression" and classes is not None
     if val is not None:
         splits = _split_with_validation(xs, enc_parts, val, test, stratify, test_fraction, seed, names)
     else:
@@ -129,7 +139,7 @@ def from_arrays(x: Any, y: Any, *, validation_data: Any = None, test_data: Any =
                        test_fraction=test_fraction, seed=seed, where=_WHERE, class_names=names)
     dataset = Dataset(name=name, task=task_, **splits, n_classes=None if names is None else len(names),
                       feature_names=feature_names or [f"x{i}" for i in range(int(math.prod(xs.shape[1:])))],
-                      class_names=names, source="arrays in memory")
+                      class_names=names, source="arrays in memory", target_format=fmt)
     if classes is None:
         return dataset
     # the exported model answers with the labels as given (0, 1, True...), not their text

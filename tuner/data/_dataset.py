@@ -46,6 +46,9 @@ class Dataset:
     scaling: str = "none"
     # how raw inputs become these features (encoding, fitted scalers, labels): replayed by the exported model
     preprocessing: Preprocessing | None = dataclasses.field(default=None, repr=False)
+    # how the targets were given (tuner.data._targets.TARGET_FORMATS): one-hot rows are kept as class indices and
+    # handed to a model as one-hot rows again; multi-label and vector rows are kept as (n, K) float32 rows
+    target_format: str = "index"
 
     def __post_init__(self) -> None:
         if self.preprocessing is None:  # arrays given as they are: no encoding, no scaling yet
@@ -60,7 +63,10 @@ class Dataset:
 
     @property
     def n_outputs(self) -> int:
-        """Units of the output layer: ``n_classes`` for multiclass, 1 for binary and regression."""
+        """Units of the output layer: ``n_classes`` for multiclass, ``K`` for rows of ``K`` targets (multi-label,
+        vectors), 1 for binary and regression."""
+        if self.target_format in ("multilabel", "vector"):
+            return int(self.y_train.shape[1])
         if self.task == "multiclass":
             assert self.n_classes is not None
             return self.n_classes

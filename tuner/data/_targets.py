@@ -1,7 +1,10 @@
 """Targets: the task inferred or checked against the target, and the target encoded for it.
 
 Classification targets become class indices ``0..K-1`` of the sorted labels; regression targets
-``float32`` values. Every rule the target breaks is a :class:`DataError` naming the file and field.
+``float32`` values. A target of one row per example (``(n, K)``, as a model compiled by the user takes it)
+is one of :data:`TARGET_FORMATS`: one-hot rows (multiclass, kept as the class index of each row),
+multi-label 0/1 rows (binary, K outputs) or regression vectors. Every rule the target breaks is a
+:class:`DataError` naming the file and field.
 """
 
 from __future__ import annotations
@@ -12,6 +15,10 @@ import numpy as np
 
 from tuner.data._dataset import data_error
 from tuner.errors import DataError, Problem
+
+TARGET_FORMATS = ("index", "onehot", "multilabel", "vector")
+"""How a dataset's targets were given: one value per example (a label or a number), one-hot rows, multi-label
+0/1 rows, or a vector of numbers per example."""
 
 # A numeric target with more distinct values than this is taken as a regression target (task="auto").
 MAX_AUTO_CLASSES = 20
@@ -46,6 +53,44 @@ def encode_target(y: np.ndarray, *, task: str, where: str, field: str) -> tuple[
         return task, numeric.astype(np.float32), None
     encoded = np.searchsorted(classes, y).astype(np.int64)
     return task, encoded, classes
+
+
+def row_format(y: np.ndarray) -> str:
+    """The format of a 2-D target ``(n, K)``: ``onehot`` (0/1 rows with exactly one 1), ``multilabel`` (other
+    0/1 rows) or ``vector`` (numbers)."""
+    if y.dtype.kind in "biuf" and np.isin(y, (0, 1)).all():
+        return "onehot" if bool((y.sum(axis=1) == 1).all()) else "multilabel"
+    return "vector"
+
+
+def encode_rows(y: np.ndarray, *, task: str, where: str,
+                field: str) -> tuple[str, np.ndarray, np.ndarray | None, str]:
+    """Infer or check the task of a 2-D target: ``(task, encoded y, class labels or None, format)``.
+
+    One-hot rows are multiclass and become the class index of each row (labels ``0..K-1``, the columns);
+    multi-label 0/1 rows are binary (``K`` outputs, kept as ``float32`` rows); other numbers are regression
+    vectors (kept as ``float32`` rows).
+
+    Raises:
+        DataError: for non-numeric rows, or a task the rows do not fit.
+    """
+    y = np.asarray(y)
+    if y.dtype.kind not in "biuf":
+        raise data_error(where, field, "a target of one row per example must hold numbers (one-hot rows, "
+                         "multi-label 0/1 rows or regression vectors)", value=str(y.dtype))
+    _check_target_values(y, where, field)
+    fmt = row_format(y)
+    if task == "regression" and fmt != "vector":
+        fmt = "vector"
+    expected = {"onehot": "multiclass", "multilabel": "binary", "vector": "regression"}[fmt]
+    if task not in ("auto", expected):
+        raise data_error(where, field, f"task={task!r} does not fit {fmt} target rows of shape {y.shape} "
+                         f"(they make a {expected} task)", value=task)
+    if fmt == "onehot":
+        if y.shape[1] < 2:
+            raise data_error(where, field, "one-hot rows need at least 2 columns", value=y.shape)
+        return expected, np.argmax(y, axis=1).astype(np.int64), np.arange(y.shape[1]), fmt
+    return expected, y.astype(np.float32), None, fmt
 
 
 def _check_target_values(y: np.ndarray, where: str, field: str) -> None:

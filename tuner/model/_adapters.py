@@ -5,18 +5,22 @@ without its own ``fit()``), or a ``build(params, input_shape, *, task, n_outputs
 KerasTuner's own search for every conditional scope, as ``Tuner.search`` does before its first trial), and
 gives the training step, per trial, a builder of tuner's shape around it:
 
-- the model is built by the user's ``build(hp)``; a model the build compiled keeps its optimizer (and the
-  hyperparameters in it), and is compiled with the task's loss and metric so that targets and the honest
-  gap agree; an uncompiled one gets tuner's optimizer knobs;
+- the model is built by the user's ``build(hp)``; a model the build compiled keeps its loss, metrics and
+  optimizer (the training step measures the honest gap with that loss and those metrics); an uncompiled
+  one gets tuner's task loss and optimizer knobs;
 - training goes through the user's ``HyperModel.fit(hp, model, x, y, epochs=..., callbacks=..., ...)``; a
   ``batch_size`` or ``shuffle`` the user's ``fit`` passes wins over tuner's. A ``fit`` must pass the
-  callbacks on to ``model.fit`` (KerasTuner's contract), which carry the honest gap and pruning.
+  callbacks on to ``model.fit`` (KerasTuner's contract), which carry the honest gap and pruning. Options the
+  user gave ``search()`` (:attr:`UserModel.fit_options`: their callbacks, a fresh copy per trial, ``class_weight``,
+  ``verbose``) reach ``model.fit`` too.
 
-keras_tuner and Keras are imported inside the functions: importing tuner stays light.
+Only KerasTuner's public API is used (``HyperModel``, ``HyperParameters``, ``Oracle.get_space`` and
+``update_space``). keras_tuner and Keras are imported inside the functions: importing tuner stays light.
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -63,8 +67,6 @@ class UserModel:
     """
 
     def __init__(self, obj: Any, *, source: str = "hypermodel") -> None:
-        from keras_tuner.src.engine.hypermodel import get_hypermodel  # KerasTuner's own wrapping of build(hp)
-
         self.source = source
         self.style = _style(obj)
         if self.style is None:
@@ -78,7 +80,13 @@ class UserModel:
                 raise ConfigError([Problem(source, "hypermodel", f"the class must build with no arguments "
                                            f"({type(err).__name__}: {err})", value=obj.__name__)]) from None
         self.obj = obj
-        self.hypermodel = get_hypermodel(obj) if self.style == HP_STYLE else None
+        self.hypermodel = _as_hypermodel(obj) if self.style == HP_STYLE else None
+        # KerasTuner's Oracle arguments: a HyperParameters that overrides or fixes what build declares
+        self.hyperparameters: Any = None
+        self.tune_new_entries = True
+        self.allow_new_entries = True
+        self.space_hps: Any = None  # the KerasTuner HyperParameters the study tunes, once declared
+        self.fit_options: dict[str, Any] = {}  # what the user gave search(): callbacks, class_weight, verbose
 
     @property
     def params_builder(self) -> Callable[..., Any] | None:
@@ -88,8 +96,9 @@ class UserModel:
     def declared(self) -> dict[str, Param]:
         """The hyperparameters a KerasTuner-style model declares, every conditional scope activated.
 
-        KerasTuner's own ``Tuner`` does this search before its first trial (``_populate_initial_space``):
-        build with default values, then with values that open each scope not yet seen, until none is left.
+        As KerasTuner's own ``Tuner`` does before its first trial: build with default values, then with values
+        that open each scope not yet seen, until none is left. With :attr:`hyperparameters` set, its entries
+        override what build declares; :attr:`tune_new_entries` False keeps the others at their defaults.
 
         Raises:
             ConfigError: when ``build`` fails (one line with the exception).
@@ -98,17 +107,11 @@ class UserModel:
             return {}
         import keras
         import keras_tuner as kt
-        from keras_tuner.src.engine.base_tuner import BaseTuner
 
-        class _Explorer:  # what KerasTuner's own search needs of a tuner: an oracle and the hypermodel
-            _populate_initial_space = BaseTuner._populate_initial_space
-            _activate_all_conditions = BaseTuner._activate_all_conditions
-
-        explorer = _Explorer()
-        explorer.oracle = kt.Oracle(objective="val_loss", max_trials=1)  # type: ignore[attr-defined]
-        explorer.hypermodel = self.hypermodel  # type: ignore[attr-defined]
+        oracle = kt.Oracle(objective="val_loss", max_trials=1, hyperparameters=self.hyperparameters,
+                           tune_new_entries=self.tune_new_entries, allow_new_entries=self.allow_new_entries)
         try:
-            explorer._populate_initial_space()
+            _declare_all(self.hypermodel, oracle, self.source)
         except ConfigError:
             raise
         except Exception as err:
@@ -116,7 +119,8 @@ class UserModel:
                                        f"({type(err).__name__}: {err})".replace("\n", " "), has_value=False)]) from None
         finally:
             keras.backend.clear_session()
-        return params_of(explorer.oracle.get_space())
+        self.space_hps = oracle.get_space()
+        return params_of(self.space_hps)
 
     def for_trial(self, trial: Any, space: Mapping[str, Param],
                   values: Mapping[str, Any]) -> tuple[Any, Callable[..., Any], dict[str, Any]]:
@@ -124,36 +128,87 @@ class UserModel:
         tuner's shape (``builder(params, input_shape, *, task, n_outputs)``) that builds, compiles and fits
         through the user's code with it, and the ``batch_size`` and ``epochs`` that ``model.fit`` got once the
         user's ``fit()`` has run (its own values, or tuner's)."""
-        hp = trial_hyperparameters(trial, space, values)
+        hp = trial_hyperparameters(trial, space, values, tune_new=self.tune_new_entries)
         fitted: dict[str, Any] = {}
-        hypermodel, source = self.hypermodel, self.source
+        hypermodel, source, options = self.hypermodel, self.source, self.fit_options
 
         def build(params: Mapping[str, Any], input_shape: Any, *, task: str, n_outputs: int) -> Any:
             import keras
 
             model = hypermodel.build(hp)
-            if not isinstance(model, keras.Model):
-                raise ConfigError([Problem(source, "build(hp)", "must return a keras.Model",
-                                           value=type(model).__name__)])
-            _route_through_user(model, hypermodel, hp, fitted)
+            _check_model(model, source)
+            _route_through_user(model, hypermodel, hp, fitted, options)
             return model
 
         return hp, build, fitted
 
 
-def _route_through_user(model: Any, hypermodel: Any, hp: Any, fitted: dict[str, Any]) -> None:
-    """Make tuner's ``compile`` keep the user's optimizer and tuner's ``fit`` go through ``hypermodel.fit``."""
-    user_optimizer = getattr(model, "optimizer", None) if getattr(model, "compiled", False) else None
-    keras_compile, keras_fit = model.compile, model.fit
+def _as_hypermodel(obj: Any) -> Any:
+    """A ``keras_tuner.HyperModel`` as it is; a ``build(hp)`` function wrapped in one."""
+    import keras_tuner as kt
 
-    def compile(*, optimizer: Any, **kwargs: Any) -> None:
-        keras_compile(optimizer=user_optimizer or optimizer, **kwargs)
+    if isinstance(obj, kt.HyperModel):
+        return obj
+
+    class FunctionHyperModel(kt.HyperModel):
+        def build(self, hp: Any) -> Any:
+            return obj(hp)
+
+    return FunctionHyperModel()
+
+
+def _check_model(model: Any, source: str) -> None:
+    import keras
+
+    if not isinstance(model, keras.Model):
+        returned = "nothing (None)" if model is None else f"a {type(model).__name__}"
+        raise ConfigError([Problem(source, "build(hp)", f"must return a keras.Model, but it returned {returned}",
+                                   has_value=False)])
+
+
+def _declare_all(hypermodel: Any, oracle: Any, source: str) -> None:
+    """Build with the oracle's space until every conditional scope has been active once (KerasTuner's own
+    search before its first trial, through its public ``HyperParameters`` and ``Oracle`` methods)."""
+    never_active: list[Any] = []
+    once_active: list[Any] = []
+    hp = oracle.get_space()
+    declare = getattr(hypermodel, "declare_hyperparameters", None)  # KerasTuner 1.4.x; a no-op unless overridden
+    if declare is not None:
+        declare(hp)
+        oracle.update_space(hp)
+        hp = oracle.get_space()
+    while True:
+        _check_model(hypermodel.build(hp), source)
+        oracle.update_space(hp)
+        for conditions in hp.active_scopes:
+            if conditions not in once_active:
+                once_active.append(copy.deepcopy(conditions))
+            if conditions in never_active:
+                never_active.remove(conditions)
+        for conditions in hp.inactive_scopes:
+            if conditions not in once_active and conditions not in never_active:
+                never_active.append(copy.deepcopy(conditions))
+        if not never_active:
+            return
+        hp = oracle.get_space()
+        for condition in never_active[0]:
+            hp.values[condition.name] = condition.values[0]
+        hp.ensure_active_values()
+
+
+def _route_through_user(model: Any, hypermodel: Any, hp: Any, fitted: dict[str, Any],
+                        options: Mapping[str, Any]) -> None:
+    """Make tuner's ``fit`` go through ``hypermodel.fit``, with the options the user gave ``search()``."""
+    keras_fit = model.fit
 
     def fit(x: Any = None, y: Any = None, **kwargs: Any) -> Any:
-        defaults = {k: kwargs.pop(k) for k in ("batch_size", "shuffle") if k in kwargs}
+        defaults = {k: kwargs.pop(k) for k in ("batch_size", "shuffle", "verbose") if k in kwargs}
+        extra = {k: v for k, v in options.items() if k != "callbacks"}
+        searched = copy.deepcopy(list(options.get("callbacks") or []))  # KerasTuner copies them per trial too
 
         def model_fit(*args: Any, **user_kwargs: Any) -> Any:
-            merged = {**defaults, **user_kwargs}
+            merged = {**defaults, **extra, **user_kwargs}
+            merged["callbacks"] = [*(merged.get("callbacks") or []), *searched]
             fitted.update({k: int(merged[k]) for k in ("batch_size", "epochs") if merged.get(k) is not None})
             return keras_fit(*args, **merged)
 
@@ -163,5 +218,4 @@ def _route_through_user(model: Any, hypermodel: Any, hp: Any, fitted: dict[str, 
         finally:
             object.__setattr__(model, "fit", fit)
 
-    object.__setattr__(model, "compile", compile)
     object.__setattr__(model, "fit", fit)

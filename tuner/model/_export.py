@@ -86,16 +86,21 @@ class ExportedModel:
         if self.task == "regression":
             raise ValueError("predict_proba: a regression model predicts values; use predict()")
         out = self._outputs(inputs)
-        if self.task == "binary":
+        if self.task == "binary" and out.shape[-1] == 1:
             p = out.reshape(-1)
             return np.stack([1.0 - p, p], axis=1)
-        return out
+        return out  # multiclass, a two-unit softmax, or one probability per label (multi-label rows)
 
     def predict(self, inputs: Any) -> np.ndarray:
-        """Predicted labels in the file's own values (classification) or predicted values (regression)."""
+        """Predicted labels in the file's own values (classification), 0/1 rows (multi-label targets) or
+        predicted values (regression: one per row, or a row of them for vector targets)."""
         if self.task == "regression":
-            return self._outputs(inputs).reshape(-1)
-        return self._labels(self.predict_proba(inputs))
+            out = self._outputs(inputs)
+            return out.reshape(-1) if out.shape[-1] == 1 else out
+        proba = self.predict_proba(inputs)
+        if self.task == "binary" and self.preprocessing.labels is None:  # multi-label rows: 0/1 per label
+            return (proba > 0.5).astype(np.int64)
+        return self._labels(proba)
 
     def _labels(self, proba: np.ndarray) -> np.ndarray:
         # binary: the class threshold the honest metrics use (p > 0.5); multiclass: the most probable class

@@ -3,8 +3,9 @@
 A builder may take an ``hp`` and ask for values as it builds (``hp.Int``, ``hp.Float``, ``hp.Choice``,
 ``hp.Boolean``, ``hp.Fixed``, ``hp.conditional_scope``, ``parent_name``/``parent_values``, ``default``,
 ``sampling="log"``, ``step``). The object *is* a ``keras_tuner.HyperParameters``: KerasTuner's own
-class decides names, scopes, conditions and which values are active; only the moment a value is chosen
-is tuner's: the value the space gives (a ``model_parameters`` entry fixes or narrows it) or, for a
+class decides names, scopes, conditions and which values are active (through its public methods ``Int``,
+``Float``, ``Choice``, ``Boolean``, which this class extends, and ``space``/``values``); only the moment a
+value is chosen is tuner's: the value the space gives (a ``model_parameters`` entry fixes or narrows it) or, for a
 parameter the space does not know, an Optuna suggestion with the same range and scale.
 
 :func:`param_of` turns a KerasTuner hyperparameter into a :class:`~tuner.space.Param`, so that what a
@@ -51,13 +52,14 @@ def param_of(hp: Any) -> Param:
         condition[c.name] = [v for v in condition[c.name] if v in values] if c.name in condition else values
     common = {"condition": condition or None, "model": True}
     name = hp.name
-    if isinstance(hp, kt.engine.hyperparameters.Fixed):
+    types = kt.engine.hyperparameters  # KerasTuner's public module of hyperparameter types
+    if isinstance(hp, types.Fixed):
         return Param(name, "fixed", value=hp.value, **common)
-    if isinstance(hp, kt.engine.hyperparameters.Boolean):
+    if isinstance(hp, types.Boolean):
         return Param(name, "categorical", choices=[False, True], **common)
-    if isinstance(hp, kt.engine.hyperparameters.Choice):
+    if isinstance(hp, types.Choice):
         return Param(name, "categorical", choices=list(hp.values), **common)
-    integer = isinstance(hp, kt.engine.hyperparameters.Int)
+    integer = isinstance(hp, types.Int)
     ptype = "int" if integer else "float"
     log = hp.sampling in ("log", "reverse_log")
     low, high, step = hp.min_value, hp.max_value, hp.step
@@ -89,30 +91,51 @@ def _trial_class() -> type:
         """KerasTuner's ``HyperParameters`` whose new, active values come from an Optuna trial."""
 
         def __init__(self, trial: Any = None, space: Mapping[str, Param] | None = None,
-                     values: Mapping[str, Any] | None = None) -> None:
+                     values: Mapping[str, Any] | None = None, tune_new: bool = True) -> None:
             super().__init__()
             self._trial = trial
+            self._tune_new = tune_new
             self._declared = dict(space or {})
             self.values.update(values or {})
 
-        def _register(self, hyperparameter: Any, overwrite: bool = False) -> Any:
-            name = hyperparameter.name
-            if self._trial is not None and name not in self.values and self.is_active(hyperparameter):
-                param = self._declared.get(name) or param_of(hyperparameter)
-                self.values[name] = suggest_one(self._trial, param, name)
-            return super()._register(hyperparameter, overwrite=False)
+        def _answered(self, declare: str, *args: Any, **kwargs: Any) -> Any:
+            """Declare through KerasTuner's public method, then answer a new, active value from the trial."""
+            before = set(self.values)
+            value = getattr(super(), declare)(*args, **kwargs)
+            added = [name for name in self.values if name not in before]  # KerasTuner adds active values only
+            if self._trial is None or len(added) != 1:
+                return value
+            name = added[0]
+            param = self._declared.get(name)
+            if param is None and not self._tune_new:  # KerasTuner's tune_new_entries=False: its default
+                return value
+            param = param or param_of([h for h in self.space if h.name == name][-1])
+            self.values[name] = suggest_one(self._trial, param, name)
+            return self.values[name]
+
+        def Int(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 (KerasTuner's names)
+            return self._answered("Int", *args, **kwargs)
+
+        def Float(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802
+            return self._answered("Float", *args, **kwargs)
+
+        def Choice(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802
+            return self._answered("Choice", *args, **kwargs)
+
+        def Boolean(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802
+            return self._answered("Boolean", *args, **kwargs)
 
         def copy(self) -> Any:  # KerasTuner copies through get_config; keep the trial
             new = super().copy()
             new.__class__ = type(self)
-            new._trial, new._declared = self._trial, self._declared
+            new._trial, new._declared, new._tune_new = self._trial, self._declared, self._tune_new
             return new
 
     return TrialHyperParameters
 
 
 def trial_hyperparameters(trial: optuna.trial.BaseTrial | None, space: Mapping[str, Param] | None = None,
-                          values: Mapping[str, Any] | None = None) -> Any:
+                          values: Mapping[str, Any] | None = None, *, tune_new: bool = True) -> Any:
     """A ``keras_tuner.HyperParameters`` answered by ``trial``.
 
     Args:
@@ -121,8 +144,10 @@ def trial_hyperparameters(trial: optuna.trial.BaseTrial | None, space: Mapping[s
             says (a fixed value, a narrower range). Defaults to none.
         values: values already chosen for this trial (the space's sampled model parameters), which the
             builder reads back. Defaults to none.
+        tune_new: sample a name ``space`` does not hold (else it keeps KerasTuner's default, as with
+            ``tune_new_entries=False``). Defaults to `True`.
 
     Returns:
         A ``keras_tuner.HyperParameters`` subclass instance.
     """
-    return _trial_class()(trial, space, values)
+    return _trial_class()(trial, space, values, tune_new)

@@ -98,6 +98,9 @@ def user_model(hypermodel: Any, builder: Any, settings: Any) -> Any:
         if builder is not None and settings.model is None:
             settings.model = model_ref_of(builder)
         return None
+    if isinstance(hypermodel, UserModel):  # made by a front door (the KerasTuner class), with its options set
+        settings.model = model_ref_of(hypermodel.obj)
+        return hypermodel
     if isinstance(hypermodel, str):
         settings.model = hypermodel
         return UserModel(load_model_ref(hypermodel), source=hypermodel)

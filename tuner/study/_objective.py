@@ -36,6 +36,34 @@ def _device() -> str:
     return f"{name} (CUDA_VISIBLE_DEVICES={visible})" if visible and "gpu" in name else name
 
 
+def _train(study: Any, number: int, params: dict[str, Any], builder: Any, callbacks: list[Any]) -> Any:
+    """Train trial ``number``: ``executions_per_trial`` times (averaged; the first execution carries the tracking
+    and pruning callbacks), each retried up to ``max_retries_per_trial`` times after an error of its own."""
+    import keras
+    import optuna
+
+    from tuner.training import average_results, train_model
+
+    s = study.settings
+    results = []
+    for execution in range(s.executions_per_trial):
+        for attempt in range(s.max_retries_per_trial + 1):
+            try:
+                results.append(train_model(params, study.dataset, seed=s.seed + number + 100_003 * execution,
+                                           callbacks=callbacks if execution == 0 else [stop_callback()],
+                                           builder=builder, gap_subset=s.gap_subset))
+                break
+            except (ConfigError, TrialFailed, optuna.TrialPruned):
+                raise
+            except Exception as err:
+                if attempt == s.max_retries_per_trial:
+                    raise
+                _logger.warning("trial %d: %s: %s; training it again (retry %d of %d)", number, type(err).__name__,
+                                err, attempt + 1, s.max_retries_per_trial)
+                keras.backend.clear_session()
+    return average_results(results, study.dataset)
+
+
 class Objective:
     """The Optuna objective of a :class:`~tuner.study.Study`: one real training run per trial.
 
@@ -55,8 +83,6 @@ class Objective:
     def __call__(self, trial: Any) -> float | list[float]:
         import keras
         import optuna
-
-        from tuner.training import train_model
 
         study, s = self.study, self.study.settings
         tracker = study.tracker
@@ -83,8 +109,7 @@ class Objective:
             callbacks = [*tracker.trial_callbacks(run_id), stop_callback()]
             if not study.multi_objective:
                 callbacks.append(_PruningCallback(trial, s.objective[0], first_prunable_step(study._opened)).callback)
-            result = train_model(train_params, study.dataset, seed=s.seed + trial.number, callbacks=callbacks,
-                                 builder=builder, gap_subset=s.gap_subset)
+            result = _train(study, trial.number, train_params, builder, callbacks)
             record = TrialRecord.from_result(result)
             values = [float(result.metrics[m]) for m in s.objective]
             if not all(math.isfinite(v) for v in values):

@@ -32,7 +32,10 @@ class StudySettings:
             Defaults to `"median"`.
         objective: validation metrics to optimize (``val_accuracy``, ``val_loss``, ``gap_loss``, ...);
             two or more make a multi-objective study. Defaults to ``val_accuracy`` for classification
-            and ``val_loss`` for regression.
+            and ``val_loss`` for regression. A model compiled by the user adds its own metrics
+            (``val_auc`` ...).
+        directions: ``maximize`` or ``minimize``, one per objective (as a ``keras_tuner.Objective`` gives
+            them). Defaults to each metric's own direction (:func:`tuner.metrics.direction`).
         storage: any Optuna storage URL. Defaults to ``sqlite:///mlruns/optuna.db``.
         tracking_uri: any MLflow tracking URI; ``None`` uses ``MLFLOW_TRACKING_URI`` or
             ``sqlite:///mlruns/mlflow.db``. ``"none"`` turns tracking off.
@@ -48,6 +51,10 @@ class StudySettings:
             started and closes, instead of starting one (used by worker processes). Defaults to `None`.
         model: the reference (``models.py:build``, ``package.module:MyHyperModel``) of the user's model,
             which worker processes import; set by :class:`~tuner.study.Study`. Defaults to `None`.
+        executions_per_trial: models trained per trial, each with its own seed; the trial's figures are
+            their average (KerasTuner's ``executions_per_trial``). Defaults to `1`.
+        max_retries_per_trial: times a trial whose training raised an error (not a diverging loss, not a
+            configuration error) is trained again before it fails. Defaults to `0`.
         backend: the Keras backend, ``auto``, ``tensorflow``, ``jax`` or ``torch``, set for this process and
             its workers before Keras is imported; ``auto`` is ``KERAS_BACKEND`` when set, else TensorFlow.
             The study records the one that ran. Defaults to `"auto"`.
@@ -59,6 +66,7 @@ class StudySettings:
     sampler: str = "tpe"
     pruner: str = "median"
     objective: tuple[str, ...] = ()
+    directions: tuple[str, ...] = ()
     storage: str | None = None
     tracking_uri: str | None = None
     seed: int = 0
@@ -70,8 +78,10 @@ class StudySettings:
     parent_run_id: str | None = None
     model: str | None = None
     backend: str = "auto"
+    executions_per_trial: int = 1
+    max_retries_per_trial: int = 0
 
-    def validate(self, task: str) -> None:
+    def validate(self, task: str, metrics: tuple[str, ...] = ()) -> None:
         problems = []
         if self.backend not in BACKENDS:
             problems.append(Problem("--backend", "backend", f"must be one of {list(BACKENDS)}", value=self.backend))
@@ -81,23 +91,33 @@ class StudySettings:
             problems.append(Problem("--pruner", "pruner", f"must be one of {list(PRUNERS)}", value=self.pruner))
         if not isinstance(self.n_trials, int) or self.n_trials < 1:
             problems.append(Problem("--n-trials", "n_trials", "must be a positive integer", value=self.n_trials))
+        for field, low in (("executions_per_trial", 1), ("max_retries_per_trial", 0)):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                problems.append(Problem(field, field, f"must be an integer >= {low}", value=value))
         if self.timeout is not None and not self.timeout > 0:
             problems.append(Problem("--timeout", "timeout", "must be a positive number of seconds", value=self.timeout))
         metric = headline_metric(task)
-        allowed = {f"{p}_{m}" for p in ("val", "gap", "train") for m in ("loss", metric)}
+        allowed = {f"{p}_{m}" for p in ("val", "gap", "train") for m in ("loss", metric, *metrics)}
         if task == "regression":
             allowed |= {"val_rmse", "gap_rmse", "train_rmse"}
         for obj in self.objective:
             if obj not in allowed:
                 problems.append(Problem("--objective", "objective", f"must be one of {sorted(allowed)} for a {task} task",
                                         value=obj))
+        if self.directions and (len(self.directions) != len(self.objective)
+                                or not set(self.directions) <= {"maximize", "minimize"}):
+            problems.append(Problem("--objective", "directions", "must be 'maximize' or 'minimize', one per objective",
+                                    value=list(self.directions)))
         if len(self.objective) != len(set(self.objective)):
             problems.append(Problem("--objective", "objective", "must not repeat a metric", value=list(self.objective)))
         if problems:
             raise ConfigError(problems)
 
-    def complete(self, task: str, default_name: str, default_storage: str) -> None:
+    def complete(self, task: str, default_name: str, default_storage: str, metrics: tuple[str, ...] = ()) -> None:
         """Fill in what depends on the data (objective, study name, storage) and validate.
+
+        ``metrics`` are the names a model compiled by the user logs besides tuner's (an objective may name them).
 
         Raises:
             ConfigError: naming every setting that breaks a rule.
@@ -106,7 +126,8 @@ class StudySettings:
             self.objective = tuple(x.strip() for x in self.objective.split(",") if x.strip())
         if not self.objective:
             self.objective = ("val_loss",) if task == "regression" else ("val_accuracy",)
-        self.validate(task)
+        self.validate(task, metrics)
+        self.directions = tuple(self.directions)
         try:
             self.backend = choose_backend(self.backend)
         except ValueError as err:

@@ -72,17 +72,28 @@ class Study:
         else:
             self.dataset = in_memory_dataset(dataset, **(dataset_options or {}))
             self.dataset_spec = None
-        self.settings.complete(self.dataset.task, f"{self.space.name}-{self.dataset.name}", default_storage())
+        logged = self._check_user_model()
+        self.settings.complete(self.dataset.task, f"{self.space.name}-{self.dataset.name}", default_storage(), logged)
         self.builder = builder or (self.user_model and self.user_model.params_builder)
         self.stopped_for: str | None = None
         self.halted = False
         check_inputs(self.space, self.dataset, self.settings)
-        self.directions = [objective_direction(m) for m in self.settings.objective]
+        self.directions = list(self.settings.directions) or [objective_direction(m) for m in self.settings.objective]
         self.tracker: Tracker = NullTracker()  # the open tracker while tracking() is open
         self.best_test: dict[str, float] | None = None
         self._opened: OptunaStudy | None = None
         self._best = BestModel()
         self._tracking_depth = 0
+
+    def _check_user_model(self) -> tuple[str, ...]:
+        """Build a ``build(hp)`` model once with default values before the study exists: a build that returns no
+        model or a loss that does not fit the targets stops here. Returns the metrics its compile logs."""
+        if self.user_model is None or self.user_model.hypermodel is None:
+            return ()
+        from tuner.training import check_user_model
+
+        _, builder, _ = self.user_model.for_trial(None, self.space.params, {})
+        return check_user_model(builder, self.dataset, self.space.defaults())
 
     @classmethod
     def from_storage(cls, study_name: str, storage: str | None = None, *, builder: Callable[..., Any] | None = None,

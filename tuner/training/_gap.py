@@ -19,7 +19,7 @@ import numpy as np
 from keras import ops
 
 from tuner.errors import NonFiniteLoss
-from tuner.metrics import HIGHER_IS_BETTER, headline_metric
+from tuner.metrics import headline_metric, maximize
 from tuner.model import current_learning_rate
 
 __all__ = ["HonestGap", "evaluate_split", "metric_functions", "numpy_loss"]
@@ -27,11 +27,13 @@ __all__ = ["HonestGap", "evaluate_split", "metric_functions", "numpy_loss"]
 
 def _accuracy(task: str) -> Callable[[np.ndarray, np.ndarray], float]:
     def accuracy(y: np.ndarray, p: np.ndarray) -> float:
-        y = np.asarray(y)
-        if task == "binary":
-            return float(np.mean((p.reshape(-1) > 0.5) == (y.reshape(-1) > 0.5)))
-        labels = y if y.ndim == 1 else np.argmax(y, axis=-1)
-        return float(np.mean(np.argmax(p, axis=-1) == labels))
+        y, p = np.asarray(y), np.asarray(p)
+        rows_y, rows_p = y.reshape(len(y), -1), p.reshape(len(p), -1)
+        if rows_p.shape[1] > 1 and rows_y.shape[1] == 1:  # class indices against class scores
+            return float(np.mean(np.argmax(rows_p, axis=-1) == rows_y[:, 0]))
+        if task == "multiclass":  # one-hot rows against class scores
+            return float(np.mean(np.argmax(rows_p, axis=-1) == np.argmax(rows_y, axis=-1)))
+        return float(np.mean((rows_p > 0.5) == (rows_y > 0.5)))  # binary, one output or one per label
 
     return accuracy
 
@@ -141,6 +143,9 @@ class HonestGap(keras.callbacks.Callback):
         loss: the loss name or function (data loss only).
         task: ``"binary"``, ``"multiclass"`` or ``"regression"``.
         record_lr: also log the learning rate as ``lr``. Defaults to `True`.
+        model_metrics: also log the metrics the model was compiled with (the user's ``accuracy``, ``AUC``,
+            top-k ...), computed by Keras's ``compute_metrics`` on the same inference-mode predictions; a
+            name the model compiled wins over tuner's own. Defaults to `False`.
 
     Raises:
         NonFiniteLoss: when the training loss of an epoch is NaN or infinite ("non-finite loss at
@@ -148,13 +153,14 @@ class HonestGap(keras.callbacks.Callback):
     """
 
     def __init__(self, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], *, loss: Any,
-                 task: str, record_lr: bool = True) -> None:
+                 task: str, record_lr: bool = True, model_metrics: bool = False) -> None:
         super().__init__()
         self.train = train
         self.val = val
         self.loss_fn = keras.losses.get(loss) if isinstance(loss, str) else loss
         self.task = task
         self.record_lr = record_lr
+        self.model_metrics = model_metrics
         self.metric = headline_metric(task)
         self.history: dict[str, list[float]] = {}
         # Both splits go through one predict and one loss call per epoch (fewer dispatches than two
@@ -192,8 +198,18 @@ class HonestGap(keras.callbacks.Callback):
                 out = {"loss": loss}
                 for name, fn in self._metric_fns.items():
                     out[name] = fn(self._y[rows], pred[rows])
+                if self.model_metrics:
+                    out.update(self._compiled_metrics(self._y[rows], pred[rows]))
                 splits.append(out)
         return splits[0], splits[1]
+
+    def _compiled_metrics(self, y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+        """The model's compiled metrics on these predictions (Keras's ``compute_metrics``), without its loss."""
+        self.model.reset_metrics()
+        results = self.model.compute_metrics(None, y, pred)
+        out = {k: float(ops.convert_to_numpy(v)) for k, v in results.items() if k != "loss" and np.size(v) == 1}
+        self.model.reset_metrics()
+        return out
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs is None:
@@ -215,8 +231,10 @@ class HonestGap(keras.callbacks.Callback):
             logs[f"train_{name}"] = train[name]
             logs[f"val_{name}"] = val[name]
         logs["gap_loss"] = val["loss"] - train["loss"]
-        for name in self._metric_fns:
-            sign = 1.0 if HIGHER_IS_BETTER[name] else -1.0
+        for name in train:
+            if name == "loss":
+                continue
+            sign = 1.0 if maximize(name) else -1.0
             logs[f"gap_{name}"] = sign * (train[name] - val[name])
         if self.record_lr and getattr(self.model, "optimizer", None) is not None:
             logs["lr"] = current_learning_rate(self.model.optimizer)

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from tuner.data import Dataset, scale
+from tuner.errors import ConfigError, Problem
 from tuner.metrics import headline_metric
 from tuner.model import (ONE_HOT_LOSSES, as_view, canonical_loss, build_model, build_optimizer, check_task_fit, resolve_loss,
                          resolve_view)
@@ -24,10 +25,12 @@ from tuner.training._diagnosis import Diagnosis, DiagnosisRules, diagnose
 from tuner.training._gap import HonestGap, evaluate_split
 from tuner.training._jax_cache import enable_jax_compile_cache
 
-__all__ = ["ModelBuilder", "TrainResult", "evaluate_test", "prepare_data", "train_model"]
+__all__ = ["ModelBuilder", "TrainResult", "average_results", "check_user_model", "evaluate_test", "prepare_data", "train_model",
+           "user_compiled"]
 
 ModelBuilder = Callable[..., Any]
-"""``builder(params, input_shape, *, task, n_outputs) -> keras.Model`` (uncompiled)."""
+"""``builder(params, input_shape, *, task, n_outputs) -> keras.Model``: uncompiled (tuner compiles it with the
+task's loss and its optimizer knobs), or compiled by the user (its loss, metrics and optimizer are kept)."""
 
 
 @dataclasses.dataclass
@@ -96,12 +99,31 @@ def prepare_data(dataset: Dataset, params: Mapping[str, Any]) -> Dataset:
     return views[view]
 
 
-def _targets(y: np.ndarray, task: str, loss: str, n_classes: int | None) -> np.ndarray:
+def loss_name(loss: Any) -> str:
+    """The name of a loss as :func:`tuner.model.canonical_loss` gives it: a string, a Keras loss function or
+    ``Loss`` object (its function's name), or ``""`` for the user's own loss."""
+    if isinstance(loss, str):
+        return canonical_loss(loss)
+    return canonical_loss(getattr(getattr(loss, "fn", loss), "__name__", ""))
+
+
+def _targets(y: np.ndarray, task: str, loss: Any, n_classes: int | None, fmt: str = "index") -> np.ndarray:
+    """The targets as ``loss`` takes them: class indices or one-hot rows (a Keras loss says which; the user's
+    own loss gets them as they were given), ``(n, K)`` rows as given, else a ``(n, 1)`` column."""
+    if fmt in ("multilabel", "vector"):
+        return np.asarray(y, dtype="float32")
     if task == "multiclass":
-        if canonical_loss(loss) in ONE_HOT_LOSSES:
+        name = loss_name(loss)
+        one_hot = name in ONE_HOT_LOSSES or (fmt == "onehot" and name != "sparse_categorical_crossentropy")
+        if one_hot:
             return np.eye(int(n_classes), dtype="float32")[np.asarray(y, dtype="int64")]
         return np.asarray(y, dtype="int64")
     return np.asarray(y, dtype="float32").reshape(-1, 1)
+
+
+def user_compiled(model: Any) -> bool:
+    """Whether the user's build compiled ``model`` (then its loss, metrics and optimizer are kept)."""
+    return bool(getattr(model, "compiled", False)) and getattr(model, "loss", None) is not None
 
 
 def _fit_input(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, pipeline: str) -> dict[str, Any]:
@@ -129,6 +151,9 @@ def train_model(params: Mapping[str, Any], dataset: Dataset, *, seed: int = 0,
                 verbose: int = 0) -> TrainResult:
     """Compile and fit one model, measuring the honest gap every epoch.
 
+    A model the builder compiled keeps its compile: the gap is measured with its loss (data loss only,
+    inference mode) and its metrics (``val_auc`` ...), and the targets are given as that loss takes them.
+
     Args:
         params: resolved parameters (missing knobs take their defaults).
         dataset: the data, unscaled; scaling from ``params`` is fitted on its training split.
@@ -149,19 +174,26 @@ def train_model(params: Mapping[str, Any], dataset: Dataset, *, seed: int = 0,
         ConfigError: when the parameters do not fit the task.
     """
     task = dataset.task
-    check_task_fit(params, task)
     if keras.backend.backend() == "jax":
         enable_jax_compile_cache()
     data = prepare_data(dataset, params)
-    loss = resolve_loss(params, task)
-    y_train = _targets(data.y_train, task, loss, data.n_classes)
-    y_val = _targets(data.y_val, task, loss, data.n_classes)
     model = _build(builder or build_model, params, data, seed)
+    kept = user_compiled(model)
+    if kept:  # the user's loss, metrics and optimizer, as build(hp) compiled them
+        loss = model.loss
+        _check_user_loss(model, loss, data)
+    else:
+        check_task_fit(params, task)
+        loss = resolve_loss(params, task)
+    y_train = _targets(data.y_train, task, loss, data.n_classes, data.target_format)
+    y_val = _targets(data.y_val, task, loss, data.n_classes, data.target_format)
     metric = headline_metric(task)
-    _compile(model, params, loss=loss, metric=metric, n_train=len(data.x_train))
+    if not kept:
+        _compile(model, params, loss=loss, metric=metric, n_train=len(data.x_train))
     _build_state(model, data.x_train, y_train)
 
-    gap = HonestGap(_gap_rows(data.x_train, y_train, gap_subset, seed), (data.x_val, y_val), loss=loss, task=task)
+    gap = HonestGap(_gap_rows(data.x_train, y_train, gap_subset, seed), (data.x_val, y_val), loss=loss, task=task,
+                    model_metrics=kept)
     stopper = _early_stopping(params)
     all_callbacks: list[Any] = [gap] if stopper is None else [gap, stopper]
     all_callbacks.extend(callbacks)
@@ -184,6 +216,31 @@ def train_model(params: Mapping[str, Any], dataset: Dataset, *, seed: int = 0,
                        stopped_early=bool(stopper is not None and stopper.stopped_epoch > 0), model=model)
 
 
+def average_results(results: Sequence[TrainResult], dataset: Dataset, rules: DiagnosisRules | None = None) -> TrainResult:
+    """One result of several executions of one configuration (KerasTuner's ``executions_per_trial``).
+
+    The figures at each execution's chosen epoch are averaged, and so is each epoch's history over the epochs
+    every execution ran; the verdict is given to the averaged figures; wall time is the sum. The model is the
+    first execution's.
+    """
+    first = results[0]
+    if len(results) == 1:
+        return first
+    epochs = min(len(r.history.get("val_loss", [])) for r in results)
+    history = {k: [float(np.mean([r.history[k][i] for r in results])) for i in range(epochs)]
+               for k in first.history if all(k in r.history and len(r.history[k]) >= epochs for r in results)}
+    metrics = {k: float(np.mean([r.metrics[k] for r in results])) for k in first.metrics
+               if all(k in r.metrics for r in results)}
+    final = {k: float(np.mean([r.final_metrics[k] for r in results])) for k in first.final_metrics
+             if all(k in r.final_metrics for r in results)}
+    best = max(1, min(int(round(np.mean([r.best_epoch for r in results]))), epochs))
+    verdict = diagnose(task=dataset.task, chosen=metrics, history=history, chosen_epoch=best, y_train=dataset.y_train,
+                       rules=rules)
+    return dataclasses.replace(first, history=history, best_epoch=best, epochs_run=epochs, metrics=metrics,
+                               final_metrics=final, diagnosis=verdict, wall_time=sum(r.wall_time for r in results),
+                               stopped_early=any(r.stopped_early for r in results))
+
+
 def _build(build: ModelBuilder, params: Mapping[str, Any], data: Dataset, seed: int) -> Any:
     """The model, built after seeding every RNG and under the ``precision`` knob's dtype policy."""
     keras.utils.set_random_seed(seed)
@@ -193,6 +250,64 @@ def _build(build: ModelBuilder, params: Mapping[str, Any], data: Dataset, seed: 
         return build(params, data.input_shape, task=data.task, n_outputs=data.n_outputs)
     finally:
         keras.config.set_dtype_policy(previous_policy)
+
+
+def check_user_model(builder: ModelBuilder, dataset: Dataset, params: Mapping[str, Any] | None = None) -> tuple[str, ...]:
+    """Build the user's model once, before a study exists, and check that a loss it compiled fits the targets.
+
+    Args:
+        builder: a builder of tuner's shape around the user's ``build(hp)`` (default values).
+        dataset: the study's data.
+        params: tuner's knobs for the data's scaling and view. Defaults to none (their defaults).
+
+    Returns:
+        The names of the metrics the compiled model logs besides its loss (``accuracy``, ``auc`` ...), which an
+        objective may name as ``val_<name>``; empty for a model tuner compiles.
+
+    Raises:
+        ConfigError: for a build that returns no model, a loss that does not fit the targets.
+    """
+    params = dict(params or {})
+    data = prepare_data(dataset, params)
+    model = _build(builder, params, data, 0)
+    try:
+        if not user_compiled(model):
+            return ()
+        _check_user_loss(model, model.loss, data)
+        y = _targets(data.y_train[:2], data.task, model.loss, data.n_classes, data.target_format)
+        model.reset_metrics()
+        names = [k for k in model.compute_metrics(None, y, model(data.x_train[:2], training=False)) if k != "loss"]
+        model.reset_metrics()
+        return tuple(names)
+    finally:
+        keras.backend.clear_session()
+
+
+def _check_user_loss(model: Any, loss: Any, data: Dataset) -> None:
+    """The loss a user compiled takes the data's targets and the model's outputs, on two rows.
+
+    Raises:
+        ConfigError: for a model compiled with one loss per output, or a loss that does not fit the targets
+            (one line with the loss, the targets' shape and Keras's message).
+    """
+    where = "build(hp)"
+    if isinstance(loss, (dict, list, tuple)):
+        raise ConfigError([Problem(where, "loss", "must be one loss (tuner trains models with one output)",
+                                   value=type(loss).__name__)])
+    loss_fn = keras.losses.get(loss) if isinstance(loss, str) else loss
+    y = _targets(data.y_train[:2], data.task, loss, data.n_classes, data.target_format)
+    pred = None
+    try:
+        pred = model(data.x_train[:2], training=False)
+        value = np.asarray(keras.ops.convert_to_numpy(keras.ops.mean(loss_fn(y, pred))))
+        if not np.isfinite(value).all():
+            raise ValueError(f"the loss of two rows is {value}")
+    except Exception as err:
+        name = loss if isinstance(loss, str) else loss_name(loss) or type(loss).__name__
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError([Problem(where, "loss", f"does not fit the targets: {data.target_format} targets of shape "
+                                   f"{tuple(y.shape)} and outputs of shape {'?' if pred is None else tuple(np.shape(pred))}"
+                                   f" ({type(err).__name__}: {message})", value=name)]) from None
 
 
 def _compile(model: Any, params: Mapping[str, Any], *, loss: str, metric: str, n_train: int) -> None:
@@ -246,7 +361,8 @@ def evaluate_test(model: Any, dataset: Dataset, params: Mapping[str, Any]) -> di
         ``{"test_loss": ..., "test_<metric>": ...}``.
     """
     data = prepare_data(dataset, params)
-    loss = resolve_loss(params, data.task)
-    y_test = _targets(data.y_test, data.task, loss, data.n_classes)
-    scores = evaluate_split(model, data.x_test, y_test, loss_fn=keras.losses.get(loss), task=data.task)
+    loss = model.loss if user_compiled(model) else resolve_loss(params, data.task)
+    y_test = _targets(data.y_test, data.task, loss, data.n_classes, data.target_format)
+    scores = evaluate_split(model, data.x_test, y_test, loss_fn=keras.losses.get(loss) if isinstance(loss, str) else loss,
+                            task=data.task)
     return {f"test_{k}": v for k, v in scores.items()}
