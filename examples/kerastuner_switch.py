@@ -1,13 +1,13 @@
-"""A KerasTuner script switched over: the same HyperModel, run by tuner instead of ``RandomSearch``.
+"""A KerasTuner script switched over: only the tuner line changes (``keras_tuner.RandomSearch`` ->
+``tuner.KerasTuner``); the HyperModel, the one-hot targets, the compile and the calls stay as they are.
 
 Before (KerasTuner):
 
-    tuner_ = keras_tuner.RandomSearch(MyHyperModel(), objective="val_accuracy", max_trials=6, directory="kt")
-    tuner_.search(x, y, epochs=10, validation_split=0.2)
-    best_hp = tuner_.get_best_hyperparameters()[0]
+    tuner_ = keras_tuner.RandomSearch(MyHyperModel(), objective="val_accuracy", max_trials=6,
+                                      directory="kt", project_name="digits")
 
-After (below): ``tuner.Study(hypermodel=MyHyperModel(), dataset=(x, y))``, and each trial gets its honest
-gap and verdict, Optuna's TPE sampler and pruning, a held-out test split and an MLflow run.
+After (below): ``tuner.KerasTuner(...)`` with the same arguments, and each trial gets its honest gap and
+verdict, Optuna's TPE sampler and pruning, a held-out test split and an MLflow run.
 
     python examples/kerastuner_switch.py
 """
@@ -18,6 +18,7 @@ import keras
 import keras_tuner
 from _smoke import size
 from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
 
 import tuner
 
@@ -34,7 +35,7 @@ class MyHyperModel(keras_tuner.HyperModel):
         )
         model.compile(
             keras.optimizers.Adam(hp.Choice("lr", [1e-2, 1e-3, 1e-4])),
-            loss="sparse_categorical_crossentropy",
+            loss="categorical_crossentropy",
             metrics=["accuracy"],
         )
         return model
@@ -45,8 +46,14 @@ class MyHyperModel(keras_tuner.HyperModel):
 
 
 x, y = load_digits(return_X_y=True)
-study = tuner.Study(
-    hypermodel=MyHyperModel(), dataset=(x / 16.0, y), n_trials=size(6, 2), fixed={"epochs": size(10, 1)}
+x_train, x_val, y_train, y_val = train_test_split(x / 16.0, keras.utils.to_categorical(y, 10), test_size=0.2,
+                                                  random_state=0)
+tuner_ = tuner.KerasTuner(  # was: keras_tuner.RandomSearch(
+    MyHyperModel(), objective="val_accuracy", max_trials=size(6, 2), directory="kt", project_name="digits",
+    overwrite=True,
 )
-study.run()
-print(study.best_trial())  # what KerasTuner's get_best_hyperparameters gave, with the gap and the verdict
+tuner_.search(x_train, y_train, epochs=size(10, 1), validation_data=(x_val, y_val))
+tuner_.results_summary()  # with each trial's honest gap and verdict
+best_hp = tuner_.get_best_hyperparameters(1)[0]
+print(best_hp.values)
+print(tuner_.get_best_models(1)[0].predict(x_val[:3], verbose=0).argmax(axis=1))
