@@ -31,7 +31,7 @@ __all__ = ["param_of", "params_of", "trial_hyperparameters"]
 
 def _stepped_high(low: float, high: float, step: float, integer: bool) -> float:
     """The largest ``low + k * step`` not above ``high`` (KerasTuner never samples past it either)."""
-    n = int(math.floor((high - low) / step + 1e-9))
+    n = math.floor((high - low) / step + 1e-9)
     top = low + n * step
     return int(top) if integer else round(top, 12)
 
@@ -50,7 +50,7 @@ def param_of(hp: Any) -> Param:
     for c in getattr(hp, "conditions", []) or []:
         values = list(c.values)
         condition[c.name] = [v for v in condition[c.name] if v in values] if c.name in condition else values
-    common = {"condition": condition or None, "model": True}
+    common: dict[str, Any] = {"condition": condition or None, "model": True}
     name = hp.name
     types = kt.engine.hyperparameters  # KerasTuner's public module of hyperparameter types
     if isinstance(hp, types.Fixed):
@@ -113,16 +113,16 @@ def _trial_class() -> type:
             self.values[name] = suggest_one(self._trial, param, name)
             return self.values[name]
 
-        def Int(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 (KerasTuner's names)
+        def Int(self, *args: Any, **kwargs: Any) -> Any:  # KerasTuner's names
             return self._answered("Int", *args, **kwargs)
 
-        def Float(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802
+        def Float(self, *args: Any, **kwargs: Any) -> Any:
             return self._answered("Float", *args, **kwargs)
 
-        def Choice(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802
+        def Choice(self, *args: Any, **kwargs: Any) -> Any:
             return self._answered("Choice", *args, **kwargs)
 
-        def Boolean(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802
+        def Boolean(self, *args: Any, **kwargs: Any) -> Any:
             return self._answered("Boolean", *args, **kwargs)
 
         def copy(self) -> Any:  # KerasTuner copies through get_config; keep the trial

@@ -34,6 +34,12 @@ class Param:
     def is_fixed(self) -> bool:
         return self.type == "fixed"
 
+    def bounds(self) -> tuple[float | int, float | int]:
+        """``(low, high)`` of an ``int``/``float`` range (a parsed range always has both)."""
+        if self.low is None or self.high is None:
+            raise ValueError(f"parameter {self.name!r} of type {self.type!r} has no low/high range")
+        return self.low, self.high
+
     def possible_values(self) -> list[Any] | None:
         """The values this parameter can take, when they are few enough to list (else None)."""
         if self.type == "fixed":
@@ -72,7 +78,10 @@ def suggest_one(trial: optuna.trial.BaseTrial, p: Param, name: str) -> Any:
     if p.type == "fixed":
         return copy.deepcopy(p.value)
     if p.type == "categorical":
+        if p.choices is None:
+            raise ValueError(f"categorical parameter {name!r} has no choices")
         return trial.suggest_categorical(name, p.choices)
+    low, high = p.bounds()
     if p.type == "int":
-        return trial.suggest_int(name, int(p.low), int(p.high), step=int(p.step or 1), log=p.log)
-    return trial.suggest_float(name, float(p.low), float(p.high), step=p.step, log=p.log)
+        return trial.suggest_int(name, int(low), int(high), step=int(p.step or 1), log=p.log)
+    return trial.suggest_float(name, float(low), float(high), step=p.step, log=p.log)

@@ -213,11 +213,13 @@ class SearchSpace:
             elif p.type == "categorical":
                 grid[name] = list(p.choices or [])
             elif p.step is not None and not p.log:
-                n = int(round((p.high - p.low) / p.step))
-                values = [round(p.low + i * p.step, 12) for i in range(n + 1)]
+                low, high = p.bounds()
+                n = round((high - low) / p.step)
+                values = [round(low + i * p.step, 12) for i in range(n + 1)]
                 grid[name] = [int(v) for v in values] if p.type == "int" else values
             elif p.type == "int" and not p.log:
-                grid[name] = list(range(int(p.low), int(p.high) + 1))
+                low, high = p.bounds()
+                grid[name] = list(range(int(low), int(high) + 1))
             else:
                 problems.append(Problem(self.source, f"parameters.{name}",
                                         "the grid sampler needs categorical or stepped ranges", value=p.to_config()))
@@ -292,12 +294,12 @@ def _sampling_order(params: Mapping[str, Param], source: str) -> list[str]:
         if state.get(name) == 2:
             return
         if state.get(name) == 1:
-            cycle = stack[stack.index(name):] + [name]
+            cycle = [*stack[stack.index(name):], name]
             raise SpaceError([Problem(source, f"parameters.{name}.condition",
                                       "conditions must not form a cycle", value=" -> ".join(cycle))])
         state[name] = 1
         for dep in _dependencies(name, params[name], params):
-            visit(dep, stack + [name])
+            visit(dep, [*stack, name])
         state[name] = 2
         order.append(name)
 
