@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["DEFAULT_STORE", "STORAGE_ENV", "default_storage", "default_tracking_uri", "sqlite_path", "journal_path",
-           "local_store_dir", "absolute_sqlite", "cache_dir", "keras_home", "study_tracking_uri", "tracking_beside", "mask_secrets", "masked", "storage_trouble",
-           "connection_lost"]
+           "local_store_dir", "absolute_sqlite", "cache_dir", "keras_home", "study_tracking_uri", "tracking_beside",
+           "mask_secrets", "masked", "storage_trouble", "connection_lost"]
 
 DEFAULT_STORE = Path("mlruns")
 STORAGE_ENV = "TUNER_STORAGE"  # the storage URL when --storage is not given: keeps a password off command lines
@@ -62,7 +62,8 @@ def default_tracking_uri(store: Path = DEFAULT_STORE) -> str:
 
 
 def cache_dir() -> Path:
-    """tuner's own cache (generated datasets, JAX's compiled programs): ``$TUNER_CACHE_DIR``, else ``~/.cache/tuner``."""
+    """tuner's own cache (generated datasets, JAX's compiled programs): ``$TUNER_CACHE_DIR``, else
+    ``~/.cache/tuner``."""
     env = os.environ.get("TUNER_CACHE_DIR")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "tuner"
 
@@ -135,8 +136,9 @@ def study_tracking_uri(storage: str, *, given: str | None = None, recorded: str 
         return recorded
     if path is not None:  # relative to the folder the study ran in (older studies): here, or an absolute storage's
         storage_path = sqlite_path(storage)
-        beside = storage_path is not None and storage_path.is_absolute() and not path.is_absolute()
-        for candidate in [path, *([storage_path.parent / path] if beside else [])]:
+        beside = ([storage_path.parent / path]
+                  if storage_path is not None and storage_path.is_absolute() and not path.is_absolute() else [])
+        for candidate in [path, *beside]:
             if candidate.exists():
                 return f"{_SQLITE}{candidate.resolve().as_posix()}"
     return os.environ.get("MLFLOW_TRACKING_URI") or tracking_beside(storage)
@@ -173,7 +175,8 @@ def storage_trouble(err: BaseException, url: str | None = None) -> str | None:
 
 
 def _chain_text(err: BaseException) -> str:
-    chain, seen = [], err
+    chain: list[str] = []
+    seen: BaseException | None = err
     while seen is not None and len(chain) < 6:  # Optuna and SQLAlchemy wrap the driver's error
         chain.append(str(seen))
         seen = seen.__cause__ or seen.__context__
