@@ -12,7 +12,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -103,7 +103,7 @@ def _load_keras_fashion_mnist() -> Raw:
                           f"files keras.datasets.fashion_mnist downloads, from {_KERAS_ORIGIN}<file>",
                           f"mkdir -p {folder} && for f in {' '.join(missing)}; do curl -L -o {folder}/$f "
                           f"{_KERAS_ORIGIN}$f; done")
-    paths = [found[file] for file in _FASHION_FILES]
+    paths = [path for path in (found[file] for file in _FASHION_FILES) if path is not None]  # none missing
     try:
         y, y_test = _read_idx_gz(paths[0], 8), _read_idx_gz(paths[2], 8)
         x = _read_idx_gz(paths[1], 16).reshape(len(y), 28, 28)
@@ -116,9 +116,10 @@ def _load_keras_fashion_mnist() -> Raw:
 class _ArraysOnlyUnpickler:
     """Unpickles CIFAR batches, refusing every global but the few numpy needs to rebuild arrays."""
 
-    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-                ("numpy._core.multiarray", "scalar")}
+    _ALLOWED: ClassVar[set[tuple[str, str]]] = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar")}
 
     @classmethod
     def load(cls, file: Any) -> Any:
