@@ -122,7 +122,7 @@ def from_arrays(x: Any, y: Any, *, validation_data: Any = None, test_data: Any =
         raise data_error(_WHERE, "y", f"targets of all splits must be of one kind ({err})", has_value=False) from None
     cuts = np.cumsum([len(p) for p in parts])[:-1]
     enc_parts = dict(zip(["y"] + [f for f, p in (("validation_data", val), ("test_data", test)) if p is not None],
-                         np.split(enc, cuts)))
+                         np.split(enc, cuts), strict=True))
     names = None if classes is None else [label_str(c) for c in classes]
     for field in ("validation_data", "test_data"):
         if names is not None and field in enc_parts:
@@ -137,14 +137,23 @@ def from_arrays(x: Any, y: Any, *, validation_data: Any = None, test_data: Any =
         splits = split(xs, enc_parts["y"], x_test=None if test is None else test[0],
                        y_test=enc_parts.get("test_data"), stratify=stratify, val_fraction=val_fraction,
                        test_fraction=test_fraction, seed=seed, where=_WHERE, class_names=names)
-    dataset = Dataset(name=name, task=task_, **splits, n_classes=None if names is None else len(names),
+    dataset = Dataset(name=name, task=task_, x_train=splits["x_train"], y_train=splits["y_train"],
+                      x_val=splits["x_val"], y_val=splits["y_val"], x_test=splits["x_test"], y_test=splits["y_test"],
+                      n_classes=None if names is None else len(names),
                       feature_names=feature_names or [f"x{i}" for i in range(int(math.prod(xs.shape[1:])))],
                       class_names=names, source="arrays in memory", target_format=fmt)
     if classes is None:
         return dataset
     # the exported model answers with the labels as given (0, 1, True...), not their text
     labels = tuple(c.item() if isinstance(c, np.generic) else c for c in classes)
-    return dataclasses.replace(dataset, preprocessing=dataclasses.replace(dataset.preprocessing, labels=labels))
+    return dataclasses.replace(dataset, preprocessing=dataclasses.replace(_preprocessing(dataset), labels=labels))
+
+
+def _preprocessing(dataset: Dataset) -> Preprocessing:
+    """``dataset.preprocessing``, which ``Dataset.__post_init__`` always fills in."""
+    if dataset.preprocessing is None:
+        raise ValueError(f"dataset {dataset.name!r} has no preprocessing record")
+    return dataset.preprocessing
 
 
 def _split_with_validation(xs: np.ndarray, enc: dict[str, np.ndarray], val: Any, test: Any, stratify: bool,
@@ -213,7 +222,7 @@ def from_frame(frame: Any, *, target: str | None, categorical: str = "error", **
         if isinstance(options.get(key), pd.DataFrame):
             options[key] = xy(options[key], key)
     dataset = from_arrays(x, y, feature_names=list(table.feature_names), **options)
-    return dataclasses.replace(dataset, preprocessing=dataclasses.replace(table, labels=dataset.preprocessing.labels))
+    return dataclasses.replace(dataset, preprocessing=dataclasses.replace(table, labels=_preprocessing(dataset).labels))
 
 
 def in_memory_dataset(data: Any, **options: Any) -> Dataset:

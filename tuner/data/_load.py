@@ -99,7 +99,9 @@ def load_dataset(
     return Dataset(
         name=name,
         task=task_,
-        **splits,
+        x_train=splits["x_train"], y_train=splits["y_train"],
+        x_val=splits["x_val"], y_val=splits["y_val"],
+        x_test=splits["x_test"], y_test=splits["y_test"],
         n_classes=None if class_names is None else len(class_names),
         feature_names=list(raw.feature_names),
         class_names=class_names,
@@ -136,6 +138,8 @@ def _encode_targets(raw: Raw, task: str, where: str) -> tuple[str, np.ndarray, n
     y_enc, y_test_enc = y_enc_all[:n], (None if raw.y_test is None else y_enc_all[n:])
     if task_ == "regression":
         return task_, y_enc, y_test_enc, None
+    if classes is None:  # encode_target gives the class labels of every classification task
+        raise ValueError(f"{where}: no class labels for a {task_} target")
     class_names = [label_str(c) for c in classes]
     if raw.target_names is not None and np.array_equal(classes, np.arange(len(raw.target_names))):
         class_names = list(raw.target_names)
@@ -144,7 +148,7 @@ def _encode_targets(raw: Raw, task: str, where: str) -> tuple[str, np.ndarray, n
     return task_, y_enc, y_test_enc, class_names
 
 
-def _check_options(*, task: str, val_fraction: float, test_fraction: float, seed: int, categorical: str) -> None:
+def _check_options(*, task: str, val_fraction: float, test_fraction: float, seed: object, categorical: str) -> None:
     problems: list[Problem] = []
     if task not in (*TASKS, "auto"):
         problems.append(Problem(_CALLER, "task", f"must be one of {[*TASKS, 'auto']}", value=task))
@@ -158,11 +162,11 @@ def _check_options(*, task: str, val_fraction: float, test_fraction: float, seed
     if fractions_ok and val_fraction + test_fraction >= 1:
         problems.append(Problem(_CALLER, "val_fraction + test_fraction", "must be < 1 so that rows remain for training",
                                 value=val_fraction + test_fraction))
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**32:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= int(seed) < 2**32:
         problems.append(Problem(_CALLER, "seed", "must be an integer in [0, 2**32)", value=seed))
     if problems:
         raise DataError(problems)
 
 
 def _is_real(value: object) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    return not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
