@@ -20,6 +20,7 @@ Keras, KerasTuner and Optuna are imported inside the methods: importing tuner st
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -90,11 +91,11 @@ def objective_of(objective: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
             names.append(name)
             directions.append(direction(name))
             continue
-        name, way = getattr(item, "name", None), getattr(item, "direction", None)
-        if not isinstance(name, str) or way not in ("max", "min"):
+        given, way = getattr(item, "name", None), getattr(item, "direction", None)
+        if not isinstance(given, str) or way not in ("max", "min"):
             raise ConfigError([Problem(_WHERE, "objective", "must be a metric name, a keras_tuner.Objective(name, "
                                        "direction='max' or 'min') or a list of them", value=item)])
-        names.append(_metric(name))
+        names.append(_metric(given))
         directions.append("maximize" if way == "max" else "minimize")
     return tuple(names), tuple(directions)
 
@@ -159,6 +160,7 @@ class KerasTuner:
         self.directory = None if directory is None else Path(directory).resolve()
         self.seed = 0 if seed is None else seed
         self.sampler, self.pruner = sampler, pruner
+        self.tracking_uri: str | None  # None: what tuner.Study's tracking_uri=None means
         if self.directory is not None:
             self.storage = f"sqlite:///{self.directory / 'optuna.db'}"
             self.tracking_uri = tracking_uri or f"sqlite:///{self.directory / 'mlflow.db'}"
@@ -189,8 +191,9 @@ class KerasTuner:
             print(config)
 
     def search(self, x: Any = None, y: Any = None, *, epochs: int | None = None, batch_size: int | None = None,
-               validation_data: Any = None, validation_split: float | None = None, callbacks: Sequence[Any] | None = None,
-               verbose: int | None = None, class_weight: Mapping[int, float] | None = None, shuffle: bool | None = None,
+               validation_data: Any = None, validation_split: float | None = None,
+               callbacks: Sequence[Any] | None = None, verbose: int | None = None,
+               class_weight: Mapping[int, float] | None = None, shuffle: bool | None = None,
                test_data: Any = None, **fit_kwargs: Any) -> None:
         """Run trials until the study holds ``max_trials`` finished trials (a study of this name resumes).
 
@@ -312,8 +315,6 @@ class KerasTuner:
         path = sqlite_path(self.storage)
         if path is not None and not path.exists():
             return  # no storage yet, so no study to delete
-        try:
+        with contextlib.suppress(KeyError):  # no such study yet
             optuna.delete_study(study_name=self.project_name, storage=self.storage)
-        except KeyError:
-            pass  # no such study yet
 
