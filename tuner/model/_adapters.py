@@ -133,8 +133,8 @@ class UserModel:
         hypermodel, source, options = self.hypermodel, self.source, self.fit_options
 
         def build(params: Mapping[str, Any], input_shape: Any, *, task: str, n_outputs: int) -> Any:
-            import keras
-
+            if hypermodel is None:  # only a KerasTuner-style model (build(hp)) has a hypermodel
+                raise ValueError(f"{source}: for_trial is for build(hp) hypermodels")
             model = hypermodel.build(hp)
             _check_model(model, source)
             _route_through_user(model, hypermodel, hp, fitted, options)
@@ -202,19 +202,21 @@ def _route_through_user(model: Any, hypermodel: Any, hp: Any, fitted: dict[str, 
     keras_fit = model.fit
 
     def fit(x: Any = None, y: Any = None, **kwargs: Any) -> Any:
-        defaults = {k: kwargs.pop(k) for k in ("batch_size", "shuffle", "verbose") if k in kwargs}
+        defaults: dict[str, Any] = {k: kwargs.pop(k) for k in ("batch_size", "shuffle", "verbose") if k in kwargs}
         extra = {k: v for k, v in options.items() if k != "callbacks"}
         searched = copy.deepcopy(list(options.get("callbacks") or []))  # KerasTuner copies them per trial too
 
         def model_fit(*args: Any, **user_kwargs: Any) -> Any:
-            merged = {**defaults, **extra, **user_kwargs}
+            merged: dict[str, Any] = {**defaults, **extra, **user_kwargs}
             merged["callbacks"] = [*(merged.get("callbacks") or []), *searched]
             fitted.update({k: int(merged[k]) for k in ("batch_size", "epochs") if merged.get(k) is not None})
             return keras_fit(*args, **merged)
 
         object.__setattr__(model, "fit", model_fit)
         try:
-            return hypermodel.fit(hp, model, x, y, **kwargs) if y is not None else hypermodel.fit(hp, model, x, **kwargs)
+            if y is not None:
+                return hypermodel.fit(hp, model, x, y, **kwargs)
+            return hypermodel.fit(hp, model, x, **kwargs)
         finally:
             object.__setattr__(model, "fit", fit)
 
