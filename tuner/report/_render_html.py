@@ -44,7 +44,7 @@ def _html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], left: Seq
     body = []
     for row in rows:
         cells = []
-        for h, v in zip(headers, row):
+        for h, v in zip(headers, row, strict=False):
             cls = ["l"] if h in left else []
             if h == "verdict" and v:
                 cls.append(str(v))
@@ -77,10 +77,12 @@ def write_html(report: StudyReport, path: str | Path, *, plotlyjs: str = "inline
     ds = report.dataset
     parts.append(f"<h1>Study {e(report.study)}</h1><p class='sub'>{e(str(ds.get('name', '?')))} "
                  f"({e(str(ds.get('task', '?')))}) &middot; objective "
-                 f"{e(', '.join(f'{o} ({d})' for o, d in zip(report.objective, report.directions)))} &middot; "
+                 f"{e(', '.join(f'{o} ({d})' for o, d in zip(report.objective, report.directions, strict=False)))}"
+                 " &middot; "
                  f"storage {e(report.storage)}</p>")
     c = report.counts
-    cards = [("complete", c.get("complete", 0)), ("pruned", c.get("pruned", 0)), ("failed", c.get("fail", 0))]
+    cards: list[tuple[str, object]] = [("complete", c.get("complete", 0)), ("pruned", c.get("pruned", 0)),
+                                       ("failed", c.get("fail", 0))]
     b = report.best
     if b:
         obj0 = report.objective[0]
@@ -110,7 +112,8 @@ def write_html(report: StudyReport, path: str | Path, *, plotlyjs: str = "inline
         parts.append(f"<p class='note'>{e(ga.note)}</p>")
     parts.append("<ul>" + "".join(f"<li>{e(x.sentence)}</li>" for x in ga.effects) + "</ul>")
     for sec in lesson_sections(report.lessons):  # what explain, --confirm and refine found, when they ran
-        parts.append(f"<h2 id='lesson-{e(sec.kind)}'>{e(sec.title)}</h2>" + "".join(f"<p>{e(t)}</p>" for t in sec.sentences))
+        parts.append(f"<h2 id='lesson-{e(sec.kind)}'>{e(sec.title)}</h2>"
+                     + "".join(f"<p>{e(t)}</p>" for t in sec.sentences))
         parts.append(_html_table(sec.headers, sec.rows, left=[sec.headers[0], "change", "before", "after", "reason"]))
         if sec.png:
             parts.append(f"<figure><img alt='{e(sec.title)}' src='data:image/png;base64,"

@@ -59,7 +59,7 @@ def print_report(report: StudyReport, *, file: Any = None) -> None:
     console = Console(file=out, width=None if out.isatty() else 200, highlight=False, soft_wrap=False)
     ds = report.dataset
     dataset = f"{ds.get('name')} ({ds.get('task')})" if ds else "unknown dataset"
-    objective = ", ".join(f"{o} ({d})" for o, d in zip(report.objective, report.directions))
+    objective = ", ".join(f"{o} ({d})" for o, d in zip(report.objective, report.directions, strict=False))
     heading(f"Study {report.study!r}: {dataset}, objective {objective}")
     c = report.counts
     console.print(Text(f"Trials: {c.get('complete', 0)} complete, {c.get('pruned', 0)} pruned, "
@@ -73,7 +73,8 @@ def print_report(report: StudyReport, *, file: Any = None) -> None:
             t.add_row(cell(p["state"]), cell(p["count"]), cell(p["reason"]),
                       cell(", ".join(map(str, p["trials"][:12])) + (" ..." if len(p["trials"]) > 12 else "")))
         console.print(t)
-    if not report.ok:
+    b = report.best
+    if b is None:  # not report.ok: no complete trial to report on
         return
     cols = table_columns(report)
     heading(f"Top {len(report.top)} complete trials by {report.objective[0]}"
@@ -84,7 +85,6 @@ def print_report(report: StudyReport, *, file: Any = None) -> None:
     for r in report.top:
         t.add_row(*[cell(get(r), head) for head, get in cols])
     console.print(t)
-    b = report.best
     sel = f", selected by the {b['selected_by']} rule" if b.get("selected_by") else ""
     heading(f"Best trial {b['number']}{sel}: " + ", ".join(f"{k}={fmt(v)}" for k, v in b["objective"].items())
             + f"; verdict {b['verdict']}, chosen epoch {b['best_epoch']}")
@@ -113,8 +113,8 @@ def print_report(report: StudyReport, *, file: Any = None) -> None:
         t.add_column("parameter")
         for name in targets:
             t.add_column(name, justify="right")
-        for p in params:
-            t.add_row(cell(p), *[Text(fmt(imp.values[n].get(p), 3)) for n in targets])
+        for param in params:
+            t.add_row(cell(param), *[Text(fmt(imp.values[n].get(param), 3)) for n in targets])
         console.print(t)
     if imp.note:
         lines.append(f"Parameter importances ({imp.evaluator}): {imp.note}")
