@@ -25,8 +25,12 @@ class Tracker(Protocol):
         parent_run_id: the study run that trial runs are recorded under, or None.
     """
 
-    experiment_id: str | None
-    parent_run_id: str | None
+    # read-only to the study engine (a backend may keep them as plain attributes or as properties)
+    @property
+    def experiment_id(self) -> str | None: ...
+
+    @property
+    def parent_run_id(self) -> str | None: ...
 
     def start_study(self, *, study_name: str, settings: Mapping[str, Any], space_yaml: str,
                     dataset: Mapping[str, Any]) -> str | None:
