@@ -28,5 +28,5 @@ class TunerPyfunc(mlflow.pyfunc.PythonModel):
 
     # The logged signature is the input schema. A DataFrame hint is one MLflow infers no schema from and
     # validates nothing against (an image model gets arrays through it); with no hint MLflow warns.
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # noqa: ANN001
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         return self.exported.predict_frame(model_input)

@@ -68,7 +68,7 @@ def metric_history(reader: Any, run_id: str, keys: Sequence[str]) -> dict[str, l
         if points:
             series[key] = points
     steps = sorted({s for points in series.values() for s in points})
-    out: dict[str, list[float]] = {"epoch": steps}
+    out: dict[str, list[float]] = {"epoch": list(steps)}  # int epochs, as list[float] (int is a float to mypy)
     for key, points in series.items():
         out[key] = [points.get(s, math.nan) for s in steps]
     return out
