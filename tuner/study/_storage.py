@@ -23,7 +23,7 @@ from tuner.study._record import StudyRecord
 from tuner.study._settings import DEFAULT_N_TRIALS, StudySettings
 from tuner.tracking import probe_tracking
 
-__all__ = ["OptunaStudy", "open_optuna_study", "first_prunable_step", "join_recipe"]
+__all__ = ["OptunaStudy", "open_optuna_study", "first_prunable_step", "join_recipe", "sampler_seed", "seed_next_trial"]
 
 _logger = get_logger(__name__)
 
@@ -130,10 +130,23 @@ def _storage(s: StudySettings, tracker: Callable[[], Any]) -> tuple[Any, bool]:
     return url, False
 
 
-def _sampler(s: StudySettings, space: Any) -> Any:
+def sampler_seed(seed: int, started: int) -> int:
+    """The seed of the sampler that proposes a study's trial number ``started`` (counting started trials).
+
+    Each trial gets its own stream, derived from the study's seed and its place in the study: a study
+    resumed in another process (or joined by a worker) goes on where it stopped instead of replaying its
+    first proposals, and a study run in two sittings proposes what one sitting would have.
+    """
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, started]).generate_state(1)[0])
+
+
+def _sampler(s: StudySettings, space: Any, *, started: int = 0) -> Any:
+    """The sampler that proposes the trial ``started`` of the study (:func:`sampler_seed`)."""
     import optuna
 
-    seed = s.seed
+    seed = sampler_seed(s.seed, started)
     if s.sampler == "tpe":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -150,10 +163,26 @@ def _sampler(s: StudySettings, space: Any) -> Any:
                                        value="gp")]) from None
         return optuna.samplers.GPSampler(seed=seed)
     if s.sampler == "qmc":
-        return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+        # the scrambled sequence keeps the study's seed (its position is counted in the storage); the
+        # parameters it leaves to the independent sampler get the trial's stream
+        return optuna.samplers.QMCSampler(seed=s.seed, independent_sampler=optuna.samplers.RandomSampler(seed=seed),
+                                          warn_independent_sampling=False)
     if s.sampler == "grid":
         return optuna.samplers.GridSampler(space.grid(), seed=seed)
     return optuna.samplers.NSGAIISampler(seed=seed)
+
+
+def seed_next_trial(opened: OptunaStudy, settings: StudySettings, space: Any) -> None:
+    """Give the study the sampler seeded for the trial about to start (:func:`sampler_seed`).
+
+    Called under the budget lock, where the number of started (not waiting) trials is this trial's place:
+    each ``optimize`` call starts exactly one, so no two trials of a study share a stream, in any process.
+    """
+    import optuna
+
+    started = len(opened.study.get_trials(deepcopy=False, states=tuple(
+        st for st in optuna.trial.TrialState if st != optuna.trial.TrialState.WAITING)))
+    opened.study.sampler = _sampler(settings, space, started=started)
 
 
 def _max_epochs(space: Any) -> int:

@@ -94,11 +94,8 @@ class Study:
             ConfigError: when the study does not exist, or was created from an in-memory dataset.
         """
         space, dataset, options, settings = join_recipe(study_name, storage or default_storage(), overrides)
-        joined = cls(space, dataset, settings, builder=builder, dataset_options=options)
-        # A process joining a study draws its own random numbers (as Optuna does for each of its n_jobs
-        # threads): with the study's seed every worker would replay the same start-up configurations.
-        joined.optuna_study.sampler.reseed_rng()
-        return joined
+        # no reseeding here: each trial's sampler is seeded from its place in the study (seed_next_trial)
+        return cls(space, dataset, settings, builder=builder, dataset_options=options)
 
     @property
     def multi_objective(self) -> bool:
