@@ -127,14 +127,25 @@ def possible_values(space: Any, name: str) -> list[Any]:
     return p.possible_values() or [KNOBS[name].default]
 
 
+def _value_on(space: Any, name: str, chosen: dict[str, Any]) -> Any:
+    """A value of knob ``name`` that turns it on (not 0 nor ``none``) and that the space can give while the knobs
+    in ``chosen`` hold their values; None when it is always off there."""
+    p = space.params.get(name)
+    if p is None or any(key in chosen and chosen[key] not in allowed for key, allowed in (p.condition or {}).items()):
+        return None
+    if p.type in ("int", "float"):
+        return p.high if p.high is not None and p.high > 0 else None
+    return next((v for v in p.possible_values() or [] if v not in (0, 0.0, "none", None)), None)
+
+
 def check_inputs(space: Any, dataset: Any, settings: StudySettings) -> None:
-    """Every loss, output activation, family and view the space can pick must fit the data (and a grid
-    sampler needs a listable space), before any trial runs.
+    """Every loss, output activation, family, view and augmentation the space can pick must fit the data
+    (and a grid sampler needs a listable space), before any trial runs, so that nothing is written.
 
     Raises:
         ConfigError: for the first combination that does not fit.
     """
-    from tuner.model import as_view, check_task_fit, resolve_view
+    from tuner.model import IMAGE_AUGMENTATIONS, SEQUENCE_AUGMENTATIONS, as_view, check_model_fit, check_task_fit, resolve_view
 
     for loss in possible_values(space, "loss"):
         for act in possible_values(space, "output_activation"):
@@ -142,7 +153,9 @@ def check_inputs(space: Any, dataset: Any, settings: StudySettings) -> None:
     for family in possible_values(space, "family"):
         for view in possible_values(space, "view"):
             resolved = resolve_view(dataset, view, family)
-            if resolved is not None:
-                as_view(dataset, resolved)
+            shape = dataset.input_shape if resolved is None else as_view(dataset, resolved).input_shape
+            chosen = {"family": family, "view": view}
+            on = {name: _value_on(space, name, chosen) for name in (*IMAGE_AUGMENTATIONS, *SEQUENCE_AUGMENTATIONS)}
+            check_model_fit({**chosen, **{k: v for k, v in on.items() if v is not None}}, shape, source=space.source)
     if settings.sampler == "grid":
         space.grid()

@@ -1,0 +1,21 @@
+"""Edges a user meets on the command line: what is refused before anything is written, names, exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _tuner(*args: str, cwd: Path, timeout: int = 300, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tuner", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
+
+
+def test_an_augmentation_the_data_cannot_take_is_refused_before_the_study_exists(tmp_path):
+    proc = _tuner("study", "--dataset", "mnist1d", "--set", "family=cnn", "--set", "augment_rotation=0.05",
+                  "--tracking-uri", "none", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().startswith("error:") and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "augment_rotation: needs an image input (H, W, C) but the model's input has shape (40, 1)" in proc.stderr
+    assert list(tmp_path.iterdir()) == []  # no study, no trial, no lock file
