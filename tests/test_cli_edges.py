@@ -19,3 +19,15 @@ def test_an_augmentation_the_data_cannot_take_is_refused_before_the_study_exists
     assert proc.stderr.strip().startswith("error:") and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "augment_rotation: needs an image input (H, W, C) but the model's input has shape (40, 1)" in proc.stderr
     assert list(tmp_path.iterdir()) == []  # no study, no trial, no lock file
+
+
+def test_studies_of_two_models_on_one_dataset_get_two_default_names(tmp_path):
+    from tuner.study import Study
+
+    models = Path(__file__).parent / "data" / "byo_models.py"
+    storage = {"storage": f"sqlite:///{tmp_path}/optuna.db", "tracking_uri": "none"}
+    by_function = Study(hypermodel=f"{models}:build_hp", dataset="iris", **storage)
+    by_class = Study(hypermodel=f"{models}:ScopedHyperModel", dataset="iris", **storage)
+    assert by_function.settings.study_name == "byo_models.build_hp-iris"
+    assert by_class.settings.study_name == "byo_models.ScopedHyperModel-iris"
+    assert list(tmp_path.iterdir()) == []  # naming a study writes nothing
