@@ -31,3 +31,17 @@ def test_studies_of_two_models_on_one_dataset_get_two_default_names(tmp_path):
     assert by_function.settings.study_name == "byo_models.build_hp-iris"
     assert by_class.settings.study_name == "byo_models.ScopedHyperModel-iris"
     assert list(tmp_path.iterdir()) == []  # naming a study writes nothing
+
+
+def test_a_backend_that_is_not_installed_is_refused_with_what_to_install(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:
+        import pytest
+
+        pytest.skip("PyTorch is installed here")
+    proc = _tuner("study", "--backend", "torch", "--dataset", "iris", "--tracking-uri", "none", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == ("error: --backend: backend: the torch backend needs PyTorch, which is not installed: "
+                                   "pip install torch; got 'torch'")
+    assert list(tmp_path.iterdir()) == []

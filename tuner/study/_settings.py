@@ -107,10 +107,7 @@ class StudySettings:
         if not self.objective:
             self.objective = ("val_loss",) if task == "regression" else ("val_accuracy",)
         self.validate(task)
-        try:
-            self.backend = choose_backend(self.backend)
-        except ValueError as err:
-            raise ConfigError([Problem("--backend", "backend", str(err), value=self.backend)]) from None
+        self.backend = choose_backend(self.backend)  # ConfigError: a backend not installed, or not the one running
         if self.study_name is None:
             self.study_name = default_name
         if self.storage is None:
