@@ -45,3 +45,24 @@ def test_a_backend_that_is_not_installed_is_refused_with_what_to_install(tmp_pat
     assert proc.stderr.strip() == ("error: --backend: backend: the torch backend needs PyTorch, which is not installed: "
                                    "pip install torch; got 'torch'")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_best_and_report_on_a_study_with_no_complete_trial_exit_1(tmp_path):
+    """Both say why on one line and exit 1 (a runtime outcome), as the README says; bad input is 2."""
+    from tuner.cli import main
+    from tuner.study import Study
+
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    Study("default", "iris", study_name="empty", storage=storage, tracking_uri="none").optuna_study  # no trial
+    assert main(["best", "empty", "--storage", storage]) == 1
+    assert main(["report", "empty", "--storage", storage, "--tracking-uri", "none"]) == 1
+
+
+def test_output_into_a_pipe_closed_early_stops_quietly(tmp_path):
+    """`tuner ... | head`: no BrokenPipeError message; 141 (128 + SIGPIPE), as a Unix tool."""
+    proc = subprocess.Popen([sys.executable, "-m", "tuner", "datasets"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # the reader goes away before the output comes, as head does after its lines
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141, err
+    assert err == ""

@@ -17,14 +17,14 @@ from typing import Any
 from tuner import __version__
 from tuner._logging import configure
 from tuner._store import default_storage, mask_secrets, storage_trouble
-from tuner.cli._base import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Command, quiet_backends
+from tuner.cli._base import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Command, quiet_backends
 from tuner.cli._browse import BestCommand, DatasetsCommand, SpacesCommand, UiCommand
 from tuner.cli._explain import ExplainCommand, RefineCommand
 from tuner.cli._predict import DashboardCommand, PredictCommand
 from tuner.cli._report import ReportCommand, SelectCommand
 from tuner.cli._study import StudyCommand, WorkerCommand
 from tuner.cli._sync import SyncCommand
-from tuner.errors import ConfigError
+from tuner.errors import ConfigError, NoCompleteTrial
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -91,12 +91,20 @@ def _session(command: Command, args: argparse.Namespace, verbosity: int) -> int:
 
 def _run(command: Command, args: argparse.Namespace, verbosity: int) -> int:
     try:
-        return _session(command, args, verbosity)
+        code = _session(command, args, verbosity)
+        sys.stdout.flush()  # a reader that went away shows here, not as a message when Python exits
+        return code
+    except BrokenPipeError:
+        # `tuner predict ... | head`: the rest of the output has no reader; stop quietly, as a Unix tool does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
     except ConfigError as err:
         if args.debug:
             raise
         print(mask_secrets(f"error: {err}").replace("\n", "\nerror: "), file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_FAILURE if isinstance(err, NoCompleteTrial) else EXIT_USAGE  # no complete trial is no bad input
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except Exception as err:

@@ -85,11 +85,11 @@ def ablate(study: Any, *, storage: str | None = None, seeds: int = 3, trial: int
     """
     s = open_for_retraining(study, storage, builder=builder)
     opt = s.optuna_study
+    seed_list = retrain_seeds(s, seeds)  # a bad option is refused before the study's state is read
     number = s.best_trial().number if trial is None else int(trial)
     params = resolved_params(opt, number)
     declared = {**declared_off(StudyRecord(opt).recipe.get("space")), **declared_off(s.space.to_dict()), **(off or {})}
     variants = ablation_variants(params, off=declared)
-    seed_list = retrain_seeds(s, seeds)
     metric = headline_metric(s.dataset.task)
     keys = _keys(metric)
     start = time.perf_counter()

@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from tuner.errors import ConfigError, Problem
+from tuner.errors import ConfigError, NoCompleteTrial, Problem
 from tuner.report._trials import trial_value
 from tuner.study import StudyRecord, StudyResults, TrialReport
 
@@ -81,7 +81,7 @@ def select_trial(results: StudyResults, rule: str = "knee", *, gap_bound: float 
                                    value=gap_bound)])
     front = sorted(study.best_trials, key=lambda t: t.number)
     if not front:
-        raise ConfigError([Problem(where, "", "has no complete trial to select", value=results.counts())])
+        raise NoCompleteTrial([Problem(where, "", "has no complete trial to select", value=results.counts())])
     val_name, maximize, val_of, gap_name, gap_of = _tradeoff(results)
     points = [(t, val_of(t), gap_of(t)) for t in front]
     points = [p for p in points if p[1] is not None and p[2] is not None]

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from tuner._store import default_storage, sqlite_path
-from tuner.errors import ConfigError, Problem
+from tuner.errors import ConfigError, NoCompleteTrial, Problem
 from tuner.study._record import DEAD_WORKER, StudyRecord, read_trial
 
 __all__ = ["StudyResults", "TrialReport", "load_study_results"]
@@ -73,7 +73,7 @@ class StudyResults:
         """The best trial; for multi-objective studies, the one selected on the Pareto front.
 
         Raises:
-            ConfigError: when the study has no complete trial.
+            NoCompleteTrial: when the study has no complete trial (a ``ConfigError``).
         """
         study = self.study
         complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
@@ -81,7 +81,7 @@ class StudyResults:
             counts = {}
             for t in study.get_trials(deepcopy=False):
                 counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
-            raise ConfigError([Problem(f"study {study.study_name!r}", "", "has no complete trial yet",
+            raise NoCompleteTrial([Problem(f"study {study.study_name!r}", "", "has no complete trial yet",
                                        value=counts or "no trials")])
         if self.multi_objective:
             selected = self.record.selected_trial
