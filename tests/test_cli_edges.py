@@ -66,3 +66,23 @@ def test_output_into_a_pipe_closed_early_stops_quietly(tmp_path):
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 141, err
     assert err == ""
+
+
+def test_a_misspelt_option_is_refused_under_its_subcommand_with_a_suggestion(capsys):
+    import pytest
+
+    from tuner.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["study", "--n_trials", "2"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err.startswith("usage: tuner study")
+    assert "tuner study: error: unrecognized arguments: --n_trials 2 (did you mean '--n-trials'?)" in err
+
+
+def test_the_non_numeric_column_message_names_the_command_line_option(tmp_path):
+    (tmp_path / "pets.csv").write_text("colour,size,label\nred,1,0\nblue,2,1\n" * 20)
+    proc = _tuner("study", "--dataset", "pets.csv", "--target", "label", "--tracking-uri", "none", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "pass --categorical onehot (categorical='onehot' in Python)" in proc.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from tuner.cli._predict import DashboardCommand, PredictCommand
 from tuner.cli._report import ReportCommand, SelectCommand
 from tuner.cli._study import StudyCommand, WorkerCommand
 from tuner.cli._sync import SyncCommand
-from tuner.errors import ConfigError, NoCompleteTrial
+from tuner.errors import ConfigError, NoCompleteTrial, did_you_mean
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common], help=doc.splitlines()[0] if doc else None, description=doc,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         cls().add_arguments(p)
+        p.set_defaults(command_parser=p)  # an unknown option is reported under its subcommand (main)
     return parser
 
 
@@ -68,9 +70,19 @@ def _install_interrupt_handler() -> None:
     signal.signal(signal.SIGINT, handler)
 
 
+def _refuse_unknown(parser: argparse.ArgumentParser, unknown: list[str]) -> None:
+    """Exit 2 under the subcommand's usage, with a "did you mean" for an option it has (``--n_trials``)."""
+    options = sorted(set(re.findall(r"--[A-Za-z][\w-]*", parser.format_help())))
+    first = next((u.split("=")[0] for u in unknown if u.startswith("-")), unknown[0])
+    hint = did_you_mean(first.replace("_", "-"), options) or did_you_mean(first, options)
+    parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
-    args = build_parser().parse_args(argv)
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:
+        _refuse_unknown(args.command_parser, unknown)
     verbosity = -1 if args.quiet else args.verbose
     configure(verbosity)
     quiet_backends(verbosity)
