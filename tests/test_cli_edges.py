@@ -86,3 +86,16 @@ def test_the_non_numeric_column_message_names_the_command_line_option(tmp_path):
     proc = _tuner("study", "--dataset", "pets.csv", "--target", "label", "--tracking-uri", "none", cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert "pass --categorical onehot (categorical='onehot' in Python)" in proc.stderr
+
+
+def test_readme_model_files_that_start_a_study_guard_it():
+    """`--model FILE.py:NAME` imports the file again (workers, explain): a README block that defines a model and
+    starts a study keeps the start under `if __name__ == "__main__":`."""
+    import re
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S)
+              if re.search(r"^def build\(", b, re.M) and ".run()" in b]
+    assert blocks
+    for block in blocks:
+        assert re.search(r'^if __name__ == "__main__":.*(\n    .*)*\.run\(\)', block, re.M), block
