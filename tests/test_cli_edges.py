@@ -99,3 +99,41 @@ def test_readme_model_files_that_start_a_study_guard_it():
     assert blocks
     for block in blocks:
         assert re.search(r'^if __name__ == "__main__":.*(\n    .*)*\.run\(\)', block, re.M), block
+
+
+def test_a_multi_objective_study_says_what_runs(tmp_path):
+    """The header says pruning is off, each trial line shows the objectives themselves, and the storage's folder
+    holds one lock file, whatever the number of studies."""
+    base = ["study", "--dataset", "iris", "--n-trials", "1", "--set", "epochs=1", "--set", "n_layers=1",
+            "--tracking-uri", "none", "--no-progress"]
+    proc = _tuner(*base, "--objective", "val_accuracy,gap_loss", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "tpe sampler, no pruning" in proc.stderr and "median pruner" not in proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("trial   0  complete"))
+    assert "val_accuracy=" in line and "gap_loss=" in line and "gap_accuracy=" in line
+    assert _tuner(*base, "--study", "second", cwd=tmp_path).returncode == 0
+    assert sorted(p.name for p in (tmp_path / "mlruns").iterdir() if p.suffix == ".lock") == ["optuna.db.lock"]
+
+
+def test_predictions_of_digits_are_its_integer_classes_as_from_arrays():
+    from sklearn.datasets import load_digits
+
+    from tuner.data import in_memory_dataset, load_dataset
+
+    assert load_dataset("digits").preprocessing.labels == tuple(range(10))
+    assert in_memory_dataset(load_digits(return_X_y=True)).preprocessing.labels == tuple(range(10))
+
+
+def test_a_wrong_shape_names_each_accepted_shape_once():
+    import numpy as np
+    import pytest
+
+    from tuner.data import load_dataset
+    from tuner.errors import DataError
+
+    with pytest.raises(DataError, match=r"inputs must have shape \(n, 4\); got \(2, 3\)$"):
+        load_dataset("iris").preprocessing.transform(np.zeros((2, 3)))
+    with pytest.raises(DataError, match=r"inputs must have shape \(n, 2, 2\) or \(n, 4\); got \(2, 3\)$"):
+        from tuner.data import in_memory_dataset
+
+        in_memory_dataset((np.random.rand(40, 2, 2), np.arange(40) % 2)).preprocessing.transform(np.zeros((2, 3)))

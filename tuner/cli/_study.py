@@ -131,16 +131,17 @@ class StudyCommand(Command):
         s = study.settings
         print(f"study {s.study_name!r}: {dataset.name} ({dataset.task}, {len(dataset.x_train)} train / "
               f"{len(dataset.x_val)} val / {len(dataset.x_test)} test rows), space {study.space.name!r}, "
-              f"objective {','.join(s.objective)}, {s.sampler} sampler, {s.pruner} pruner", file=sys.stderr)
-        metric = s.objective[0]
+              f"objective {','.join(s.objective)}, {s.sampler} sampler, "
+              f"{'no pruning' if s.pruner == 'none' else s.pruner + ' pruner'}", file=sys.stderr)
         gap_key = f"gap_{headline_metric(dataset.task)}"
+        shown = [*s.objective, *([gap_key] if gap_key not in s.objective else [])]  # each objective, then the gap
 
         def on_trial(report: Any) -> None:
-            value = report.values[0] if report.values else None
             if report.state == "complete":
-                line = (f"trial {report.number:>3}  complete  {metric}={fmt(value)}  "
-                        f"{gap_key}={fmt(report.metrics.get(gap_key))}  {report.verdict}  "
-                        f"epoch {report.best_epoch}  {fmt(report.wall_time, 3)} s")
+                values = dict(zip(s.objective, report.values or []))
+                line = (f"trial {report.number:>3}  complete  "
+                        + "  ".join(f"{k}={fmt(values.get(k, report.metrics.get(k)))}" for k in shown)
+                        + f"  {report.verdict}  epoch {report.best_epoch}  {fmt(report.wall_time, 3)} s")
             else:
                 line = f"trial {report.number:>3}  {report.state}  {report.fail_reason or ''}"
             tqdm.write(line, file=sys.stdout)

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from tuner._backend import BACKENDS, choose_backend
+from tuner._logging import get_logger
 from tuner.errors import ConfigError, Problem
 from tuner.metrics import direction, headline_metric
 
@@ -16,6 +17,7 @@ PRUNERS = ("median", "hyperband", "successive_halving", "percentile", "none")
 DEFAULT_N_TRIALS = 12
 
 objective_direction = direction  # the public name the study API has always had
+_logger = get_logger(__name__)
 
 
 @dataclasses.dataclass
@@ -107,6 +109,10 @@ class StudySettings:
         if not self.objective:
             self.objective = ("val_loss",) if task == "regression" else ("val_accuracy",)
         self.validate(task)
+        if len(self.objective) > 1 and self.pruner != "none":  # the settings say what runs (the CLI's header too)
+            _logger.warning("pruning is disabled: Optuna cannot prune multi-objective studies (%s)",
+                            ",".join(self.objective))
+            self.pruner = "none"
         self.backend = choose_backend(self.backend)  # ConfigError: a backend not installed, or not the one running
         if self.study_name is None:
             self.study_name = default_name

@@ -197,10 +197,7 @@ def _pruner(s: StudySettings, space: Any) -> tuple[Any, tuple[int, int] | None]:
     """The pruner, and ``(n_startup_trials, n_warmup_steps)`` for a median or percentile pruner."""
     import optuna
 
-    name = s.pruner
-    if len(s.objective) > 1 and name != "none":
-        _logger.warning("pruning is disabled: Optuna cannot prune multi-objective studies (%s)", ",".join(s.objective))
-        return optuna.pruners.NopPruner(), None
+    name = s.pruner  # "none" for a multi-objective study (StudySettings.complete)
     epochs = _max_epochs(space)
     startup, warmup = s.pruner_startup_trials, max(2, epochs // 4)
     start = (startup, warmup) if name in ("median", "percentile") else None
