@@ -86,6 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbosity = -1 if args.quiet else args.verbose
     configure(verbosity)
     quiet_backends(verbosity)
+    from tuner.study import keep_process_changes
+
+    keep_process_changes()  # the CLI owns its process: what a study sets (environment, log levels) stays set
     command = COMMANDS[args.command]()
     if command.interruptible:
         _install_interrupt_handler()

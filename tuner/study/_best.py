@@ -16,7 +16,7 @@ from typing import Any
 from tuner._logging import get_logger
 from tuner._store import DEFAULT_STORE, journal_path, sqlite_path
 from tuner.errors import ConfigError, Problem
-from tuner.study._callbacks import deferring_interrupts
+from tuner.study._interrupts import deferring_interrupts
 from tuner.study._record import StudyRecord, read_trial
 
 __all__ = ["BestModel", "close_tracking", "load_best_model", "model_folder", "register_best_model"]

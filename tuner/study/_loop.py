@@ -17,7 +17,7 @@ from tuner._backend import import_keras_for_api
 from tuner._logging import get_logger
 from tuner.errors import TrialFailed
 from tuner.study._budget import BudgetLock, budget_counts
-from tuner.study._callbacks import check_stop
+from tuner.study._interrupts import check_stop
 from tuner.study._objective import Objective
 from tuner.study._record import INTERRUPTED, read_trial
 from tuner.study._results import TrialReport

@@ -7,6 +7,7 @@ from typing import Any
 
 from tuner._store import default_storage, sqlite_path
 from tuner.errors import ConfigError, NoCompleteTrial, Problem
+from tuner.study._process import restoring_process_state
 from tuner.study._record import DEAD_WORKER, StudyRecord, read_trial
 
 __all__ = ["StudyResults", "TrialReport", "load_study_results"]
@@ -126,6 +127,7 @@ class StudyResults:
         return pd.DataFrame(rows)
 
 
+@restoring_process_state()  # Optuna's logger is quiet while the study loads, then as it was
 def load_study_results(study_name: str, *, storage: str | None = None) -> StudyResults:
     """Load a study by name from its storage (default ``sqlite:///mlruns/optuna.db``).
 
