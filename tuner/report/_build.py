@@ -132,16 +132,6 @@ def _row(t: TrialReport, results: StudyResults, varying: Sequence[str], front: s
             "mlflow_run_id": t.mlflow_run_id}
 
 
-def _storage_url(study: Any) -> str:
-    """The URL of an RDB storage (Optuna wraps it in a cache); empty for other storages."""
-    storage = getattr(study, "_storage", None)
-    for obj in (storage, getattr(storage, "_backend", None)):
-        url = getattr(obj, "url", None)
-        if isinstance(url, str):
-            return url
-    return ""
-
-
 def build_report(results: StudyResults, *, storage: str | None = None, tracking_uri: str | None = None,
                  top: int = 10, evaluator: str = "fanova", seed: int = 0, gap: str = "gap_loss") -> StudyReport:
     """Gather a study's report from its Optuna storage (and MLflow store, for the runs).
@@ -168,7 +158,7 @@ def build_report(results: StudyResults, *, storage: str | None = None, tracking_
     evaluator_for(evaluator)  # validates the name before any work
     study = results.study
     record = StudyRecord(study)
-    storage = storage or _storage_url(study)
+    storage = storage or results.storage or ""
     directions = [d.name.lower() for d in study.directions]
     metric = study_metric(results)
     counts = results.counts()

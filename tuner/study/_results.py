@@ -51,10 +51,12 @@ class StudyResults:
 
     Args:
         study: the ``optuna.Study``.
+        storage: the URL of its storage, where it is known. Defaults to `None`.
     """
 
-    def __init__(self, study: Any) -> None:
+    def __init__(self, study: Any, *, storage: str | None = None) -> None:
         self.study = study
+        self.storage = storage
         self.record = StudyRecord(study)
         self.objective: list[str] = self.record.objective
 
@@ -145,4 +147,4 @@ def load_study_results(study_name: str, *, storage: str | None = None) -> StudyR
     if study_name not in names:
         raise ConfigError([Problem(url, f"study {study_name!r}", f"does not exist; studies here: {names}",
                                    value=study_name)])
-    return StudyResults(optuna.load_study(study_name=study_name, storage=url))
+    return StudyResults(optuna.load_study(study_name=study_name, storage=url), storage=url)

@@ -227,7 +227,7 @@ class Study:
     # -- results -------------------------------------------------------------------------------
     @property
     def results(self) -> StudyResults:
-        return StudyResults(self.optuna_study)
+        return StudyResults(self.optuna_study, storage=self.settings.storage)
 
     def best_trial(self) -> TrialReport:
         """The best trial (single objective) or the one selected on the Pareto front (multi-objective).

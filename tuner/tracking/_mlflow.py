@@ -182,12 +182,14 @@ class MlflowTracker:
 
     def log_dataset(self, run_id: str) -> None:
         """Log the study's training data as the run's dataset input (name, digest, source, schema)."""
-        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.entities import Dataset, DatasetInput, InputTag
 
         if self.dataset is None:
             return
-        if self._dataset_input is None:
-            self._dataset_input = _mlflow_dataset(self.dataset)._to_mlflow_entity()
+        if self._dataset_input is None:  # the entity from the dataset's public to_dict()
+            d = _mlflow_dataset(self.dataset).to_dict()
+            self._dataset_input = Dataset(name=d["name"], digest=d["digest"], source_type=d["source_type"],
+                                          source=d["source"], schema=d.get("schema"), profile=d.get("profile"))
         context = InputTag(key="mlflow.data.context", value="training")
         self.client.log_inputs(run_id, datasets=[DatasetInput(self._dataset_input, tags=[context])])
 
