@@ -19,7 +19,7 @@ from tuner.cli._base import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from tuner._backend import BACKENDS, choose_backend
 from tuner._store import default_tracking_uri, mask_secrets
 from tuner.errors import ConfigError, Problem
-from tuner.metrics import headline_metric
+from tuner.metrics import headline_metric, ranked
 from tuner.space import CATEGORICAL, TASKS
 
 __all__ = ["StudyCommand", "WorkerCommand"]
@@ -189,8 +189,7 @@ def _print_summary(study: Any, *, as_json: bool) -> int:
     if best is None:
         print(f"study {s.study_name!r}: no complete trial ({counts}).")
         return EXIT_FAILURE
-    sign = -1 if study.directions[0] == "maximize" else 1
-    top = sorted(done, key=lambda t: sign * t.values[0])[:5]
+    top = ranked(done, study.directions[0])[:5]
     metric = headline_metric(study.dataset.task)
     rows = [{"trial": t.number, s.objective[0]: t.values[0], f"train_{metric}": t.metrics.get(f"train_{metric}"),
              f"val_{metric}": t.metrics.get(f"val_{metric}"), f"gap_{metric}": t.metrics.get(f"gap_{metric}"),

@@ -19,6 +19,7 @@ from typing import Any
 
 from tuner._store import mask_secrets, masked, sqlite_path, study_tracking_uri
 from tuner.errors import ConfigError, Problem
+from tuner.metrics import ranked
 from tuner.report._analysis import GapAnalysis, Importances, evaluator_for, gap_analysis, param_importances
 from tuner.report._plots import PlotSet, log_plots, study_plots, trial_plots
 from tuner.report._selection import pareto_front
@@ -171,9 +172,8 @@ def build_report(results: StudyResults, *, storage: str | None = None, tracking_
     if (tracking_uri or recorded) == "none":
         mlflow_info["note"] = "MLflow left out (tracking URI 'none'): no learning curves or artifacts"
     reports = {t.number: t for t in results.trials()}
-    sign = -1.0 if directions[0] == "maximize" else 1.0
-    ranked = sorted(complete, key=lambda t: (t.number not in front, sign * t.values[0], t.number))
-    rows = [_row(reports[t.number], results, varying, front) for t in ranked[:top]]
+    front_first = sorted(ranked(complete, directions[0]), key=lambda t: t.number not in front)  # a stable sort
+    rows = [_row(reports[t.number], results, varying, front) for t in front_first[:top]]
     best = test = test_note = message = None
     pareto = None
     if complete:

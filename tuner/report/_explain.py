@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from tuner.errors import ConfigError, Problem
-from tuner.metrics import headline_metric
+from tuner.metrics import headline_metric, maximizes
 from tuner.report._lessons import Section, figure_png, new_figure, paired, record_lesson, spread, welch
 from tuner.report._refine import refinement_section
 from tuner.study import (StudyRecord, ablation_variants, declared_off, open_for_retraining, resolved_params, retrain,
@@ -201,7 +201,7 @@ def confirm(study: Any, *, k: int = 3, seeds: int = 3, storage: str | None = Non
     opt = s.optuna_study
     s.best_trial()  # a study without a complete trial says so here
     objective, direction = s.settings.objective[0], s.directions[0]
-    sign = 1.0 if direction == "maximize" else -1.0
+    sign = 1.0 if maximizes(direction) else -1.0
     seed_list = retrain_seeds(s, seeds)
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []

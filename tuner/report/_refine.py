@@ -29,6 +29,7 @@ import yaml
 
 from tuner._store import default_storage
 from tuner.errors import ConfigError, Problem
+from tuner.metrics import maximizes, ranked
 from tuner.report._lessons import Section, figure_png, new_figure, record_lesson
 from tuner.space import KNOBS, SearchSpace, check_value, layer_keys
 from tuner.study import StudyRecord, load_study_results
@@ -166,8 +167,8 @@ def refine_parameters(parameters: Mapping[str, Any], trials: Sequence[Any], *, m
     if len(trials) < min_trials:
         return params, [], (f"{len(trials)} complete trials: too few to say where to search next "
                             f"(refine needs {min_trials}); the space is left as it was")
-    ranked = sorted(trials, key=lambda t: (-t.values[0] if maximize else t.values[0], t.number))
-    top = ranked[:max(3, math.ceil(top_fraction * len(ranked)))]
+    best_first = ranked(trials, "maximize" if maximize else "minimize")
+    top = best_first[:max(3, math.ceil(top_fraction * len(best_first)))]
     changes: list[dict[str, Any]] = []
     for name, entry in list(params.items()):
         if not isinstance(entry, dict) or "type" not in entry:
@@ -244,7 +245,7 @@ def refine(study: Any, *, storage: str | None = None, output: str | Path | None 
         raise ConfigError([Problem(url, f"study {opt.study_name!r}", "has no space recipe (not made by `tuner "
                                    "study`), so there is no space to refine", value=opt.study_name)])
     trials = [t for t in opt.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-    maximize = opt.directions[0].name == "MAXIMIZE"
+    maximize = maximizes(opt.directions[0])
     params, changes, note = refine_parameters(recipe["space"], trials, maximize=maximize, top_fraction=top_fraction,
                                               min_trials=min_trials)
     objective = (recipe.get("objective") or ["objective"])[0]

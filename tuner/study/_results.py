@@ -7,6 +7,7 @@ from typing import Any
 
 from tuner._store import default_storage, sqlite_path
 from tuner.errors import ConfigError, NoCompleteTrial, Problem
+from tuner.metrics import ranked
 from tuner.study._process import restoring_process_state
 from tuner.study._record import DEAD_WORKER, StudyRecord, read_trial
 
@@ -90,9 +91,7 @@ class StudyResults:
             selected = self.record.selected_trial
             if selected is not None:
                 return TrialReport.from_frozen(study.trials[selected])
-            maximize = study.directions[0].name == "MAXIMIZE"
-            front = sorted(study.best_trials, key=lambda t: -t.values[0] if maximize else t.values[0])
-            return TrialReport.from_frozen(front[0])
+            return TrialReport.from_frozen(ranked(study.best_trials, study.directions[0])[0])
         return TrialReport.from_frozen(study.best_trial)
 
     def best_test(self) -> dict[str, float] | None:

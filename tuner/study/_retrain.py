@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tuner.errors import ConfigError, Problem, TrialFailed
+from tuner.metrics import ranked
 from tuner.space import KNOBS, layer_keys
 from tuner.study._record import read_trial
 
@@ -187,8 +188,7 @@ def resolved_params(optuna_study: Any, number: int) -> dict[str, Any]:
 def top_trials(optuna_study: Any, k: int) -> list[int]:
     """The numbers of the ``k`` best complete trials by the first objective, best first."""
     complete = [t for t in optuna_study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-    sign = -1.0 if optuna_study.directions[0].name == "MAXIMIZE" else 1.0
-    return [t.number for t in sorted(complete, key=lambda t: (sign * t.values[0], t.number))[:k]]
+    return [t.number for t in ranked(complete, optuna_study.directions[0])[:k]]
 
 
 def retrain_seeds(study: Any, n: int) -> list[int]:
