@@ -21,7 +21,9 @@ from tuner._store import mask_secrets, masked, sqlite_path, study_tracking_uri
 from tuner.errors import ConfigError, Problem
 from tuner.metrics import ranked
 from tuner.report._analysis import GapAnalysis, Importances, evaluator_for, gap_analysis, param_importances
-from tuner.report._plots import PlotSet, log_plots, study_plots, trial_plots
+from tuner.report._curves import trial_plots
+from tuner.report._figures import PlotSet
+from tuner.report._plots import log_plots, study_plots
 from tuner.report._selection import pareto_front
 from tuner.report._trials import complete_trials, study_metric, varying_params
 from tuner.study import StudyRecord, StudyResults, TrialReport

@@ -23,7 +23,7 @@ from typing import Any
 
 from tuner._store import study_tracking_uri
 from tuner.report._build import _mlflow_context
-from tuner.report._plots import _new_figure
+from tuner.report._figures import new_figure  # re-exported: the lessons' figures are drawn the same way
 from tuner.study import StudyRecord, StudyResults
 
 __all__ = ["ARTIFACT_DIR", "Section", "clean", "figure_png", "new_figure", "paired", "record_lesson", "spread", "welch"]
@@ -64,11 +64,6 @@ def spread(values: Sequence[float | None]) -> dict[str, Any]:
     mean = sum(xs) / len(xs)
     sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
     return {"mean": mean, "sd": sd, "n": len(xs)}
-
-
-def new_figure(**kwargs: Any) -> Any:
-    """A matplotlib Figure that pyplot does not track."""
-    return _new_figure(**kwargs)
 
 
 def figure_png(fig: Any) -> bytes:

@@ -171,12 +171,13 @@ class MlflowTracker:
 
     def _log_learning_curves(self, run_id: str, history: dict[str, list[float]]) -> None:
         """The trial's honest curves as ``learning_curves.png`` on its run (the per-epoch metrics are its charts)."""
-        from tuner.tracking._epochs import learning_curves_figure
+        from tuner.tracking._curves import plot_learning_curves
 
+        if not history.get("train_loss") or not history.get("val_loss"):
+            return  # no honest curves to draw
         try:
-            fig = learning_curves_figure(history)
-            if fig is not None:
-                self.client.log_figure(run_id, fig, "learning_curves.png")
+            fig = plot_learning_curves(history, gaps=True, compact=True)
+            self.client.log_figure(run_id, fig, "learning_curves.png")
         except Exception as err:  # a plot must never fail a trial's record
             _logger.warning("could not plot the learning curves of run %s: %s", run_id, err)
 
