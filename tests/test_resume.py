@@ -54,3 +54,20 @@ def test_a_study_resumed_with_two_workers_never_replays_its_trials(tmp_path):
     trials = optuna.load_study(study_name="dup", storage=f"sqlite:///{tmp_path}/mlruns/optuna.db").trials
     configurations = [tuple(sorted(t.params.items())) for t in trials]
     assert len(configurations) == 8 == len(set(configurations)), configurations
+
+
+def test_the_recipe_is_typed_and_keeps_keys_it_does_not_know(tmp_path):
+    """Every reader goes through the trial record's Recipe; a key written by another version survives a rewrite."""
+    from tuner.study import StudyRecord
+
+    settings = StudySettings(study_name="typed", n_trials=2, storage=f"sqlite:///{tmp_path}/optuna.db",
+                             tracking_uri="none")
+    study = Study(SearchSpace.from_dict(TINY), "iris", settings)
+    record = StudyRecord(study.optuna_study)
+    recipe = record.recipe
+    assert recipe.dataset == "iris" and recipe.objective == ["val_accuracy"] and recipe.tracking_uri == "none"
+    assert recipe.space["units"] == TINY["parameters"]["units"] and recipe.n_trials == 2
+    study.optuna_study.set_user_attr("tuner", {**study.optuna_study.user_attrs["tuner"], "future_key": 1})
+    study.record_target(5)
+    assert StudyRecord(study.optuna_study).recipe.extra == {"future_key": 1}
+    assert study.optuna_study.user_attrs["tuner"]["n_trials"] == 5

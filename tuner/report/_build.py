@@ -169,7 +169,7 @@ def build_report(results: StudyResults, *, storage: str | None = None, tracking_
     complete = complete_trials(study)
     varying = varying_params(complete)
     front = set(pareto_front(results)) if results.multi_objective else set()
-    recorded = (record.recipe.get("settings") or {}).get("tracking_uri")
+    recorded = record.recipe.tracking_uri
     mlflow_info = _mlflow_context(results, study_tracking_uri(storage, given=tracking_uri, recorded=recorded))
     if (tracking_uri or recorded) == "none":
         mlflow_info["note"] = "MLflow left out (tracking URI 'none'): no learning curves or artifacts"

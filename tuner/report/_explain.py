@@ -88,7 +88,7 @@ def ablate(study: Any, *, storage: str | None = None, seeds: int = 3, trial: int
     seed_list = retrain_seeds(s, seeds)  # a bad option is refused before the study's state is read
     number = s.best_trial().number if trial is None else int(trial)
     params = resolved_params(opt, number)
-    declared = {**declared_off(StudyRecord(opt).recipe.get("space")), **declared_off(s.space.to_dict()), **(off or {})}
+    declared = {**declared_off(StudyRecord(opt).recipe.space), **declared_off(s.space.to_dict()), **(off or {})}
     variants = ablation_variants(params, off=declared)
     metric = headline_metric(s.dataset.task)
     keys = _keys(metric)

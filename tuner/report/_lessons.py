@@ -94,7 +94,7 @@ def record_lesson(optuna_study: Any, kind: str, data: dict[str, Any], *, storage
     data = clean(data)
     data["mlflow"] = {"run_id": None, "artifacts": [], "note": "not logged"}
     if log:
-        recipe_uri = StudyRecord(optuna_study).recipe.get("settings", {}).get("tracking_uri")
+        recipe_uri = StudyRecord(optuna_study).recipe.tracking_uri
         uri = study_tracking_uri(storage, given=tracking_uri, recorded=recipe_uri)
         info = _mlflow_context(StudyResults(optuna_study), uri)
         run_id = info.get("parent_run_id")

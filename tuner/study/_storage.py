@@ -19,7 +19,7 @@ from tuner._store import absolute_sqlite, journal_path, mask_secrets, sqlite_pat
 from tuner.errors import ConfigError, Problem
 from tuner.space import KNOBS
 from tuner.study._callbacks import _StaleTrialHandler
-from tuner.study._record import StudyRecord
+from tuner.study._record import Recipe, StudyRecord
 from tuner.study._settings import DEFAULT_N_TRIALS, StudySettings
 from tuner.tracking import probe_tracking
 
@@ -278,22 +278,22 @@ def _check_same_study(optuna_study: Any, study: Any) -> None:
 
     record = StudyRecord(optuna_study)
     s = study.settings
-    mine = {"space": study.space.to_dict()["parameters"], "dataset": study.dataset.name, "objective": list(s.objective),
-            "model_space": study.space.to_dict().get("model_parameters")}
-    theirs = record.recipe
-    if not theirs:
+    mine = Recipe(space=study.space.to_dict()["parameters"], dataset=study.dataset.name, objective=list(s.objective),
+                  model_space=study.space.to_dict().get("model_parameters"))
+    if not record.has_recipe:
         if len(optuna_study.trials) == 0:
-            record.recipe = {**mine, "space_name": study.space.name, "dataset_spec": study.dataset_spec,
-                             "n_trials": s.n_trials, "settings": {**{k: getattr(s, k) for k in _RECIPE_SETTINGS},
-                                                                  "tracking_uri": absolute_sqlite(s.tracking_uri)}}
+            record.recipe = dataclasses.replace(
+                mine, space_name=study.space.name, dataset_spec=study.dataset_spec, n_trials=s.n_trials,
+                settings={**{k: getattr(s, k) for k in _RECIPE_SETTINGS}, "tracking_uri": absolute_sqlite(s.tracking_uri)})
             record.dataset_description = study.dataset.describe()
         return
+    theirs = record.recipe
     for key in ("dataset", "objective", "space", "model_space"):
-        if theirs.get(key) != mine[key]:
+        if getattr(theirs, key) != getattr(mine, key):
             raise ConfigError([Problem(s.storage, f"study {s.study_name!r}",
                                        f"exists with another {key}; give a new --study name to start a "
                                        "new study, or run with the same settings to resume it",
-                                       value=theirs.get(key) if "space" not in key else "a different space")])
+                                       value=getattr(theirs, key) if "space" not in key else "a different space")])
     if list(optuna_study.directions) != [optuna.study.StudyDirection[d.upper()] for d in study.directions]:
         raise ConfigError([Problem(s.storage, f"study {s.study_name!r}",
                                    "exists with other directions", value=[d.name for d in optuna_study.directions])])
@@ -303,9 +303,8 @@ def record_target(optuna_study: Any, target: int) -> None:
     """Store the study's total of finished trials in its recipe (workers joining later read it)."""
     record = StudyRecord(optuna_study)
     recipe = record.recipe
-    if recipe.get("n_trials") != target:
-        recipe["n_trials"] = target
-        record.recipe = recipe
+    if recipe.n_trials != target:
+        record.recipe = dataclasses.replace(recipe, n_trials=target)
 
 
 def join_recipe(study_name: str, url: str, overrides: dict[str, Any]) -> tuple[Any, str, dict[str, Any], StudySettings]:
@@ -318,14 +317,14 @@ def join_recipe(study_name: str, url: str, overrides: dict[str, Any]) -> tuple[A
     from tuner.study._results import load_study_results
 
     recipe = StudyRecord(load_study_results(study_name, storage=url).study).recipe
-    spec = dict(recipe.get("dataset_spec") or {})
-    if "space" not in recipe or not spec:
+    spec = dict(recipe.dataset_spec or {})
+    if recipe.space is None or not spec:
         raise ConfigError([Problem(url, f"study {study_name!r}", "was not created by `tuner study` from a "
                                    "dataset name or file, so a worker cannot rebuild it", value=study_name)])
-    space = SearchSpace.from_dict({"name": recipe.get("space_name", "space"), "parameters": recipe["space"],
-                                   "model_parameters": recipe.get("model_space")}, source=f"study {study_name!r}")
-    settings = StudySettings(study_name=study_name, storage=url, objective=tuple(recipe["objective"]),
-                             n_trials=int(recipe.get("n_trials", DEFAULT_N_TRIALS)), **recipe.get("settings", {}))
+    space = SearchSpace.from_dict({"name": recipe.space_name, "parameters": recipe.space,
+                                   "model_parameters": recipe.model_space}, source=f"study {study_name!r}")
+    settings = StudySettings(study_name=study_name, storage=url, objective=tuple(recipe.objective),
+                             n_trials=int(recipe.n_trials or DEFAULT_N_TRIALS), **recipe.settings)
     settings = dataclasses.replace(settings, **overrides)
     dataset = spec.pop("dataset")
     return space, dataset, spec, settings
