@@ -167,8 +167,8 @@ def _sampler(s: StudySettings, space: Any, *, started: int = 0) -> Any:
         # parameters it leaves to the independent sampler get the trial's stream
         return optuna.samplers.QMCSampler(seed=s.seed, independent_sampler=optuna.samplers.RandomSampler(seed=seed),
                                           warn_independent_sampling=False)
-    if s.sampler == "grid":
-        return optuna.samplers.GridSampler(space.grid(), seed=seed)
+    if s.sampler == "grid":  # the grid's shuffled order is the study's (trial n takes its n-th point)
+        return optuna.samplers.GridSampler(space.grid(), seed=s.seed)
     return optuna.samplers.NSGAIISampler(seed=seed)
 
 
