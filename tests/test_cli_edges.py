@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def _tuner(*args: str, cwd: Path, timeout: int = 300, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "tuner", *args], cwd=cwd, capture_output=True, text=True,
@@ -101,6 +103,7 @@ def test_readme_model_files_that_start_a_study_guard_it():
         assert re.search(r'^if __name__ == "__main__":.*(\n    .*)*\.run\(\)', block, re.M), block
 
 
+@pytest.mark.slow
 def test_a_multi_objective_study_says_what_runs(tmp_path):
     """The header says pruning is off, each trial line shows the objectives themselves, and the storage's folder
     holds one lock file, whatever the number of studies."""

@@ -33,6 +33,7 @@ def _run(tmp_path, name: str, n_trials: int, sampler: str = "tpe") -> list[tuple
     return [tuple(sorted(t.params.items())) for t in study.optuna_study.trials]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sampler", ["tpe", "random"])
 def test_a_resumed_study_never_replays_its_trials_and_matches_one_sitting(tmp_path, sampler):
     _run(tmp_path, "dup", 2, sampler)
