@@ -38,7 +38,8 @@ class StudySettings:
         storage: any Optuna storage URL. Defaults to ``sqlite:///mlruns/optuna.db``.
         tracking_uri: any MLflow tracking URI; ``None`` uses ``MLFLOW_TRACKING_URI`` or
             ``sqlite:///mlruns/mlflow.db``. ``"none"`` turns tracking off.
-        seed: seeds the sampler and each trial (``seed + trial number``). Defaults to `0`.
+        seed: seeds each trial's training (``seed + trial number``) and the sampler that proposes it (from the seed and
+            the trial's place in the study, so a resumed study never replays its proposals). Defaults to `0`.
         gap_subset: rows of the training split evaluated for the honest gap. Defaults to `10_000`.
         log_best_model: log the best model to MLflow at the end. Defaults to `True`.
         pruner_startup_trials: trials completed before the median/percentile pruner may prune.
