@@ -67,5 +67,6 @@ def test_study_runs_and_records_its_backend(tmp_path: Path, backend: str) -> Non
     summary = json.loads(proc.stdout)
     assert summary["counts"]["complete"] == 1
     assert _study_backend(tmp_path, summary["study"]) == backend
+    assert "oneDNN" not in proc.stderr and "absl" not in proc.stderr, proc.stderr  # TensorFlow's start-up stays quiet
     if backend == "jax":  # JAX's persistent compilation cache, under the tuner cache folder
         assert any((Path(env["TUNER_CACHE_DIR"]) / "jax").iterdir())

@@ -86,7 +86,7 @@ def test_arrays_in_the_example_shape_predict_as_the_internal_pipeline():
     exported = ExportedModel(result.model, data.preprocessing, task=data.task)
     proba = exported.predict_proba(dataset.x_test)  # raw (unscaled) flat rows of 64 pixels
     np.testing.assert_allclose(proba, internal, atol=1e-5)
-    assert list(exported.predict(dataset.x_test)) == [dataset.class_names[i] for i in np.argmax(internal, axis=1)]
+    assert list(exported.predict(dataset.x_test)) == list(np.argmax(internal, axis=1))  # digits' classes are its integers
 
 
 def test_the_logged_pyfunc_takes_image_arrays_and_mlflow_asks_for_no_type_hints(tmp_path, monkeypatch):
@@ -199,7 +199,7 @@ def test_predict_refuses_wrong_array_shapes(tmp_path):
     exported = ExportedModel(train_model({"epochs": 1}, dataset).model, dataset.preprocessing, task=dataset.task)
     from tuner.errors import DataError
 
-    with pytest.raises(DataError, match=r"shape: inputs must have shape \(n, 4\) .*; got \(2, 3\)"):
+    with pytest.raises(DataError, match=r"shape: inputs must have shape \(n, 4\); got \(2, 3\)"):
         exported.predict(np.zeros((2, 3)))
     with pytest.raises(DataError, match=r"x\[1\]: must be a finite number"):
         exported.predict(np.array([[1.0, np.nan, 0.0, 0.0]]))

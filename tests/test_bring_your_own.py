@@ -217,7 +217,7 @@ def test_cli_model_on_a_file(tmp_path):
                   "2", "--no-progress", "--tracking-uri", "none", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout)["counts"]["complete"] == 2
-    loaded = optuna.load_study(study_name="model-digits", storage=f"sqlite:///{tmp_path}/mlruns/optuna.db")
+    loaded = optuna.load_study(study_name="byo_models.build_hp-digits", storage=f"sqlite:///{tmp_path}/mlruns/optuna.db")
     assert {t.user_attrs["resolved_params"]["kind"] for t in loaded.trials} == {"wide"}
 
 

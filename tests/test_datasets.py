@@ -483,7 +483,8 @@ def test_non_numeric_features_need_an_encoding(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "c.csv", frame)
     with raises(
         r"c\.csv: column 'color': features must be numeric, but the column holds \w+ values \(first non-numeric on "
-        r"line 2\); pass categorical='onehot' to one-hot encode non-numeric columns; got 'red'\n"
+        r"line 2\); pass --categorical onehot \(categorical='onehot' in Python\) to one-hot encode non-numeric "
+        r"columns; got 'red'\n"
         r".*c\.csv: column 'size': .*; got 'big'\n"
         r".*c\.csv: column 'weight': .*\(first non-numeric on line 7\).*; got 'heavy'"
     ):

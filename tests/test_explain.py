@@ -196,7 +196,7 @@ def test_explain_and_refine_name_a_missing_study(tmp_path, capsys) -> None:
                                                                tracking_uri="none")).optuna_study
     assert main(["refine", "nope", "--storage", storage]) == 2
     assert "study 'nope'" in capsys.readouterr().err
-    assert main(["explain", "there", "--storage", storage, "--no-log"]) == 2
+    assert main(["explain", "there", "--storage", storage, "--no-log"]) == 1  # as best and report
     assert "has no complete trial" in capsys.readouterr().err
     assert main(["explain", "there", "--storage", storage, "--seeds", "0"]) == 2
 

@@ -22,7 +22,7 @@ from scipy.stats import spearmanr
 from tuner import SearchSpace
 from tuner.cli import COMMANDS, main
 from tuner.errors import ConfigError
-from tuner.report import log_trial_plots, metric_history, plot_learning_curves
+from tuner.report import metric_history, plot_learning_curves
 from tuner.cli import ReportCommand, SelectCommand
 from tuner.report import (build_report, clear_selection, gap_analysis, param_importances, pareto_front,
                            select_trial)
@@ -298,18 +298,25 @@ def test_learning_curves_are_redrawn_from_the_mlflow_metric_histories(report):
     assert mae_ax.get_title() == "mae"
 
 
-def test_log_trial_plots_attaches_the_curves_to_a_run(tmp_path):
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
-    exp = client.create_experiment("curves", artifact_location=(tmp_path / "artifacts").as_uri())
-    run = client.create_run(exp)
-    history = {"train_loss": [1.0, 0.5, 0.3, 0.2], "val_loss": [1.1, 0.7, 0.6, 0.65],
-               "train_accuracy": [0.5, 0.7, 0.9, 0.95], "val_accuracy": [0.45, 0.6, 0.7, 0.68]}
-    paths = log_trial_plots(client, run.info.run_id, history, best_epoch=3, verdict="overfitting",
-                            metric="accuracy", title="trial 7", out_dir=tmp_path / "png")
-    assert paths == ["plots/learning_curves.png"]
-    assert [a.path for a in client.list_artifacts(run.info.run_id, "plots")] == paths
-    _assert_png(tmp_path / "png" / "learning_curves.png")
-    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["plots"]
+def test_the_tracker_and_the_report_draw_learning_curves_with_one_drawer():
+    """The tracker's quick figure at the end of a trial is the report's drawer with a gap panel."""
+    history = {"train_loss": [1.0, 0.5, 0.3], "val_loss": [1.1, 0.7, 0.6], "train_accuracy": [0.5, 0.7, 0.9],
+               "val_accuracy": [0.45, 0.6, 0.7], "gap_loss": [0.1, 0.2, 0.3], "gap_accuracy": [0.05, 0.1, 0.2]}
+    fig = plot_learning_curves(history, gaps=True, compact=True)
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "accuracy", "gap"]
+    gap_lines = {ln.get_label(): list(ln.get_ydata()) for ln in fig.axes[2].get_lines()}
+    assert gap_lines == {"gap_loss": [0.1, 0.2, 0.3], "gap_accuracy": [0.05, 0.1, 0.2]}
+    assert [ax.get_title() for ax in plot_learning_curves(history).axes] == ["loss", "accuracy"]
+
+
+def test_what_counts_as_a_regularizer_is_defined_once():
+    """Every knob an ablation switches off is a regularization knob of the gap plot, weight_decay included."""
+    from tuner.report import regularization_knobs
+    from tuner.study import BUILTIN_OFF
+
+    switched = sorted({knob for changes in BUILTIN_OFF.values() for knob in changes})
+    assert regularization_knobs(switched) == switched
+    assert regularization_knobs(["weight_decay", "dropout_2", "learning_rate", "units"]) == ["weight_decay", "dropout_2"]
 
 
 # -- the terminal report and the fresh process -----------------------------------------------------

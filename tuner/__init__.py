@@ -73,6 +73,7 @@ _EXPORTS = {
     "ConfigError": "tuner.errors",
     "SpaceError": "tuner.errors",
     "DataError": "tuner.errors",
+    "NoCompleteTrial": "tuner.errors",
     "TrialFailed": "tuner.errors",
 }
 

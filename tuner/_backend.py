@@ -28,9 +28,16 @@ def choose_backend(name: str = "auto") -> str:
     """Set ``KERAS_BACKEND`` for this process and the workers it starts, before Keras is imported.
 
     Returns:
-        The backend that will run. Once Keras is imported it cannot change: asking for another one
-        raises ``ValueError`` naming both.
+        The backend that will run.
+
+    Raises:
+        ConfigError: once Keras is imported, for another backend than the one it runs (naming both); for a
+            backend whose package is not installed (with what to install).
     """
+    import importlib.util
+
+    from tuner.errors import ConfigError, Problem
+
     keras = sys.modules.get("keras")
     if name != "auto":
         chosen = name
@@ -39,10 +46,17 @@ def choose_backend(name: str = "auto") -> str:
     else:  # Keras's own rule: KERAS_BACKEND, else its config file, else TensorFlow
         chosen = os.environ.get("KERAS_BACKEND") or _config_file_backend() or "tensorflow"
     if keras is not None and keras.backend.backend() != chosen:
-        raise ValueError(f"`backend` must be chosen before Keras is imported; this process runs "
-                         f"{keras.backend.backend()!r}, so backend={name!r} cannot apply")
+        raise ConfigError([Problem("--backend", "backend", f"must be chosen before Keras is imported; this process "
+                                   f"runs {keras.backend.backend()!r}, so it cannot apply", value=name)])
+    package = _PACKAGES.get(chosen)
+    if keras is None and package is not None and importlib.util.find_spec(package[0]) is None:
+        raise ConfigError([Problem("--backend", "backend", f"the {chosen} backend needs {package[1]}, which is not "
+                                   f"installed: pip install {package[0]}", value=chosen)])
     os.environ["KERAS_BACKEND"] = chosen
     return chosen
+
+
+_PACKAGES = {"tensorflow": ("tensorflow", "TensorFlow"), "jax": ("jax", "JAX"), "torch": ("torch", "PyTorch")}
 
 
 def wants_backend_logs() -> bool:
@@ -76,7 +90,10 @@ def import_keras_for_api() -> Any:
 
 
 def import_keras_quietly(*, show: bool = False) -> Any:
-    """Import keras and touch its default device with descriptor 2 captured; replay it on failure or ``show``."""
+    """Import keras (and TensorFlow, which Keras imports under every backend where it is installed) and touch its
+    default device with descriptor 2 captured; replay it on failure or ``show``."""
+    import importlib.util
+
     if "keras" in sys.modules and not show:
         return sys.modules["keras"]
     sys.stderr.flush()
@@ -88,6 +105,10 @@ def import_keras_quietly(*, show: bool = False) -> Any:
             import keras
 
             keras.ops.convert_to_numpy(keras.ops.zeros((1,)))
+            if keras.backend.backend() != "tensorflow" and importlib.util.find_spec("tensorflow") is not None:
+                # Keras imports TensorFlow under any backend where it is installed (keras.utils.set_random_seed
+                # seeds it too), and its C++ start-up lines would otherwise reach stderr at the first trial
+                import tensorflow  # noqa: F401
         except BaseException:
             failed = True
             raise

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["ConfigError", "SpaceError", "DataError", "TrialFailed", "NonFiniteLoss", "Problem", "did_you_mean"]
+__all__ = ["ConfigError", "SpaceError", "DataError", "NoCompleteTrial", "TrialFailed", "NonFiniteLoss", "Problem", "did_you_mean"]
 
 
 class Problem:
@@ -57,6 +57,11 @@ class SpaceError(ConfigError):
 
 class DataError(ConfigError):
     """A dataset cannot be loaded or is unusable for training."""
+
+
+class NoCompleteTrial(ConfigError):
+    """A study has no complete trial yet (nothing to show, select or retrain): exit code 1 from the CLI, as a
+    runtime outcome rather than bad input."""
 
 
 class TrialFailed(Exception):

@@ -1,12 +1,18 @@
-"""Metric names: a task's headline metric and which way each metric is better.
+"""Metric names: a task's headline metric, which way each metric is better, and trials ranked by it.
 
-One definition for every stage: the study's objective directions, the report's sentences and the honest
-gap's sign all ask here.
+One definition for every stage: the study's objective directions, the report's sentences, the honest
+gap's sign and every ranking of trials by their first objective (the summary, the report, the winner kept,
+the top K retrained, refine's top fraction) all ask here.
 """
 
 from __future__ import annotations
 
-__all__ = ["HIGHER_IS_BETTER", "headline_metric", "direction", "maximize", "base_name"]
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+__all__ = ["HIGHER_IS_BETTER", "headline_metric", "direction", "maximize", "maximizes", "ranked", "base_name"]
+
+_T = TypeVar("_T")
 
 HIGHER_IS_BETTER = {"accuracy": True, "mae": False, "mse": False, "rmse": False, "loss": False,
                     # Keras's own metrics a user's compile may name (their default names)
@@ -42,3 +48,16 @@ def direction(metric: str) -> str:
 def maximize(metric: str) -> bool:
     """Whether a larger value of ``metric`` is better."""
     return direction(metric) == "maximize"
+
+
+def maximizes(study_direction: Any) -> bool:
+    """Whether a direction means larger is better, in any of its spellings: ``"maximize"`` (tuner's),
+    ``"MAXIMIZE"`` or an ``optuna.study.StudyDirection`` (Optuna's)."""
+    return str(getattr(study_direction, "name", study_direction)).lower() == "maximize"
+
+
+def ranked(trials: Iterable[_T], study_direction: Any, *, objective: int = 0) -> list[_T]:
+    """Trials (anything with ``values`` and ``number``: Optuna's frozen trials, tuner's trial reports) best first
+    by objective ``objective`` (the first by default) in ``study_direction``; ties go to the earlier trial."""
+    sign = -1.0 if maximizes(study_direction) else 1.0
+    return sorted(trials, key=lambda t: (sign * t.values[objective], t.number))  # type: ignore[attr-defined]

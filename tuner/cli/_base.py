@@ -1,6 +1,7 @@
 """What every subcommand shares: the :class:`Command` base, exit codes, output helpers and store options.
 
-Exit codes: 0 success, 1 runtime failure, 2 bad input (usage, space, dataset or settings), 130 interrupted.
+Exit codes: 0 success, 1 runtime failure (a study with no complete trial included), 2 bad input (usage, space,
+dataset or settings), 130 interrupted, 141 the reader of stdout went away (``| head``; 128 + SIGPIPE, as Unix tools).
 Results go to stdout, logs to stderr.
 """
 
@@ -16,10 +17,10 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE", "EXIT_INTERRUPTED", "Command", "add_store_options", "fmt",
-           "print_json", "quiet_backends", "table", "add_bind_options", "is_loopback", "check_bind"]
+__all__ = ["EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE", "EXIT_INTERRUPTED", "EXIT_BROKEN_PIPE", "Command", "add_store_options",
+           "fmt", "print_json", "quiet_backends", "table", "add_bind_options", "is_loopback", "check_bind"]
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
 
 
 class Command(abc.ABC):

@@ -139,7 +139,7 @@ class UiCommand(Command):
             if experiment is None:
                 raise ConfigError([Problem(f"study {args.study!r}", "tracking", "has no MLflow runs (it ran with "
                                            "tracking off)", has_value=False)])
-            recorded = (record.recipe.get("settings") or {}).get("tracking_uri")
+            recorded = record.recipe.tracking_uri
             uri = study_tracking_uri(storage, given=args.tracking_uri, recorded=recorded) or uri  # where it ran
             # MLflow 3.17's UI follows its GenAI/model-training switch (GenAI by default) over the experiment's kind
             url += f"/#/experiments/{experiment}/runs?workflowType=machine_learning"

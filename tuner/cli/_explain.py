@@ -45,7 +45,7 @@ class ExplainCommand(Command):
     top K configurations and says whether the ranking holds. Both are stored on the study, logged to
     its MLflow study run (lessons/) and shown by `report --html`.
 
-    Exit codes: 0 done; 1 a retraining error; 2 no such study, no complete trial, or a bad option.
+    Exit codes: 0 done; 1 a retraining error or no complete trial; 2 no such study, or a bad option.
     """
 
     name = "explain"

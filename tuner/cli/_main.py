@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -17,14 +18,14 @@ from typing import Any
 from tuner import __version__
 from tuner._logging import configure, library_logs
 from tuner._store import default_storage, mask_secrets, storage_trouble
-from tuner.cli._base import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Command, quiet_backends
+from tuner.cli._base import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Command, quiet_backends
 from tuner.cli._browse import BestCommand, DatasetsCommand, SpacesCommand, UiCommand
 from tuner.cli._explain import ExplainCommand, RefineCommand
 from tuner.cli._predict import DashboardCommand, PredictCommand
 from tuner.cli._report import ReportCommand, SelectCommand
 from tuner.cli._study import StudyCommand, WorkerCommand
 from tuner.cli._sync import SyncCommand
-from tuner.errors import ConfigError
+from tuner.errors import ConfigError, NoCompleteTrial, did_you_mean
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common], help=doc.splitlines()[0] if doc else None, description=doc,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         cls().add_arguments(p)
+        p.set_defaults(command_parser=p)  # an unknown option is reported under its subcommand (main)
     return parser
 
 
@@ -68,12 +70,25 @@ def _install_interrupt_handler() -> None:
     signal.signal(signal.SIGINT, handler)
 
 
+def _refuse_unknown(parser: argparse.ArgumentParser, unknown: list[str]) -> None:
+    """Exit 2 under the subcommand's usage, with a "did you mean" for an option it has (``--n_trials``)."""
+    options = sorted(set(re.findall(r"--[A-Za-z][\w-]*", parser.format_help())))
+    first = next((u.split("=")[0] for u in unknown if u.startswith("-")), unknown[0])
+    hint = did_you_mean(first.replace("_", "-"), options) or did_you_mean(first, options)
+    parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
-    args = build_parser().parse_args(argv)
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:
+        _refuse_unknown(args.command_parser, unknown)
     verbosity = -1 if args.quiet else args.verbose
     configure(verbosity)
     quiet_backends(verbosity)
+    from tuner.study import keep_process_changes
+
+    keep_process_changes()  # the CLI owns its process: what a study sets (environment, log levels) stays set
     command = COMMANDS[args.command]()
     if command.interruptible:
         _install_interrupt_handler()
@@ -92,12 +107,20 @@ def _session(command: Command, args: argparse.Namespace, verbosity: int) -> int:
 
 def _run(command: Command, args: argparse.Namespace, verbosity: int) -> int:
     try:
-        return _session(command, args, verbosity)
+        code = _session(command, args, verbosity)
+        sys.stdout.flush()  # a reader that went away shows here, not as a message when Python exits
+        return code
+    except BrokenPipeError:
+        # `tuner predict ... | head`: the rest of the output has no reader; stop quietly, as a Unix tool does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
     except ConfigError as err:
         if args.debug:
             raise
         print(mask_secrets(f"error: {err}").replace("\n", "\nerror: "), file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_FAILURE if isinstance(err, NoCompleteTrial) else EXIT_USAGE  # no complete trial is no bad input
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except Exception as err:

@@ -19,7 +19,7 @@ from tuner.cli._base import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from tuner._backend import BACKENDS, choose_backend
 from tuner._store import default_tracking_uri, mask_secrets
 from tuner.errors import ConfigError, Problem
-from tuner.metrics import headline_metric
+from tuner.metrics import headline_metric, ranked
 from tuner.space import CATEGORICAL, TASKS
 
 __all__ = ["StudyCommand", "WorkerCommand"]
@@ -131,16 +131,17 @@ class StudyCommand(Command):
         s = study.settings
         print(f"study {s.study_name!r}: {dataset.name} ({dataset.task}, {len(dataset.x_train)} train / "
               f"{len(dataset.x_val)} val / {len(dataset.x_test)} test rows), space {study.space.name!r}, "
-              f"objective {','.join(s.objective)}, {s.sampler} sampler, {s.pruner} pruner", file=sys.stderr)
-        metric = s.objective[0]
+              f"objective {','.join(s.objective)}, {s.sampler} sampler, "
+              f"{'no pruning' if s.pruner == 'none' else s.pruner + ' pruner'}", file=sys.stderr)
         gap_key = f"gap_{headline_metric(dataset.task)}"
+        shown = [*s.objective, *([gap_key] if gap_key not in s.objective else [])]  # each objective, then the gap
 
         def on_trial(report: Any) -> None:
-            value = report.values[0] if report.values else None
             if report.state == "complete":
-                line = (f"trial {report.number:>3}  complete  {metric}={fmt(value)}  "
-                        f"{gap_key}={fmt(report.metrics.get(gap_key))}  {report.verdict}  "
-                        f"epoch {report.best_epoch}  {fmt(report.wall_time, 3)} s")
+                values = dict(zip(s.objective, report.values or []))
+                line = (f"trial {report.number:>3}  complete  "
+                        + "  ".join(f"{k}={fmt(values.get(k, report.metrics.get(k)))}" for k in shown)
+                        + f"  {report.verdict}  epoch {report.best_epoch}  {fmt(report.wall_time, 3)} s")
             else:
                 line = f"trial {report.number:>3}  {report.state}  {report.fail_reason or ''}"
             tqdm.write(line, file=sys.stdout)
@@ -188,8 +189,7 @@ def _print_summary(study: Any, *, as_json: bool) -> int:
     if best is None:
         print(f"study {s.study_name!r}: no complete trial ({counts}).")
         return EXIT_FAILURE
-    sign = -1 if study.directions[0] == "maximize" else 1
-    top = sorted(done, key=lambda t: sign * t.values[0])[:5]
+    top = ranked(done, study.directions[0])[:5]
     metric = headline_metric(study.dataset.task)
     rows = [{"trial": t.number, s.objective[0]: t.values[0], f"train_{metric}": t.metrics.get(f"train_{metric}"),
              f"val_{metric}": t.metrics.get(f"val_{metric}"), f"gap_{metric}": t.metrics.get(f"gap_{metric}"),

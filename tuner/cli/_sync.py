@@ -37,7 +37,7 @@ class SyncCommand(Command):
 
         storage = args.storage or default_storage()
         results = load_study_results(args.study, storage=storage)
-        recorded = (StudyRecord(results.study).recipe.get("settings") or {}).get("tracking_uri")
+        recorded = StudyRecord(results.study).recipe.tracking_uri
         if recorded == TRACKING_OFF:  # a study run with tracking off is synced to the store beside it
             recorded = None
         uri = study_tracking_uri(storage, given=args.tracking_uri, recorded=recorded) or default_tracking_uri()

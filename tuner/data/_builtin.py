@@ -54,6 +54,8 @@ def _sklearn_loader(name: str) -> Callable[[], Raw]:
 
         bunch = getattr(sk_datasets, f"load_{name}")()
         target_names = getattr(bunch, "target_names", None)
+        if target_names is not None and [str(t) for t in target_names] == [str(i) for i in range(len(target_names))]:
+            target_names = None  # digits' names are its class numbers: labels stay the integers, as from arrays
         return Raw(
             x=bunch.data,
             y=bunch.target,

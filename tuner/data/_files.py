@@ -122,7 +122,7 @@ def _npz_pair_problems(xs: np.ndarray, ys: np.ndarray, name_x: str, name_y: str,
         problems.append(Problem(
             where, name_x,
             "features must be numeric; one-hot encode them before saving the .npz "
-            "(categorical='onehot' applies to CSV and Parquet columns only)",
+            "(--categorical onehot applies to CSV and Parquet columns only)",
             value=xs.dtype,
         ))
     return problems
@@ -301,7 +301,8 @@ def _numeric_features(features: Any, categorical: str, where: str, at: _Places) 
         problems.append(Problem(
             where, f"column {features.columns[j]!r}",
             f"features must be numeric, but the column holds {column.dtype} values "
-            f"(first non-numeric on {at(row)}); pass categorical='onehot' to one-hot encode non-numeric columns",
+            f"(first non-numeric on {at(row)}); pass --categorical onehot (categorical='onehot' in Python) to "
+            "one-hot encode non-numeric columns",
             value=column.iloc[row],
         ))
     return features, problems

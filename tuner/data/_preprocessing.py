@@ -149,8 +149,8 @@ class Preprocessing:
         elif x.ndim == 2 and x.shape[1] == size:
             x = x.reshape(len(x), *self.input_shape)
         else:
-            raise _error(where, "shape", f"inputs must have shape (n, {', '.join(map(str, self.input_shape))}) "
-                         f"or (n, {size})", value=x.shape)
+            shapes = dict.fromkeys([f"(n, {', '.join(map(str, self.input_shape))})", f"(n, {size})"])  # one when flat
+            raise _error(where, "shape", f"inputs must have shape {' or '.join(shapes)}", value=x.shape)
         _check_finite(x.reshape(len(x), -1), [f"x[{i}]" for i in range(size)], where)
         return x
 

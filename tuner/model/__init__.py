@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tuner.model._adapters import UserModel
 from tuner.model._augmentation import IMAGE_AUGMENTATIONS, SEQUENCE_AUGMENTATIONS, RandomShift, augmentation_layers
-from tuner.model._builders import build_model, layer_value
+from tuner.model._builders import build_model, check_model_fit, layer_value
 from tuner.model._export import ExportedModel
 from tuner.model._optimizers import LinearWarmup, build_optimizer, build_schedule, current_learning_rate
 from tuner.model._task import ONE_HOT_LOSSES, canonical_loss, check_task_fit, output_activation, resolve_loss
@@ -24,6 +24,7 @@ __all__ = [
     "build_model",
     "build_optimizer",
     "build_schedule",
+    "check_model_fit",
     "check_task_fit",
     "current_learning_rate",
     "layer_value",

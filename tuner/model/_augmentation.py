@@ -28,7 +28,7 @@ from keras import ops
 from tuner.errors import ConfigError, Problem
 from tuner.space import knob_value
 
-__all__ = ["RandomShift", "augmentation_layers", "IMAGE_AUGMENTATIONS", "SEQUENCE_AUGMENTATIONS"]
+__all__ = ["RandomShift", "augmentation_layers", "check_augmentation_fit", "IMAGE_AUGMENTATIONS", "SEQUENCE_AUGMENTATIONS"]
 
 IMAGE_AUGMENTATIONS = ("augment_flip", "augment_rotation", "augment_zoom", "augment_translation", "augment_contrast")
 SEQUENCE_AUGMENTATIONS = ("augment_shift",)
@@ -118,7 +118,7 @@ def augmentation_layers(params: Mapping[str, Any], input_shape: tuple[int, ...],
         ConfigError: an image augmentation on an input that is not an image, or a shift on an input
             that is not a sequence, naming the knob, its value and the input shape.
     """
-    _check_augmentation_fit(params, input_shape, source)
+    check_augmentation_fit(params, input_shape, source=source)
     rank = len(input_shape)
     layers: list[Any] = _image_augmentations(params) if rank == 3 else []
     shift = knob_value(params, "augment_shift")
@@ -130,8 +130,12 @@ def augmentation_layers(params: Mapping[str, Any], input_shape: tuple[int, ...],
     return layers
 
 
-def _check_augmentation_fit(params: Mapping[str, Any], input_shape: tuple[int, ...], source: str) -> None:
-    """Image augmentations only on images, the shift only on sequences."""
+def check_augmentation_fit(params: Mapping[str, Any], input_shape: tuple[int, ...], *, source: str = "parameters") -> None:
+    """Image augmentations only on images, the shift only on sequences.
+
+    Raises:
+        ConfigError: naming each augmentation knob that does not fit, its value and the input shape.
+    """
     rank = len(input_shape)
     problems = []
     for name in IMAGE_AUGMENTATIONS:

@@ -33,7 +33,7 @@ from tuner.errors import ConfigError, Problem
 from tuner.model._task import check_task_fit, output_activation
 from tuner.space import FAMILIES, KNOBS, TASKS, knob_value, layer_key
 
-__all__ = ["build_model", "layer_value"]
+__all__ = ["build_model", "check_model_fit", "layer_value"]
 
 
 def layer_value(params: Mapping[str, Any], name: str, layer: int) -> Any:
@@ -122,6 +122,20 @@ def _output_layer(params: Mapping[str, Any], task: str, n_outputs: int) -> Any:
         dtype="float32",
         name="output",
     )
+
+
+def check_model_fit(params: Mapping[str, Any], input_shape: tuple[int, ...], *, source: str = "parameters") -> None:
+    """What :func:`build_model` refuses about ``params`` on an input of ``input_shape``, checked without
+    building anything: the family must fit the input's rank, image augmentations need an image, the shift
+    a sequence.
+
+    Raises:
+        ConfigError: naming the knob, its value and the input's shape.
+    """
+    from tuner.model._augmentation import check_augmentation_fit
+
+    _check_family_fit(knob_value(params, "family"), tuple(input_shape))
+    check_augmentation_fit(params, tuple(input_shape), source=source)
 
 
 def _check_family_fit(family: str, input_shape: tuple[int, ...]) -> None:

@@ -16,7 +16,8 @@ point, or the best validation figure with the gap under a bound) and stores it a
 Modules: ``_analysis`` (importances, gap statistics), ``_selection`` (Pareto front and selection),
 ``_build`` (the report and its plots), ``_explain`` (the ablation of the winner, the top trials confirmed over
 seeds), ``_refine`` (where to search next, as a space file), ``_lessons`` (storing and logging those),
-``_plots``, ``_render_text`` and ``_render_html``. MLflow is reached
+``_figures`` (plot files, drawing and saving), ``_curves`` (trials' learning curves), ``_plots`` (study plots),
+``_render_text`` and ``_render_html``. MLflow is reached
 through :mod:`tuner.tracking` only. Nothing here imports Keras or TensorFlow (``explain`` and ``confirm``
 retrain through :mod:`tuner.study`, which imports them when it trains).
 """
@@ -27,9 +28,11 @@ from tuner.report._analysis import (IMPORTANCE_EVALUATORS, GapAnalysis, Importan
                                     param_importances)
 from tuner.report._build import StudyReport, build_report, make_plots
 from tuner.report._explain import ablate, ablation_table, confirm, confirmation_table, explain, lesson_sections
-from tuner.report._plots import (VERDICT_COLORS, PlotFile, PlotSet, log_plots, log_trial_plots, metric_history,
-                                 plot_gap_vs_knobs, plot_learning_curves, regularization_knobs, study_plots,
-                                 trial_plots)
+from tuner.report._curves import trial_plots
+from tuner.study import regularization_knobs  # re-exported: where tuner.report has always offered them
+from tuner.tracking import VERDICT_COLORS, metric_history, plot_learning_curves
+from tuner.report._figures import PlotFile, PlotSet
+from tuner.report._plots import log_plots, plot_gap_vs_knobs, study_plots
 from tuner.report._render_html import write_html
 from tuner.report._refine import refine
 from tuner.report._render_text import print_report, report_json
@@ -38,6 +41,6 @@ from tuner.report._selection import SELECTION_RULES, clear_selection, pareto_fro
 __all__ = ["ablate", "ablation_table", "confirm", "confirmation_table", "explain", "lesson_sections", "refine",
            "GapAnalysis", "IMPORTANCE_EVALUATORS", "Importances", "KnobEffect", "PlotFile", "PlotSet",
            "SELECTION_RULES", "StudyReport", "VERDICT_COLORS", "build_report", "clear_selection", "gap_analysis",
-           "log_plots", "log_trial_plots", "make_plots", "metric_history", "param_importances", "pareto_front",
+           "log_plots", "make_plots", "metric_history", "param_importances", "pareto_front",
            "plot_gap_vs_knobs", "plot_learning_curves", "print_report", "regularization_knobs", "report_json",
            "select_trial", "study_plots", "trial_plots", "write_html"]

@@ -16,9 +16,8 @@ from typing import Any
 
 from tuner.errors import ConfigError, Problem
 from tuner.metrics import maximize
-from tuner.report._plots import regularization_knobs
 from tuner.report._trials import complete_trials, finite, study_metric, trial_value, varying_params
-from tuner.study import StudyResults
+from tuner.study import StudyResults, regularization_knobs
 
 __all__ = ["Importances", "KnobEffect", "GapAnalysis", "IMPORTANCE_EVALUATORS", "evaluator_for", "param_importances",
            "gap_analysis"]

@@ -19,8 +19,11 @@ from typing import Any
 
 from tuner._store import mask_secrets, masked, sqlite_path, study_tracking_uri
 from tuner.errors import ConfigError, Problem
+from tuner.metrics import ranked
 from tuner.report._analysis import GapAnalysis, Importances, evaluator_for, gap_analysis, param_importances
-from tuner.report._plots import PlotSet, log_plots, study_plots, trial_plots
+from tuner.report._curves import trial_plots
+from tuner.report._figures import PlotSet
+from tuner.report._plots import log_plots, study_plots
 from tuner.report._selection import pareto_front
 from tuner.report._trials import complete_trials, study_metric, varying_params
 from tuner.study import StudyRecord, StudyResults, TrialReport
@@ -132,16 +135,6 @@ def _row(t: TrialReport, results: StudyResults, varying: Sequence[str], front: s
             "mlflow_run_id": t.mlflow_run_id}
 
 
-def _storage_url(study: Any) -> str:
-    """The URL of an RDB storage (Optuna wraps it in a cache); empty for other storages."""
-    storage = getattr(study, "_storage", None)
-    for obj in (storage, getattr(storage, "_backend", None)):
-        url = getattr(obj, "url", None)
-        if isinstance(url, str):
-            return url
-    return ""
-
-
 def build_report(results: StudyResults, *, storage: str | None = None, tracking_uri: str | None = None,
                  top: int = 10, evaluator: str = "fanova", seed: int = 0, gap: str = "gap_loss") -> StudyReport:
     """Gather a study's report from its Optuna storage (and MLflow store, for the runs).
@@ -168,7 +161,7 @@ def build_report(results: StudyResults, *, storage: str | None = None, tracking_
     evaluator_for(evaluator)  # validates the name before any work
     study = results.study
     record = StudyRecord(study)
-    storage = storage or _storage_url(study)
+    storage = storage or results.storage or ""
     directions = [d.name.lower() for d in study.directions]
     metric = study_metric(results)
     counts = results.counts()
@@ -176,14 +169,13 @@ def build_report(results: StudyResults, *, storage: str | None = None, tracking_
     complete = complete_trials(study)
     varying = varying_params(complete)
     front = set(pareto_front(results)) if results.multi_objective else set()
-    recorded = (record.recipe.get("settings") or {}).get("tracking_uri")
+    recorded = record.recipe.tracking_uri
     mlflow_info = _mlflow_context(results, study_tracking_uri(storage, given=tracking_uri, recorded=recorded))
     if (tracking_uri or recorded) == "none":
         mlflow_info["note"] = "MLflow left out (tracking URI 'none'): no learning curves or artifacts"
     reports = {t.number: t for t in results.trials()}
-    sign = -1.0 if directions[0] == "maximize" else 1.0
-    ranked = sorted(complete, key=lambda t: (t.number not in front, sign * t.values[0], t.number))
-    rows = [_row(reports[t.number], results, varying, front) for t in ranked[:top]]
+    front_first = sorted(ranked(complete, directions[0]), key=lambda t: t.number not in front)  # a stable sort
+    rows = [_row(reports[t.number], results, varying, front) for t in front_first[:top]]
     best = test = test_note = message = None
     pareto = None
     if complete:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from tuner.errors import ConfigError, Problem
-from tuner.metrics import headline_metric
+from tuner.metrics import headline_metric, maximizes
 from tuner.report._lessons import Section, figure_png, new_figure, paired, record_lesson, spread, welch
 from tuner.report._refine import refinement_section
 from tuner.study import (StudyRecord, ablation_variants, declared_off, open_for_retraining, resolved_params, retrain,
@@ -85,11 +85,11 @@ def ablate(study: Any, *, storage: str | None = None, seeds: int = 3, trial: int
     """
     s = open_for_retraining(study, storage, builder=builder)
     opt = s.optuna_study
+    seed_list = retrain_seeds(s, seeds)  # a bad option is refused before the study's state is read
     number = s.best_trial().number if trial is None else int(trial)
     params = resolved_params(opt, number)
-    declared = {**declared_off(StudyRecord(opt).recipe.get("space")), **declared_off(s.space.to_dict()), **(off or {})}
+    declared = {**declared_off(StudyRecord(opt).recipe.space), **declared_off(s.space.to_dict()), **(off or {})}
     variants = ablation_variants(params, off=declared)
-    seed_list = retrain_seeds(s, seeds)
     metric = headline_metric(s.dataset.task)
     keys = _keys(metric)
     start = time.perf_counter()
@@ -201,7 +201,7 @@ def confirm(study: Any, *, k: int = 3, seeds: int = 3, storage: str | None = Non
     opt = s.optuna_study
     s.best_trial()  # a study without a complete trial says so here
     objective, direction = s.settings.objective[0], s.directions[0]
-    sign = 1.0 if direction == "maximize" else -1.0
+    sign = 1.0 if maximizes(direction) else -1.0
     seed_list = retrain_seeds(s, seeds)
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []

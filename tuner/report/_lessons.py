@@ -23,7 +23,7 @@ from typing import Any
 
 from tuner._store import study_tracking_uri
 from tuner.report._build import _mlflow_context
-from tuner.report._plots import _new_figure
+from tuner.report._figures import new_figure  # re-exported: the lessons' figures are drawn the same way
 from tuner.study import StudyRecord, StudyResults
 
 __all__ = ["ARTIFACT_DIR", "Section", "clean", "figure_png", "new_figure", "paired", "record_lesson", "spread", "welch"]
@@ -66,11 +66,6 @@ def spread(values: Sequence[float | None]) -> dict[str, Any]:
     return {"mean": mean, "sd": sd, "n": len(xs)}
 
 
-def new_figure(**kwargs: Any) -> Any:
-    """A matplotlib Figure that pyplot does not track."""
-    return _new_figure(**kwargs)
-
-
 def figure_png(fig: Any) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
@@ -99,7 +94,7 @@ def record_lesson(optuna_study: Any, kind: str, data: dict[str, Any], *, storage
     data = clean(data)
     data["mlflow"] = {"run_id": None, "artifacts": [], "note": "not logged"}
     if log:
-        recipe_uri = StudyRecord(optuna_study).recipe.get("settings", {}).get("tracking_uri")
+        recipe_uri = StudyRecord(optuna_study).recipe.tracking_uri
         uri = study_tracking_uri(storage, given=tracking_uri, recorded=recipe_uri)
         info = _mlflow_context(StudyResults(optuna_study), uri)
         run_id = info.get("parent_run_id")

@@ -29,6 +29,7 @@ import yaml
 
 from tuner._store import default_storage
 from tuner.errors import ConfigError, Problem
+from tuner.metrics import maximizes, ranked
 from tuner.report._lessons import Section, figure_png, new_figure, record_lesson
 from tuner.space import KNOBS, SearchSpace, check_value, layer_keys
 from tuner.study import StudyRecord, load_study_results
@@ -166,8 +167,8 @@ def refine_parameters(parameters: Mapping[str, Any], trials: Sequence[Any], *, m
     if len(trials) < min_trials:
         return params, [], (f"{len(trials)} complete trials: too few to say where to search next "
                             f"(refine needs {min_trials}); the space is left as it was")
-    ranked = sorted(trials, key=lambda t: (-t.values[0] if maximize else t.values[0], t.number))
-    top = ranked[:max(3, math.ceil(top_fraction * len(ranked)))]
+    best_first = ranked(trials, "maximize" if maximize else "minimize")
+    top = best_first[:max(3, math.ceil(top_fraction * len(best_first)))]
     changes: list[dict[str, Any]] = []
     for name, entry in list(params.items()):
         if not isinstance(entry, dict) or "type" not in entry:
@@ -240,15 +241,15 @@ def refine(study: Any, *, storage: str | None = None, output: str | Path | None 
         opt, url = study.optuna_study, study.settings.storage
         tracking_uri = tracking_uri or study.settings.tracking_uri
     recipe = StudyRecord(opt).recipe
-    if "space" not in recipe:
+    if recipe.space is None:
         raise ConfigError([Problem(url, f"study {opt.study_name!r}", "has no space recipe (not made by `tuner "
                                    "study`), so there is no space to refine", value=opt.study_name)])
     trials = [t for t in opt.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-    maximize = opt.directions[0].name == "MAXIMIZE"
-    params, changes, note = refine_parameters(recipe["space"], trials, maximize=maximize, top_fraction=top_fraction,
+    maximize = maximizes(opt.directions[0])
+    params, changes, note = refine_parameters(recipe.space, trials, maximize=maximize, top_fraction=top_fraction,
                                               min_trials=min_trials)
-    objective = (recipe.get("objective") or ["objective"])[0]
-    space_name = str(recipe.get("space_name", "space"))
+    objective = (recipe.objective or ["objective"])[0]
+    space_name = str(recipe.space_name)
     base = space_name[: -len("-refined")] if space_name.endswith("-refined") else space_name
     header = [f"Refined from study {opt.study_name!r} by `python -m tuner refine`: {note}, on {objective}.",
               f"{len(changes)} change(s), each explained above it; parameters without a comment are as the study had "
@@ -259,7 +260,7 @@ def refine(study: Any, *, storage: str | None = None, output: str | Path | None 
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         Path(output).write_text(text, encoding="utf-8")
     data = {"objective": objective, "note": note, "changes": changes, "yaml": text,
-            "output": None if output is None else str(output), "space": recipe["space"],
+            "output": None if output is None else str(output), "space": recipe.space,
             "trials": [{"number": t.number, "value": t.values[0], "params": dict(t.params)} for t in trials]}
     headers, rows = refinement_table(data)
     return record_lesson(opt, "refinement", data, storage=url, headers=headers, rows=rows, figure=refinement_figure,

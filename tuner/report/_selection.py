@@ -11,7 +11,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from tuner.errors import ConfigError, Problem
+from tuner.errors import ConfigError, NoCompleteTrial, Problem
+from tuner.metrics import maximizes
 from tuner.report._trials import trial_value
 from tuner.study import StudyRecord, StudyResults, TrialReport
 
@@ -28,11 +29,11 @@ def pareto_front(results: StudyResults) -> list[int]:
 def _tradeoff(results: StudyResults) -> tuple[str, bool, Any, str, Any]:
     """(validation name, maximize?, value getter, gap name, gap getter) for selecting on the front."""
     names = list(results.objective)
-    dirs = [d.name for d in results.study.directions]
+    dirs = results.study.directions
     val_i = next((i for i, n in enumerate(names) if not n.startswith("gap_")), None)
     gap_i = next((i for i, n in enumerate(names) if n.startswith("gap_")), None)
     if val_i is not None:
-        val = (names[val_i], dirs[val_i] == "MAXIMIZE", lambda t, i=val_i: t.values[i])
+        val = (names[val_i], maximizes(dirs[val_i]), lambda t, i=val_i: t.values[i])
     else:
         val = ("val_loss", False, lambda t: trial_value(t, "val_loss"))
     if gap_i is not None:
@@ -81,7 +82,7 @@ def select_trial(results: StudyResults, rule: str = "knee", *, gap_bound: float 
                                    value=gap_bound)])
     front = sorted(study.best_trials, key=lambda t: t.number)
     if not front:
-        raise ConfigError([Problem(where, "", "has no complete trial to select", value=results.counts())])
+        raise NoCompleteTrial([Problem(where, "", "has no complete trial to select", value=results.counts())])
     val_name, maximize, val_of, gap_name, gap_of = _tradeoff(results)
     points = [(t, val_of(t), gap_of(t)) for t in front]
     points = [p for p in points if p[1] is not None and p[2] is not None]
@@ -95,7 +96,7 @@ def select_trial(results: StudyResults, rule: str = "knee", *, gap_bound: float 
             raise ConfigError([Problem("--gap-bound", "gap_bound",
                                        f"no trial on the Pareto front has {gap_name} <= {gap_bound}; the smallest "
                                        f"there is {smallest[2]:.4g} (trial {smallest[0].number})", value=gap_bound)])
-        sign = -1.0 if maximize else 1.0
+        sign = -1.0 if maximize else 1.0  # (maximize: maximizes() of the first direction, above)
         chosen = min(ok, key=lambda p: (sign * p[1], p[2], p[0].number))[0]
     else:
         chosen = _knee([(p[0], -p[1] if maximize else p[1], p[2]) for p in points])

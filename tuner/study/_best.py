@@ -16,7 +16,8 @@ from typing import Any
 from tuner._logging import get_logger
 from tuner._store import DEFAULT_STORE, journal_path, sqlite_path
 from tuner.errors import ConfigError, Problem
-from tuner.study._callbacks import deferring_interrupts
+from tuner.metrics import maximizes
+from tuner.study._interrupts import deferring_interrupts
 from tuner.study._record import StudyRecord, read_trial
 
 __all__ = ["BestModel", "close_tracking", "load_best_model", "model_folder", "register_best_model"]
@@ -40,7 +41,7 @@ class BestModel:
         done = [t.values[0] for t in complete]
         if not done:
             return True
-        return values[0] > max(done) if directions[0] == "maximize" else values[0] < min(done)
+        return values[0] > max(done) if maximizes(directions[0]) else values[0] < min(done)
 
     def keep(self, number: int, model: Any) -> None:
         """Keep trial ``number``'s model (replacing the one kept before)."""

@@ -26,7 +26,9 @@ class BudgetLock:
     Args:
         storage: the storage URL (``sqlite:///...``, ``journal:PATH``, ``postgresql://...``,
             ``mysql://...``); anything else gets an in-process lock.
-        study_name: the study, so that studies in one database do not block each other.
+        study_name: the study, so that studies in one server database do not block each other (an advisory
+            lock per study). Beside a SQLite database or journal file there is one lock file, ``<file>.lock``,
+            shared by its studies: they wait for each other only while one creates a trial.
     """
 
     def __init__(self, storage: str, study_name: str) -> None:
@@ -38,7 +40,7 @@ class BudgetLock:
         self._engine: Any = None
         self._thread_lock = threading.Lock()
         path = sqlite_path(storage) or journal_path(storage)
-        self._path = None if path is None else path.with_name(f"{path.name}.{self.key}.lock")
+        self._path = None if path is None else path.with_name(f"{path.name}.lock")  # one per storage, not per study
 
     def acquire(self) -> None:
         if self._held:

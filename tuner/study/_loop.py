@@ -17,10 +17,11 @@ from tuner._backend import import_keras_for_api
 from tuner._logging import get_logger, progress_bar
 from tuner.errors import TrialFailed
 from tuner.study._budget import BudgetLock, budget_counts
-from tuner.study._callbacks import check_stop
+from tuner.study._interrupts import check_stop
 from tuner.study._objective import Objective
 from tuner.study._record import INTERRUPTED, read_trial
 from tuner.study._results import TrialReport
+from tuner.study._storage import seed_next_trial
 
 __all__ = ["optimize", "rss_mb"]
 
@@ -124,6 +125,7 @@ def _trials(study: Any, *, target: int, missing: int, timeout: float | None, pro
                     if deadline is not None and time.monotonic() >= deadline:  # the lock may have taken a while
                         return "timeout"
                     left = None if deadline is None else max(1e-3, deadline - time.monotonic())
+                    seed_next_trial(study._opened, s, study.space)  # its own stream: a resume never replays
                     optuna_study.optimize(objective, n_trials=1, timeout=left, callbacks=[after_trial],
                                           catch=(TrialFailed,), gc_after_trial=False, show_progress_bar=False)
                     ran += 1

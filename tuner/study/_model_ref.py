@@ -17,7 +17,7 @@ from typing import Any
 
 from tuner.errors import ConfigError, Problem
 
-__all__ = ["IN_MEMORY", "load_model_ref", "model_ref_of", "study_space", "user_model"]
+__all__ = ["IN_MEMORY", "load_model_ref", "model_name", "model_ref_of", "study_space", "user_model"]
 
 IN_MEMORY = "<in-memory object>"  # a model with no importable reference: workers cannot rebuild it
 
@@ -84,6 +84,21 @@ def model_ref_of(obj: Any) -> str:
     return f"{target.__module__}:{qualname}" if file else IN_MEMORY
 
 
+def model_name(model: Any) -> str:
+    """What a study of the user's ``model`` (a :class:`~tuner.model.UserModel`) is named after by default:
+    ``models.MyHyperModel`` for ``models.py:MyHyperModel`` or ``models:MyHyperModel``, the function's or
+    class's own name for an object with no importable reference; so that two models on one dataset get
+    two studies (``models.build-digits``, ``models.MyHyperModel-digits``)."""
+    ref = model.source
+    module_part, sep, name = ref.rpartition(":")
+    if ref == IN_MEMORY or not sep:
+        obj = model.obj
+        target = obj if inspect.isfunction(obj) or inspect.isclass(obj) else type(obj)
+        return getattr(target, "__qualname__", "model").split(".")[-1]
+    stem = Path(module_part).stem if module_part.endswith(".py") else module_part
+    return f"{stem}.{name}"
+
+
 def user_model(hypermodel: Any, builder: Any, settings: Any) -> Any:
     """The :class:`~tuner.model.UserModel` of a study, or None for tuner's own builder; records its reference.
 
@@ -119,7 +134,7 @@ def study_space(space: Any, model: Any, fixed: Any) -> Any:
     from tuner.space import SearchSpace, load_space
 
     if space is None:
-        space = SearchSpace({}, name="model") if model is not None else "default"
+        space = SearchSpace({}, name=model_name(model)) if model is not None else "default"
     space = space if isinstance(space, SearchSpace) else load_space(space)
     if model is not None:
         declared = model.declared()

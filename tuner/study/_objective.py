@@ -12,7 +12,8 @@ from typing import Any
 
 from tuner._logging import get_logger
 from tuner.errors import ConfigError, TrialFailed
-from tuner.study._callbacks import _PruningCallback, check_stop, deferring_interrupts, stop_callback
+from tuner.study._callbacks import _PruningCallback
+from tuner.study._interrupts import check_stop, deferring_interrupts, stop_callback
 from tuner.study._record import INTERRUPTED, TrialRecord
 from tuner.study._storage import first_prunable_step
 

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["TrialRecord", "StudyRecord", "read_trial", "INTERRUPTED", "DEAD_WORKER", "LESSONS"]
+__all__ = ["TrialRecord", "StudyRecord", "Recipe", "read_trial", "INTERRUPTED", "DEAD_WORKER", "LESSONS"]
 
 INTERRUPTED = "interrupted"  # the fail reason of a trial stopped by Ctrl-C; it gives its budget place back
 DEAD_WORKER = "worker died (no heartbeat)"  # what a failed trial without a stored reason is reported as
@@ -113,6 +113,50 @@ def read_trial(trial: Any) -> TrialRecord:
     return TrialRecord.from_attrs(trial.user_attrs)
 
 
+@dataclasses.dataclass
+class Recipe:
+    """What a study was made from, stored on it (under ``tuner``): enough for a worker to rebuild it, and for
+    ``report``, ``ui``, ``sync``, ``explain`` and ``refine`` to find its space and its MLflow store.
+
+    Attributes:
+        space: the search space's ``parameters``; None for a study not made by ``tuner study``.
+        model_space: the user's model's ``model_parameters``, if any.
+        space_name: the space's name.
+        dataset: the dataset's name.
+        dataset_spec: the dataset and its options as given (a name or a file), which workers load; None for
+            data in memory.
+        objective: the objective metrics, in order.
+        n_trials: the study's total of finished trials.
+        settings: the :class:`~tuner.study.StudySettings` fields a worker needs (sampler, seed, tracking URI, ...).
+        extra: keys written by another version of tuner, kept as they are.
+    """
+
+    space: dict[str, Any] | None = None
+    model_space: dict[str, Any] | None = None
+    space_name: str = "space"
+    dataset: str | None = None
+    dataset_spec: dict[str, Any] | None = None
+    objective: list[str] = dataclasses.field(default_factory=list)
+    n_trials: int | None = None
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def tracking_uri(self) -> str | None:
+        """The MLflow store the study recorded (``none`` when it ran with tracking off)."""
+        return self.settings.get("tracking_uri")
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> Recipe:
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        values = {k: v for k, v in attrs.items() if k in names and v is not None}
+        return cls(**values, extra={k: v for k, v in attrs.items() if k not in names})
+
+    def to_attrs(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        return {**self.extra, **out}
+
+
 class StudyRecord:
     """What tuner stores on an Optuna study: its recipe, the best model, the test score and the selection.
 
@@ -129,16 +173,20 @@ class StudyRecord:
 
     # the recipe: everything a worker needs to rebuild the study (space, dataset, settings, n_trials)
     @property
-    def recipe(self) -> dict[str, Any]:
-        return dict(self._get("tuner", {}))
+    def has_recipe(self) -> bool:
+        return bool(self._get("tuner"))
+
+    @property
+    def recipe(self) -> Recipe:
+        return Recipe.from_attrs(self._get("tuner", {}))
 
     @recipe.setter
-    def recipe(self, value: Mapping[str, Any]) -> None:
-        self.study.set_user_attr("tuner", dict(value))
+    def recipe(self, value: Recipe) -> None:
+        self.study.set_user_attr("tuner", value.to_attrs())
 
     @property
     def objective(self) -> list[str]:
-        return list(self.recipe.get("objective") or ["objective"])
+        return list(self.recipe.objective or ["objective"])
 
     @property
     def dataset_description(self) -> dict[str, Any]:

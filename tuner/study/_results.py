@@ -6,7 +6,9 @@ import dataclasses
 from typing import Any
 
 from tuner._store import default_storage, sqlite_path
-from tuner.errors import ConfigError, Problem
+from tuner.errors import ConfigError, NoCompleteTrial, Problem
+from tuner.metrics import ranked
+from tuner.study._process import restoring_process_state
 from tuner.study._record import DEAD_WORKER, StudyRecord, read_trial
 
 __all__ = ["StudyResults", "TrialReport", "load_study_results"]
@@ -50,10 +52,12 @@ class StudyResults:
 
     Args:
         study: the ``optuna.Study``.
+        storage: the URL of its storage, where it is known. Defaults to `None`.
     """
 
-    def __init__(self, study: Any) -> None:
+    def __init__(self, study: Any, *, storage: str | None = None) -> None:
         self.study = study
+        self.storage = storage
         self.record = StudyRecord(study)
         self.objective: list[str] = self.record.objective
 
@@ -73,7 +77,7 @@ class StudyResults:
         """The best trial; for multi-objective studies, the one selected on the Pareto front.
 
         Raises:
-            ConfigError: when the study has no complete trial.
+            NoCompleteTrial: when the study has no complete trial (a ``ConfigError``).
         """
         study = self.study
         complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
@@ -81,15 +85,13 @@ class StudyResults:
             counts = {}
             for t in study.get_trials(deepcopy=False):
                 counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
-            raise ConfigError([Problem(f"study {study.study_name!r}", "", "has no complete trial yet",
+            raise NoCompleteTrial([Problem(f"study {study.study_name!r}", "", "has no complete trial yet",
                                        value=counts or "no trials")])
         if self.multi_objective:
             selected = self.record.selected_trial
             if selected is not None:
                 return TrialReport.from_frozen(study.trials[selected])
-            maximize = study.directions[0].name == "MAXIMIZE"
-            front = sorted(study.best_trials, key=lambda t: -t.values[0] if maximize else t.values[0])
-            return TrialReport.from_frozen(front[0])
+            return TrialReport.from_frozen(ranked(study.best_trials, study.directions[0])[0])
         return TrialReport.from_frozen(study.best_trial)
 
     def best_test(self) -> dict[str, float] | None:
@@ -126,6 +128,7 @@ class StudyResults:
         return pd.DataFrame(rows)
 
 
+@restoring_process_state()  # Optuna's logger is quiet while the study loads, then as it was
 def load_study_results(study_name: str, *, storage: str | None = None) -> StudyResults:
     """Load a study by name from its storage (default ``sqlite:///mlruns/optuna.db``).
 
@@ -143,4 +146,4 @@ def load_study_results(study_name: str, *, storage: str | None = None) -> StudyR
     if study_name not in names:
         raise ConfigError([Problem(url, f"study {study_name!r}", f"does not exist; studies here: {names}",
                                    value=study_name)])
-    return StudyResults(optuna.load_study(study_name=study_name, storage=url))
+    return StudyResults(optuna.load_study(study_name=study_name, storage=url), storage=url)

@@ -22,11 +22,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tuner.errors import ConfigError, Problem, TrialFailed
+from tuner.metrics import ranked
 from tuner.space import KNOBS, layer_keys
 from tuner.study._record import read_trial
 
-__all__ = ["BUILTIN_OFF", "Variant", "ablation_variants", "declared_off", "open_for_retraining", "resolved_params",
-           "retrain", "retrain_seeds", "top_trials"]
+__all__ = ["BUILTIN_OFF", "Variant", "ablation_variants", "declared_off", "open_for_retraining", "regularization_knobs",
+           "resolved_params", "retrain", "retrain_seeds", "top_trials"]
 
 _DROPOUTS = ("dropout", "input_dropout", "spatial_dropout", "recurrent_dropout", "head_dropout")
 _PENALTIES = ("kernel", "bias", "activity")
@@ -41,6 +42,22 @@ BUILTIN_OFF: dict[str, dict[str, Any]] = {
     "early_stopping": {"patience": 0},
 }
 """Each built-in regularizer, with the knob values that switch it off (per-layer ``dropout_<i>`` included)."""
+
+
+def regularization_knobs(names: Sequence[str]) -> list[str]:
+    """The parameter names among ``names`` that regularize (``dropout_2`` counts): a knob of the catalogue's
+    regularization group, or one that an ablation switches off (:data:`BUILTIN_OFF`: ``weight_decay``,
+    ``patience``). The one definition for the ablation, the gap-vs-regularization plot and the gap statistics."""
+    from tuner.space import KNOBS, knob_of
+
+    switched = {knob for changes in BUILTIN_OFF.values() for knob in changes}
+    out = []
+    for name in names:
+        base = name if name in KNOBS else knob_of(name)
+        knob = KNOBS.get(base) if base is not None else None
+        if knob is not None and (knob.group == "regularization" or base in switched):
+            out.append(name)
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,8 +204,7 @@ def resolved_params(optuna_study: Any, number: int) -> dict[str, Any]:
 def top_trials(optuna_study: Any, k: int) -> list[int]:
     """The numbers of the ``k`` best complete trials by the first objective, best first."""
     complete = [t for t in optuna_study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-    sign = -1.0 if optuna_study.directions[0].name == "MAXIMIZE" else 1.0
-    return [t.number for t in sorted(complete, key=lambda t: (sign * t.values[0], t.number))[:k]]
+    return [t.number for t in ranked(complete, optuna_study.directions[0])[:k]]
 
 
 def retrain_seeds(study: Any, n: int) -> list[int]:

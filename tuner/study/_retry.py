@@ -114,5 +114,5 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
 
 
 for _name in _RETRIED:
-    if hasattr(optuna.storages.RDBStorage, _name):  # private ones may move between Optuna versions
+    if hasattr(optuna.storages.RDBStorage, _name):  # private ones may move: tests/test_borrowed_names.py says when
         setattr(RetryingRDBStorage, _name, _retrying(_name, getattr(optuna.storages.RDBStorage, _name)))

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from tuner._backend import BACKENDS, choose_backend
+from tuner._logging import get_logger
 from tuner.errors import ConfigError, Problem
 from tuner.metrics import direction, headline_metric
 
@@ -16,6 +17,7 @@ PRUNERS = ("median", "hyperband", "successive_halving", "percentile", "none")
 DEFAULT_N_TRIALS = 12
 
 objective_direction = direction  # the public name the study API has always had
+_logger = get_logger(__name__)
 
 
 @dataclasses.dataclass
@@ -39,7 +41,8 @@ class StudySettings:
         storage: any Optuna storage URL. Defaults to ``sqlite:///mlruns/optuna.db``.
         tracking_uri: any MLflow tracking URI; ``None`` uses ``MLFLOW_TRACKING_URI`` or
             ``sqlite:///mlruns/mlflow.db``. ``"none"`` turns tracking off.
-        seed: seeds the sampler and each trial (``seed + trial number``). Defaults to `0`.
+        seed: seeds each trial's training (``seed + trial number``) and the sampler that proposes it (from the seed and
+            the trial's place in the study, so a resumed study never replays its proposals). Defaults to `0`.
         gap_subset: rows of the training split evaluated for the honest gap. Defaults to `10_000`.
         log_best_model: log the best model to MLflow at the end. Defaults to `True`.
         pruner_startup_trials: trials completed before the median/percentile pruner may prune.
@@ -128,8 +131,12 @@ class StudySettings:
             self.objective = ("val_loss",) if task == "regression" else ("val_accuracy",)
         self.validate(task, metrics)
         self.directions = tuple(self.directions)
+        if len(self.objective) > 1 and self.pruner != "none":  # the settings say what runs (the CLI's header too)
+            _logger.warning("pruning is disabled: Optuna cannot prune multi-objective studies (%s)",
+                            ",".join(self.objective))
+            self.pruner = "none"
         try:
-            self.backend = choose_backend(self.backend)
+            self.backend = choose_backend(self.backend)  # ConfigError: a backend not installed, or not the one running
         except ValueError as err:
             raise ConfigError([Problem("--backend", "backend", str(err), value=self.backend)]) from None
         if self.study_name is None:
@@ -148,14 +155,25 @@ def possible_values(space: Any, name: str) -> list[Any]:
     return p.possible_values() or [KNOBS[name].default]
 
 
+def _value_on(space: Any, name: str, chosen: dict[str, Any]) -> Any:
+    """A value of knob ``name`` that turns it on (not 0 nor ``none``) and that the space can give while the knobs
+    in ``chosen`` hold their values; None when it is always off there."""
+    p = space.params.get(name)
+    if p is None or any(key in chosen and chosen[key] not in allowed for key, allowed in (p.condition or {}).items()):
+        return None
+    if p.type in ("int", "float"):
+        return p.high if p.high is not None and p.high > 0 else None
+    return next((v for v in p.possible_values() or [] if v not in (0, 0.0, "none", None)), None)
+
+
 def check_inputs(space: Any, dataset: Any, settings: StudySettings) -> None:
-    """Every loss, output activation, family and view the space can pick must fit the data (and a grid
-    sampler needs a listable space), before any trial runs.
+    """Every loss, output activation, family, view and augmentation the space can pick must fit the data
+    (and a grid sampler needs a listable space), before any trial runs, so that nothing is written.
 
     Raises:
         ConfigError: for the first combination that does not fit.
     """
-    from tuner.model import as_view, check_task_fit, resolve_view
+    from tuner.model import IMAGE_AUGMENTATIONS, SEQUENCE_AUGMENTATIONS, as_view, check_model_fit, check_task_fit, resolve_view
 
     for loss in possible_values(space, "loss"):
         for act in possible_values(space, "output_activation"):
@@ -163,7 +181,9 @@ def check_inputs(space: Any, dataset: Any, settings: StudySettings) -> None:
     for family in possible_values(space, "family"):
         for view in possible_values(space, "view"):
             resolved = resolve_view(dataset, view, family)
-            if resolved is not None:
-                as_view(dataset, resolved)
+            shape = dataset.input_shape if resolved is None else as_view(dataset, resolved).input_shape
+            chosen = {"family": family, "view": view}
+            on = {name: _value_on(space, name, chosen) for name in (*IMAGE_AUGMENTATIONS, *SEQUENCE_AUGMENTATIONS)}
+            check_model_fit({**chosen, **{k: v for k, v in on.items() if v is not None}}, shape, source=space.source)
     if settings.sampler == "grid":
         space.grid()

@@ -19,11 +19,11 @@ from tuner._store import absolute_sqlite, journal_path, mask_secrets, sqlite_pat
 from tuner.errors import ConfigError, Problem
 from tuner.space import KNOBS
 from tuner.study._callbacks import _StaleTrialHandler
-from tuner.study._record import StudyRecord
+from tuner.study._record import Recipe, StudyRecord
 from tuner.study._settings import DEFAULT_N_TRIALS, StudySettings
 from tuner.tracking import probe_tracking
 
-__all__ = ["OptunaStudy", "open_optuna_study", "first_prunable_step", "join_recipe"]
+__all__ = ["OptunaStudy", "open_optuna_study", "first_prunable_step", "join_recipe", "sampler_seed", "seed_next_trial"]
 
 _logger = get_logger(__name__)
 
@@ -130,10 +130,23 @@ def _storage(s: StudySettings, tracker: Callable[[], Any]) -> tuple[Any, bool]:
     return url, False
 
 
-def _sampler(s: StudySettings, space: Any) -> Any:
+def sampler_seed(seed: int, started: int) -> int:
+    """The seed of the sampler that proposes a study's trial number ``started`` (counting started trials).
+
+    Each trial gets its own stream, derived from the study's seed and its place in the study: a study
+    resumed in another process (or joined by a worker) goes on where it stopped instead of replaying its
+    first proposals, and a study run in two sittings proposes what one sitting would have.
+    """
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, started]).generate_state(1)[0])
+
+
+def _sampler(s: StudySettings, space: Any, *, started: int = 0) -> Any:
+    """The sampler that proposes the trial ``started`` of the study (:func:`sampler_seed`)."""
     import optuna
 
-    seed = s.seed
+    seed = sampler_seed(s.seed, started)
     if s.sampler == "tpe":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -150,10 +163,26 @@ def _sampler(s: StudySettings, space: Any) -> Any:
                                        value="gp")]) from None
         return optuna.samplers.GPSampler(seed=seed)
     if s.sampler == "qmc":
-        return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
-    if s.sampler == "grid":
-        return optuna.samplers.GridSampler(space.grid(), seed=seed)
+        # the scrambled sequence keeps the study's seed (its position is counted in the storage); the
+        # parameters it leaves to the independent sampler get the trial's stream
+        return optuna.samplers.QMCSampler(seed=s.seed, independent_sampler=optuna.samplers.RandomSampler(seed=seed),
+                                          warn_independent_sampling=False)
+    if s.sampler == "grid":  # the grid's shuffled order is the study's (trial n takes its n-th point)
+        return optuna.samplers.GridSampler(space.grid(), seed=s.seed)
     return optuna.samplers.NSGAIISampler(seed=seed)
+
+
+def seed_next_trial(opened: OptunaStudy, settings: StudySettings, space: Any) -> None:
+    """Give the study the sampler seeded for the trial about to start (:func:`sampler_seed`).
+
+    Called under the budget lock, where the number of started (not waiting) trials is this trial's place:
+    each ``optimize`` call starts exactly one, so no two trials of a study share a stream, in any process.
+    """
+    import optuna
+
+    started = len(opened.study.get_trials(deepcopy=False, states=tuple(
+        st for st in optuna.trial.TrialState if st != optuna.trial.TrialState.WAITING)))
+    opened.study.sampler = _sampler(settings, space, started=started)
 
 
 def _max_epochs(space: Any) -> int:
@@ -168,10 +197,7 @@ def _pruner(s: StudySettings, space: Any) -> tuple[Any, tuple[int, int] | None]:
     """The pruner, and ``(n_startup_trials, n_warmup_steps)`` for a median or percentile pruner."""
     import optuna
 
-    name = s.pruner
-    if len(s.objective) > 1 and name != "none":
-        _logger.warning("pruning is disabled: Optuna cannot prune multi-objective studies (%s)", ",".join(s.objective))
-        return optuna.pruners.NopPruner(), None
+    name = s.pruner  # "none" for a multi-objective study (StudySettings.complete)
     epochs = _max_epochs(space)
     startup, warmup = s.pruner_startup_trials, max(2, epochs // 4)
     start = (startup, warmup) if name in ("median", "percentile") else None
@@ -253,22 +279,22 @@ def _check_same_study(optuna_study: Any, study: Any) -> None:
 
     record = StudyRecord(optuna_study)
     s = study.settings
-    mine = {"space": study.space.to_dict()["parameters"], "dataset": study.dataset.name, "objective": list(s.objective),
-            "model_space": study.space.to_dict().get("model_parameters")}
-    theirs = record.recipe
-    if not theirs:
+    mine = Recipe(space=study.space.to_dict()["parameters"], dataset=study.dataset.name, objective=list(s.objective),
+                  model_space=study.space.to_dict().get("model_parameters"))
+    if not record.has_recipe:
         if len(optuna_study.trials) == 0:
-            record.recipe = {**mine, "space_name": study.space.name, "dataset_spec": study.dataset_spec,
-                             "n_trials": s.n_trials, "settings": {**{k: getattr(s, k) for k in _RECIPE_SETTINGS},
-                                                                  "tracking_uri": absolute_sqlite(s.tracking_uri)}}
+            record.recipe = dataclasses.replace(
+                mine, space_name=study.space.name, dataset_spec=study.dataset_spec, n_trials=s.n_trials,
+                settings={**{k: getattr(s, k) for k in _RECIPE_SETTINGS}, "tracking_uri": absolute_sqlite(s.tracking_uri)})
             record.dataset_description = study.dataset.describe()
         return
+    theirs = record.recipe
     for key in ("dataset", "objective", "space", "model_space"):
-        if theirs.get(key) != mine[key]:
+        if getattr(theirs, key) != getattr(mine, key):
             raise ConfigError([Problem(s.storage, f"study {s.study_name!r}",
                                        f"exists with another {key}; give a new --study name to start a "
                                        "new study, or run with the same settings to resume it",
-                                       value=theirs.get(key) if "space" not in key else "a different space")])
+                                       value=getattr(theirs, key) if "space" not in key else "a different space")])
     if list(optuna_study.directions) != [optuna.study.StudyDirection[d.upper()] for d in study.directions]:
         raise ConfigError([Problem(s.storage, f"study {s.study_name!r}",
                                    "exists with other directions", value=[d.name for d in optuna_study.directions])])
@@ -278,9 +304,8 @@ def record_target(optuna_study: Any, target: int) -> None:
     """Store the study's total of finished trials in its recipe (workers joining later read it)."""
     record = StudyRecord(optuna_study)
     recipe = record.recipe
-    if recipe.get("n_trials") != target:
-        recipe["n_trials"] = target
-        record.recipe = recipe
+    if recipe.n_trials != target:
+        record.recipe = dataclasses.replace(recipe, n_trials=target)
 
 
 def join_recipe(study_name: str, url: str, overrides: dict[str, Any]) -> tuple[Any, str, dict[str, Any], StudySettings]:
@@ -293,14 +318,14 @@ def join_recipe(study_name: str, url: str, overrides: dict[str, Any]) -> tuple[A
     from tuner.study._results import load_study_results
 
     recipe = StudyRecord(load_study_results(study_name, storage=url).study).recipe
-    spec = dict(recipe.get("dataset_spec") or {})
-    if "space" not in recipe or not spec:
+    spec = dict(recipe.dataset_spec or {})
+    if recipe.space is None or not spec:
         raise ConfigError([Problem(url, f"study {study_name!r}", "was not created by `tuner study` from a "
                                    "dataset name or file, so a worker cannot rebuild it", value=study_name)])
-    space = SearchSpace.from_dict({"name": recipe.get("space_name", "space"), "parameters": recipe["space"],
-                                   "model_parameters": recipe.get("model_space")}, source=f"study {study_name!r}")
-    settings = StudySettings(study_name=study_name, storage=url, objective=tuple(recipe["objective"]),
-                             n_trials=int(recipe.get("n_trials", DEFAULT_N_TRIALS)), **recipe.get("settings", {}))
+    space = SearchSpace.from_dict({"name": recipe.space_name, "parameters": recipe.space,
+                                   "model_parameters": recipe.model_space}, source=f"study {study_name!r}")
+    settings = StudySettings(study_name=study_name, storage=url, objective=tuple(recipe.objective),
+                             n_trials=int(recipe.n_trials or DEFAULT_N_TRIALS), **recipe.settings)
     settings = dataclasses.replace(settings, **overrides)
     dataset = spec.pop("dataset")
     return space, dataset, spec, settings

@@ -24,10 +24,11 @@ from tuner._logging import current_verbosity, library_logs
 from tuner._store import default_storage
 from tuner.study._best import BestModel, close_tracking, load_best_model
 from tuner.study._budget import budget_counts
-from tuner.study._callbacks import (check_stop, clear_stop, deferring_interrupts, interrupts_deferrable, request_stop,
+from tuner.study._interrupts import (check_stop, clear_stop, deferring_interrupts, interrupts_deferrable, request_stop,
                                     stop_requested)
 from tuner.study._loop import optimize, rss_mb
 from tuner.study._model_ref import study_space, user_model
+from tuner.study._process import restoring_process_state
 from tuner.study._record import StudyRecord
 from tuner.study._results import StudyResults, TrialReport
 from tuner.study._settings import PRUNERS, SAMPLERS, StudySettings, check_inputs, objective_direction
@@ -55,6 +56,7 @@ class Study:
         fixed: parameters to fix (as ``--set``), validated like the space file.
     """
 
+    @restoring_process_state()  # KERAS_BACKEND is set while Keras is imported, then put back
     def __init__(self, space: Any = None, dataset: Any = "digits", settings: StudySettings | None = None, *,
                  builder: Callable[..., Any] | None = None, fixed: Mapping[str, Any] | None = None,
                  dataset_options: Mapping[str, Any] | None = None, hypermodel: Any = None, **overrides: Any) -> None:
@@ -106,11 +108,8 @@ class Study:
             ConfigError: when the study does not exist, or was created from an in-memory dataset.
         """
         space, dataset, options, settings = join_recipe(study_name, storage or default_storage(), overrides)
-        joined = cls(space, dataset, settings, builder=builder, dataset_options=options)
-        # A process joining a study draws its own random numbers (as Optuna does for each of its n_jobs
-        # threads): with the study's seed every worker would replay the same start-up configurations.
-        joined.optuna_study.sampler.reseed_rng()
-        return joined
+        # no reseeding here: each trial's sampler is seeded from its place in the study (seed_next_trial)
+        return cls(space, dataset, settings, builder=builder, dataset_options=options)
 
     @property
     def multi_objective(self) -> bool:
@@ -136,6 +135,7 @@ class Study:
         """Store the study's total of finished trials, which worker processes that join it read."""
         record_target(self.optuna_study, n_trials)
 
+    @restoring_process_state()  # Optuna's logger, MLflow's retry limits, the SIGINT handler: put back after
     def run(self, *, n_trials: int | None = None, timeout: float | None = None, progress: bool = False,
             on_trial: Callable[[TrialReport], None] | None = None, max_trials: int | None = None,
             max_rss_mb: float | None = None) -> Study:
@@ -186,9 +186,13 @@ class Study:
             The open :class:`~tuner.tracking.Tracker` (a null tracker for ``tracking_uri="none"``).
         """
         outermost = self._tracking_depth == 0
-        # while a script's or notebook's study runs, Ctrl-C goes the CLI's way (held back while a run opens or closes)
-        with interrupts_deferrable() if outermost else contextlib.nullcontext():
+        with contextlib.ExitStack() as process:
             if outermost:
+                process.enter_context(restoring_process_state())
+                os.environ["KERAS_BACKEND"] = self.settings.backend  # for the workers started inside
+                # while a script's or notebook's study runs, Ctrl-C goes the CLI's way (held back while a run opens
+                # or closes)
+                process.enter_context(interrupts_deferrable())
                 clear_stop()  # a stop asked for an earlier run (a notebook's request_stop()) does not stop this one
                 self._open_tracking()
             self._tracking_depth += 1
@@ -236,7 +240,7 @@ class Study:
     # -- results -------------------------------------------------------------------------------
     @property
     def results(self) -> StudyResults:
-        return StudyResults(self.optuna_study)
+        return StudyResults(self.optuna_study, storage=self.settings.storage)
 
     def best_trial(self) -> TrialReport:
         """The best trial (single objective) or the one selected on the Pareto front (multi-objective).

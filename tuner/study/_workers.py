@@ -29,6 +29,7 @@ from tuner._logging import get_logger, progress_bar
 from tuner._store import STORAGE_ENV
 from tuner.errors import ConfigError
 from tuner.study._budget import budget_counts
+from tuner.study._process import restoring_process_state
 
 __all__ = ["TRACKING_ENV", "run_workers", "worker_env", "visible_gpus", "share_this_process", "EarlyWorkers", "read_join_file",
            "EXIT_RECYCLE"]
@@ -373,6 +374,7 @@ def _supervise(study: Any, n_workers: int, gpus: list[str], *, recycle_after: in
             bar.close()
 
 
+@restoring_process_state()  # the thread shares given to this process (share_this_process) are put back after
 def run_workers(study: Any, n_workers: int, *, recycle_after: int | None = 50, max_rss_mb: float | None = None,
                 progress: bool = False, on_trial: Callable[[Any], None] | None = None, verbosity: int = 0,
                 poll_seconds: float = 0.5, in_process: bool = True, early: EarlyWorkers | None = None) -> Any:

@@ -10,14 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from tuner.tracking._base import TRACKING_OFF, NullTracker, Tracker, make_tracker
+from tuner.tracking._curves import VERDICT_COLORS, plot_learning_curves, verdict_color
 from tuner.tracking._mlflow import MlflowTracker, load_logged_model, register_model
 from tuner.tracking._probe import probe_tracking
 from tuner.tracking._reading import find_experiment, log_file, metric_history, open_reader, study_run_ids
 from tuner.tracking._sync import sync_trials
 
-__all__ = ["EpochLogger", "MlflowTracker", "NullTracker", "TRACKING_OFF", "Tracker", "find_experiment",
-           "load_logged_model", "log_file", "make_tracker", "metric_history", "open_reader", "probe_tracking", "register_model",
-           "study_run_ids", "sync_trials"]
+__all__ = ["EpochLogger", "MlflowTracker", "NullTracker", "TRACKING_OFF", "Tracker", "VERDICT_COLORS", "find_experiment",
+           "load_logged_model", "log_file", "make_tracker", "metric_history", "open_reader", "plot_learning_curves",
+           "probe_tracking", "register_model", "study_run_ids", "sync_trials", "verdict_color"]
 
 
 def __getattr__(name: str) -> Any:

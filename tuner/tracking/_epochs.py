@@ -7,7 +7,7 @@ from typing import Any
 
 import keras
 
-__all__ = ["EpochLogger", "learning_curves_figure"]
+__all__ = ["EpochLogger"]
 
 
 class EpochLogger(keras.callbacks.Callback):
@@ -50,31 +50,3 @@ class EpochLogger(keras.callbacks.Callback):
         """The rows not sent yet, for the caller to send (the tracker's last batch of the trial)."""
         rows, self.rows, self._last = self.rows, [], time.monotonic()
         return rows
-
-
-def learning_curves_figure(history: dict[str, list[float]]) -> Any:
-    """A small matplotlib figure of a trial's honest curves: train/val loss, train/val metric, and the gaps.
-
-    Returns None when the history has no honest ``train_loss``/``val_loss`` (nothing to draw).
-    """
-    if not history.get("train_loss") or not history.get("val_loss"):
-        return None
-    from matplotlib.figure import Figure  # drawn and saved without pyplot: no backend to choose
-
-    metric = next((k[len("val_"):] for k in history if k.startswith("val_") and k != "val_loss"), None)
-    fig = Figure(figsize=(9, 3), dpi=80)
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.16, top=0.9, wspace=0.25)  # not
-    # tight_layout, which draws the figure once more to measure it (60 ms of a trial's 0.1-0.2 s plot)
-    panels = [("loss", ["train_loss", "val_loss"]), (metric, [f"train_{metric}", f"val_{metric}"]),
-              ("gap", ["gap_loss", f"gap_{metric}"])]
-    for i, (name, keys) in enumerate(panels):
-        ax = fig.add_subplot(1, 3, i + 1)
-        for key in keys:
-            values = history.get(key)
-            if values:
-                ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=key)
-        ax.set_title(str(name))
-        ax.set_xlabel("epoch")
-        ax.legend(fontsize=7)
-    return fig
-

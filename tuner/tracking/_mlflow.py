@@ -171,23 +171,26 @@ class MlflowTracker:
 
     def _log_learning_curves(self, run_id: str, history: dict[str, list[float]]) -> None:
         """The trial's honest curves as ``learning_curves.png`` on its run (the per-epoch metrics are its charts)."""
-        from tuner.tracking._epochs import learning_curves_figure
+        from tuner.tracking._curves import plot_learning_curves
 
+        if not history.get("train_loss") or not history.get("val_loss"):
+            return  # no honest curves to draw
         try:
-            fig = learning_curves_figure(history)
-            if fig is not None:
-                self.client.log_figure(run_id, fig, "learning_curves.png")
+            fig = plot_learning_curves(history, gaps=True, compact=True)
+            self.client.log_figure(run_id, fig, "learning_curves.png")
         except Exception as err:  # a plot must never fail a trial's record
             _logger.warning("could not plot the learning curves of run %s: %s", run_id, err)
 
     def log_dataset(self, run_id: str) -> None:
         """Log the study's training data as the run's dataset input (name, digest, source, schema)."""
-        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.entities import Dataset, DatasetInput, InputTag
 
         if self.dataset is None:
             return
-        if self._dataset_input is None:
-            self._dataset_input = _mlflow_dataset(self.dataset)._to_mlflow_entity()
+        if self._dataset_input is None:  # the entity from the dataset's public to_dict()
+            d = _mlflow_dataset(self.dataset).to_dict()
+            self._dataset_input = Dataset(name=d["name"], digest=d["digest"], source_type=d["source_type"],
+                                          source=d["source"], schema=d.get("schema"), profile=d.get("profile"))
         context = InputTag(key="mlflow.data.context", value="training")
         self.client.log_inputs(run_id, datasets=[DatasetInput(self._dataset_input, tags=[context])])
 
