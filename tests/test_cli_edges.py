@@ -28,10 +28,10 @@ def test_studies_of_two_models_on_one_dataset_get_two_default_names(tmp_path):
 
     models = Path(__file__).parent / "data" / "byo_models.py"
     storage = {"storage": f"sqlite:///{tmp_path}/optuna.db", "tracking_uri": "none"}
-    by_function = Study(hypermodel=f"{models}:build_hp", dataset="iris", **storage)
-    by_class = Study(hypermodel=f"{models}:ScopedHyperModel", dataset="iris", **storage)
-    assert by_function.settings.study_name == "byo_models.build_hp-iris"
-    assert by_class.settings.study_name == "byo_models.ScopedHyperModel-iris"
+    by_function = Study(hypermodel=f"{models}:build_hp", dataset="digits", **storage)  # models of 64 inputs
+    by_class = Study(hypermodel=f"{models}:ScopedHyperModel", dataset="digits", **storage)
+    assert by_function.settings.study_name == "byo_models.build_hp-digits"
+    assert by_class.settings.study_name == "byo_models.ScopedHyperModel-digits"
     assert list(tmp_path.iterdir()) == []  # naming a study writes nothing
 
 
@@ -91,12 +91,13 @@ def test_the_non_numeric_column_message_names_the_command_line_option(tmp_path):
 
 
 def test_readme_model_files_that_start_a_study_guard_it():
-    """`--model FILE.py:NAME` imports the file again (workers, explain): a README block that defines a model and
-    starts a study keeps the start under `if __name__ == "__main__":`."""
+    """`--model FILE.py:NAME` imports the file again (workers, explain): a block of the README or the docs that
+    defines a model and starts a study keeps the start under `if __name__ == "__main__":`."""
     import re
 
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S)
+    root = Path(__file__).parents[1]
+    text = "\n".join(p.read_text() for p in [root / "README.md", *sorted((root / "docs").glob("*.md"))])
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.S)
               if re.search(r"^def build\(", b, re.M) and ".run()" in b]
     assert blocks
     for block in blocks:
