@@ -21,6 +21,7 @@ from tuner.study._callbacks import check_stop
 from tuner.study._objective import Objective
 from tuner.study._record import INTERRUPTED, read_trial
 from tuner.study._results import TrialReport
+from tuner.study._types import RunningStudy
 
 __all__ = ["optimize", "rss_mb"]
 
@@ -42,7 +43,7 @@ def rss_mb() -> float:
     return peak / (1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0)
 
 
-def optimize(study: Any, *, target: int, timeout: float | None, progress: bool,
+def optimize(study: RunningStudy, *, target: int, timeout: float | None, progress: bool,
              on_trial: Callable[[TrialReport], None] | None, max_trials: int | None,
              max_rss_mb: float | None) -> None:
     """Run trials of ``study`` (a :class:`~tuner.study.Study`) inside its tracking; sets ``study.stopped_for``.
@@ -78,7 +79,7 @@ def optimize(study: Any, *, target: int, timeout: float | None, progress: bool,
         gc.unfreeze()  # last (closing the tracking clears the Keras session): later work collects this run's garbage
 
 
-def _trials(study: Any, *, target: int, missing: int, timeout: float | None, progress: bool,
+def _trials(study: RunningStudy, *, target: int, missing: int, timeout: float | None, progress: bool,
             on_trial: Callable[[TrialReport], None] | None, max_trials: int | None,
             max_rss_mb: float | None) -> str | None:
     """The loop itself; returns why it stopped early (``halted``, ``timeout``, ``recycle``) or None."""
@@ -115,7 +116,7 @@ def _trials(study: Any, *, target: int, missing: int, timeout: float | None, pro
             if max_rss_mb is not None and ran and rss_mb() > max_rss_mb:
                 return "recycle"
             with lock:
-                if study._opened.heartbeat:
+                if study.opened.heartbeat:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                         optuna.storages.fail_stale_trials(optuna_study)

@@ -15,6 +15,7 @@ from tuner.errors import ConfigError, TrialFailed
 from tuner.study._callbacks import _PruningCallback, check_stop, deferring_interrupts, stop_callback
 from tuner.study._record import INTERRUPTED, TrialRecord
 from tuner.study._storage import first_prunable_step
+from tuner.study._types import RunningStudy
 
 __all__ = ["Objective"]
 
@@ -48,7 +49,7 @@ class Objective:
         on_start: called once the trial exists (it then holds its place in the budget).
     """
 
-    def __init__(self, study: Any, *, on_start: Callable[[], None]) -> None:
+    def __init__(self, study: RunningStudy, *, on_start: Callable[[], None]) -> None:
         self.study = study
         self.on_start = on_start
 
@@ -82,7 +83,7 @@ class Objective:
                     TrialRecord.write(trial, mlflow_run_id=run_id)
             callbacks = [*tracker.trial_callbacks(run_id), stop_callback()]
             if not study.multi_objective:
-                callbacks.append(_PruningCallback(trial, s.objective[0], first_prunable_step(study._opened)).callback)
+                callbacks.append(_PruningCallback(trial, s.objective[0], first_prunable_step(study.opened)).callback)
             result = train_model(train_params, study.dataset, seed=s.seed + trial.number, callbacks=callbacks,
                                  builder=builder, gap_subset=s.gap_subset)
             record = TrialRecord.from_result(result)
@@ -91,8 +92,8 @@ class Objective:
                 raise TrialFailed(f"non-finite objective {dict(zip(s.objective, values))}")
             record.write_result(trial, metric=result.metric)
             state = "complete"
-            if study._best.is_best(study.optuna_study, study.directions, values):  # scored on the test split at the end
-                study._best.keep(trial.number, result.model)
+            if study.best_kept.is_best(study.optuna_study, study.directions, values):  # scored on the test split at the end
+                study.best_kept.keep(trial.number, result.model)
             return values[0] if len(values) == 1 else values
         except optuna.TrialPruned as err:
             state, reason = "pruned", str(err)
