@@ -131,7 +131,7 @@ def test_cli_runs_six_trials_two_at_a_time_with_nested_runs_and_epochs(cluster, 
     trials = _optuna(tmp_path).trials
     assert len(trials) == 6 and all(t.state.name == "COMPLETE" for t in trials)
     assert _overlapping(trials), [(t.number, t.datetime_complete, t.user_attrs.get("wall_time")) for t in trials]
-    assert {t.user_attrs["worker_pid"] for t in trials}.isdisjoint({proc.pid})  # trained in Ray's workers
+    assert len({t.user_attrs["worker_pid"] for t in trials}) == 2  # two Ray runners, none of them the CLI
     runs = _trial_runs(tmp_path)
     assert sorted(int(r.data.tags["optuna_trial_number"]) for r in runs) == list(range(6))
     parents = {r.data.tags.get("mlflow.parentRunId") for r in runs}

@@ -33,7 +33,7 @@ from tuner._store import absolute_sqlite, default_tracking_uri, mask_secrets
 from tuner.errors import ConfigError, Problem
 from tuner.study._budget import BudgetLock, budget_counts
 from tuner.study._callbacks import check_stop
-from tuner.study._record import INTERRUPTED, StudyRecord, read_trial
+from tuner.study._record import INTERRUPTED, TrialRecord, read_trial
 from tuner.study._results import TrialReport
 from tuner.study._types import RunningStudy
 
@@ -148,8 +148,12 @@ class RayCluster:
 @dataclasses.dataclass
 class _Running:
     slot: int
-    number: int
+    trial: Any  # the driver's optuna.Trial: what the driver writes on it goes through the trial record
     runner: Any
+
+    @property
+    def number(self) -> int:
+        return self.trial.number
 
 
 class _Pool:
@@ -291,7 +295,7 @@ class _Pool:
                     trial = self.optuna_study.ask()
             runner = self.runners[slot]
             ref = runner.run_trial.remote(trial._trial_id)  # Optuna's id of the trial (Trial has no public one)
-            self.running[ref] = _Running(slot, trial.number, runner)
+            self.running[ref] = _Running(slot, trial, runner)
 
     def _finish(self, ref: Any, job: _Running) -> None:
         import optuna
@@ -300,7 +304,7 @@ class _Pool:
             out = self.ray.get(ref)
         except (self.ray.exceptions.RayActorError, self.ray.exceptions.WorkerCrashedError) as err:
             self.runners.pop(job.slot, None)  # a fresh runner takes the slot at the next launch
-            self._dead(job.number, _death_reason(err))
+            self._dead(job, _death_reason(err))
             return
         state = out["state"]
         TrialState = optuna.trial.TrialState
@@ -318,11 +322,12 @@ class _Pool:
         if state == "config":
             raise ConfigError(out["reason"])
 
-    def _dead(self, number: int, reason: str) -> None:
+    def _dead(self, job: _Running, reason: str) -> None:
         """A trial whose runner died: FAIL with the reason, retried once with its parameters, run closed."""
         import optuna
 
-        StudyRecord(self.optuna_study).set_trial_fail_reason(number, reason)
+        number = job.number
+        TrialRecord.write(job.trial, fail_reason=reason)
         frozen = self.optuna_study.tell(number, state=optuna.trial.TrialState.FAIL)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -330,7 +335,7 @@ class _Pool:
         retried = number in {n for t in self.optuna_study.get_trials(deepcopy=False)
                              for n in t.system_attrs.get("retry_history", [])}
         _logger.warning("trial %d: %s%s", number, reason, "; it is retried with the same parameters" if retried else "")
-        run_id = read_trial(frozen).mlflow_run_id
+        run_id = self._run_of(frozen)
         if run_id:
             try:
                 self.study.tracker.fail_dead_trial(run_id, reason)
@@ -346,14 +351,18 @@ class _Pool:
             self.ray.kill(job.runner, no_restart=True)
             self.runners.pop(job.slot, None)
             try:
-                StudyRecord(self.optuna_study).set_trial_fail_reason(job.number, reason)
+                TrialRecord.write(job.trial, fail_reason=reason)
                 frozen = self.optuna_study.tell(job.number, state=optuna.trial.TrialState.FAIL)
-                run_id = read_trial(frozen).mlflow_run_id
+                run_id = self._run_of(frozen)
                 if run_id:
                     self.study.tracker.end_trial(run_id, state=run_state, tags={"fail_reason": reason})
             except Exception as err:
                 _logger.warning("could not close trial %d: %s", job.number, err)
         self.running.clear()
+
+    def _run_of(self, frozen: Any) -> str | None:
+        """A trial's MLflow run: from its record, else from the host that started it."""
+        return read_trial(frozen).mlflow_run_id or self.ray.get(self.host.run_of.remote(frozen.number), timeout=30)
 
     def _report(self, frozen: Any) -> None:
         if self.bar is not None and read_trial(frozen).fail_reason != INTERRUPTED:

@@ -52,6 +52,7 @@ class StudyHost:
             self.tracker.join_study(parent_run_id)
         self.storage = open_storage(settings, lambda: self.tracker)
         self.loggers: dict[str, list[Any]] = {}
+        self.runs: dict[int, str] = {}  # trial number -> its run, known here before the trial's record has it
 
     def storage_call(self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
         return getattr(self.storage, name)(*args, **kwargs)
@@ -60,9 +61,15 @@ class StudyHost:
         result = getattr(self.tracker, name)(*args, **kwargs)
         if name == "start_trial" and result is not None:  # its epoch logger lives here, where end_trial flushes it
             self.loggers[result] = self.tracker.trial_callbacks(result)
+            self.runs[args[0]] = result
         if name == "end_trial":
             self.loggers.pop(args[0] if args else kwargs.get("run_id"), None)
         return result
+
+    def run_of(self, number: int) -> str | None:
+        """The run this host started for trial ``number``: a runner killed between starting the run and
+        recording its id on the trial leaves the driver only this to close it by."""
+        return self.runs.get(number)
 
     def epoch(self, run_id: str, hook: str, epoch: int | None, logs: Mapping[str, float] | None) -> None:
         """A trial's Keras epoch event, replayed on the logger that :meth:`track` made for its run."""
