@@ -241,3 +241,30 @@ def test_a_local_instance_with_token_authentication(tmp_path):
     for path in tmp_path.rglob("*"):
         if path.is_file() and path.stat().st_size < 50_000_000:
             assert token.encode() not in path.read_bytes(), path
+
+
+def test_import_and_help_do_not_import_ray():
+    code = ("import runpy, sys\n"
+            "import tuner, tuner.study\n"
+            "sys.argv = ['tuner', 'study', '--help']\n"
+            "try:\n"
+            "    runpy.run_module('tuner', run_name='__main__')\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            "print('RAY_IMPORTED' if 'ray' in sys.modules else 'NO_RAY')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip().splitlines()[-1] == "NO_RAY", proc.stdout + proc.stderr
+    assert "--ray [ADDRESS]" in proc.stdout and "--gpus-per-trial" in proc.stdout
+
+
+def test_without_ray_the_option_names_the_extra_and_writes_nothing(tmp_path):
+    """Ray not installed (its import fails, as it does without the package): one line naming the extra, exit 2."""
+    code = ("import runpy, sys\n"
+            "sys.modules['ray'] = None  # what Python does for a package that is not installed: ImportError\n"
+            "sys.argv = ['tuner', 'study', '--ray', '--n-trials', '1']\n"
+            "runpy.run_module('tuner', run_name='__main__')\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and 'pip install "tuner[ray]"' in lines[0], proc.stderr
+    assert not (tmp_path / "mlruns" / "optuna.db").exists()
