@@ -215,6 +215,15 @@ def test_a_dead_address_is_one_line_exit_2_and_writes_nothing(tmp_path):
     print(f"dead address answered in {took:.1f} s")
 
 
+def test_a_ray_client_address_is_refused_in_one_line(tmp_path):
+    """The study's host actor must run beside its storage: a Ray Client driver (ray://) is not a node."""
+    proc = _run(_study_cmd(tmp_path, "ray://127.0.0.1:10001", "--n-trials", "1"), tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Ray Client addresses are not supported" in lines[0], proc.stderr
+    assert not (tmp_path / "mlruns" / "optuna.db").exists()
+
+
 @pytest.mark.slow
 def test_a_user_model_file_runs_on_ray_workers(cluster, tmp_path):
     (tmp_path / "mymodel.py").write_text(MODEL_FILE)

@@ -76,8 +76,8 @@ class StudyCommand(Command):
                                  "processes (default: 1).")
         parser.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                             help="run the trials on Ray: 'auto' joins the cluster `ray start` runs on this machine, "
-                                 "HOST:PORT or ray://HOST:PORT another one; no address starts Ray here (loopback "
-                                 "only). --workers N trials run at once. Needs pip install \"tuner[ray]\".")
+                                 "HOST:PORT a cluster this machine is a node of; no address starts Ray here. "
+                                 "--workers N trials run at once. Needs pip install \"tuner[ray]\".")
         parser.add_argument("--cpus-per-trial", type=float, default=1.0, metavar="C",
                             help="with --ray: CPUs each trial asks Ray for (default: 1).")
         parser.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="G",

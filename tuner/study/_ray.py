@@ -60,8 +60,8 @@ def import_ray() -> Any:
 
 
 def _host_port(address: str) -> tuple[str, int] | None:
-    """``(host, port)`` of ``host:port`` or ``ray://host:port``; None for ``auto``."""
-    rest = address.removeprefix("ray://")
+    """``(host, port)`` of ``host:port``; None for ``auto``."""
+    rest = address
     if ":" not in rest:
         return None
     host, _, port = rest.rpartition(":")
@@ -106,7 +106,8 @@ class RayCluster:
     ``gpus_per_trial`` GPUs (fractions allowed).
 
     Args:
-        address: ``"local"`` (start Ray here), ``"auto"``, ``"host:6379"`` or ``"ray://host:10001"``.
+        address: ``"local"`` (start Ray here), ``"auto"`` or ``"host:6379"`` (this machine must be a node of that
+            cluster: the study's host actor runs here, beside the storage; Ray Client ``ray://`` is refused).
         workers: trials running at once (one runner actor each). Defaults to `1`.
         cpus_per_trial: Ray CPUs per trial. Defaults to `1`.
         gpus_per_trial: Ray GPUs per trial. Defaults to `0`.
@@ -122,6 +123,10 @@ class RayCluster:
                                     value=cpus_per_trial))
         if not gpus_per_trial >= 0:
             problems.append(Problem("--gpus-per-trial", "gpus_per_trial", "must be 0 or more", value=gpus_per_trial))
+        if address.startswith("ray://"):  # the study host must run beside the storage, on a node of the cluster
+            problems.append(Problem("--ray", "ray", "Ray Client addresses are not supported: run the study on a node "
+                                    "of the cluster (--ray auto there, or ray job submit -- python -m tuner study "
+                                    "--ray auto)", value=address))
         if problems:
             raise ConfigError(problems)
         self.address = address

@@ -56,7 +56,7 @@ class Study:
             ``file.py:name`` / ``module:name`` reference to one of these or to a ``builder``.
         fixed: parameters to fix (as ``--set``), validated like the space file.
         ray: run the trials on Ray (:meth:`run`): a cluster address (``"auto"`` joins the running cluster,
-            ``"host:6379"``, ``"ray://host:10001"``), or `True` / ``"local"`` to start a Ray instance on this
+            ``"host:6379"``; this machine must be a node of it), or `True` / ``"local"`` to start a Ray instance on this
             machine (loopback only). Needs ``pip install "tuner[ray]"``. Defaults to `None` (no Ray).
         workers: trials running at once on Ray. Defaults to `1`.
         cpus_per_trial: the CPUs each Ray trial asks for (fractions allowed). Defaults to `1`.
