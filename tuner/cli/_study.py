@@ -104,12 +104,12 @@ class StudyCommand(Command):
         """With ``--workers N``: this process is worker 0, and the other workers start now."""
         args.backend = choose_backend(args.backend)  # KERAS_BACKEND, before Keras or any worker starts
         if args.ray is not None:
-            from tuner.study import RayCluster, connect_ray
+            from tuner.study import RayCluster
 
             # the options, then the cluster: a dead address stops us in seconds, before anything is written
             args.executor = RayCluster(args.ray, workers=args.workers, cpus_per_trial=args.cpus_per_trial,
                                        gpus_per_trial=args.gpus_per_trial)
-            connect_ray(args.ray)
+            args.executor.warm_up()  # the runners start (and import Keras) while this process loads the data
         elif args.workers > 1:
             from tuner.study import share_this_process
 

@@ -133,9 +133,40 @@ class RayCluster:
         self.workers = workers
         self.cpus_per_trial = float(cpus_per_trial)
         self.gpus_per_trial = float(gpus_per_trial)
+        self.warm: list[Any] = []  # runners started by warm_up(), not yet given their study
+
+    def environment(self) -> dict[str, str]:
+        """The runners' environment: what they need from ours, and their share of CPU threads."""
+        env = {k: v for k, v in _environ().items() if k in _PASSED_ENV}
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        threads = str(max(1, int(self.cpus_per_trial)))
+        env.update(OMP_NUM_THREADS=threads, TF_NUM_INTRAOP_THREADS=threads, TF_NUM_INTEROP_THREADS="1")
+        return env
+
+    def make_runner(self) -> Any:
+        """A runner actor with a trial's resources; it imports Keras at once. No Ray retries
+        (``max_restarts=0``, ``max_task_retries=0``): a trial number runs at most once."""
+        import ray
+
+        from tuner.study._ray_trial import TrialRunner
+
+        return ray.remote(TrialRunner).options(
+            num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_restarts=0, max_task_retries=0,
+            runtime_env={"env_vars": self.environment()}).remote()
+
+    def warm_up(self) -> None:
+        """Join Ray and start the runners now, so that their start (a Python process each, Keras imported)
+        overlaps this process's own work until the study exists (the CLI calls it first thing).
+
+        Raises:
+            ConfigError: as :func:`connect_ray`.
+        """
+        connect_ray(self.address)
+        if not self.warm:
+            self.warm = [self.make_runner() for _ in range(self.workers)]
 
     def run(self, study: RunningStudy, *, progress: bool, on_trial: Callable[[Any], None] | None) -> None:
-        connect_ray(self.address)  # before the study is written: a dead address leaves nothing behind
+        self.warm_up()  # before the study is written: a dead address leaves nothing behind
         import optuna
 
         debug = get_logger("tuner").isEnabledFor(10)
@@ -182,10 +213,7 @@ class _Pool:
 
             self.bar = tqdm(total=max(0, self.target - budget_counts(self.optuna_study)[0]),
                             desc=f"study {s.study_name}", unit="trial", file=sys.stderr, dynamic_ncols=True)
-        self.env = {k: v for k, v in _environ().items() if k in _PASSED_ENV}
-        self.env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        threads = str(max(1, int(cluster.cpus_per_trial)))
-        self.env.update(OMP_NUM_THREADS=threads, TF_NUM_INTRAOP_THREADS=threads, TF_NUM_INTEROP_THREADS="1")
+        self.env = cluster.environment()
         self.host = self._start_host()
         self.recipe = self._recipe()
         self.data_ref = ray.put(study.dataset) if study.dataset_spec is None else None  # once, in the object store
@@ -229,20 +257,12 @@ class _Pool:
                          model=s.model, model_file=model_file, model_object=model_object, builder=builder,
                          tracking_uri=_tracking_uri(s), study_class=type(study))
 
-    def _make_runner(self) -> Any:
-        """A runner actor with the trial's resources. No Ray retries: a trial number runs at most once."""
-        from tuner.study._ray_trial import TrialRunner
-
-        c = self.cluster
-        return self.ray.remote(TrialRunner).options(
-            num_cpus=c.cpus_per_trial, num_gpus=c.gpus_per_trial, max_restarts=0, max_task_retries=0,
-            runtime_env={"env_vars": self.env}).remote(self.host, self.recipe, self.data_ref)
-
     def _start_runners(self, slots: list[int]) -> None:
-        """Start runners at once (their imports and data loading overlap) and wait until each has its study."""
-        made = {slot: self._make_runner() for slot in slots}
+        """Give runners (warm ones first) the study at once, and wait until each has built it."""
+        made = {slot: self.cluster.warm.pop() if self.cluster.warm else self.cluster.make_runner() for slot in slots}
         self.runners.update(made)
-        for error, _pid in self.ray.get([runner.ready.remote() for runner in made.values()]):
+        setups = [runner.setup.remote(self.host, self.recipe, self.data_ref) for runner in made.values()]
+        for error, _pid in self.ray.get(setups):
             if error is not None:  # e.g. a data file missing on that node: one line, before any trial runs
                 raise ConfigError(error)
 
@@ -257,8 +277,9 @@ class _Pool:
             self._stop_running("the study stopped on an error", "failed")
             raise
         finally:
-            for runner in self.runners.values():
+            for runner in [*self.runners.values(), *self.cluster.warm]:
                 self.ray.kill(runner)
+            self.cluster.warm.clear()
             self.ray.kill(self.host)
             if self.bar is not None:
                 self.bar.close()

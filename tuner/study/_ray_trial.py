@@ -186,20 +186,24 @@ class RayRecipe:
 class TrialRunner:
     """A Ray actor that runs trials of one study, one per :meth:`run_trial` call.
 
-    Its study is built once, when the actor starts (Keras imported, data loaded, the user's model loaded);
-    an error there is kept and reported by :meth:`ready`, so the driver stops before any trial runs.
+    The actor imports Keras as it starts (the driver starts runners early, so that this overlaps its own
+    work); :meth:`setup` then builds its study once (data loaded, the user's model loaded).
     """
 
-    def __init__(self, host: Any, recipe: RayRecipe, dataset: Any = None) -> None:
-        self.error: str | None = None
+    def __init__(self) -> None:
+        from tuner._backend import import_keras_for_api
+
+        import_keras_for_api()
+        self.study: Any = None
+
+    def setup(self, host: Any, recipe: RayRecipe, dataset: Any = None) -> tuple[str | None, int]:
+        """Build the study; returns ``(error, pid)``: why it could not be built here (one line; None: ready),
+        and this process's id. The driver stops on an error before any trial runs."""
         try:
             self.study = _build_study(host, recipe, dataset)
         except Exception as err:
-            self.error = str(err).splitlines()[0] if str(err) else type(err).__name__
-
-    def ready(self) -> tuple[str | None, int]:
-        """``(error, pid)``: why the study could not be built here (None: ready), and this process's id."""
-        return self.error, os.getpid()
+            return (str(err).splitlines()[0] if str(err) else type(err).__name__), os.getpid()
+        return None, os.getpid()
 
     def run_trial(self, trial_id: int) -> dict[str, Any]:
         """Run the trial ``trial_id`` (created by the driver) and say how it ended; the driver tells Optuna.
