@@ -55,7 +55,8 @@ def cluster():
     """A local Ray instance for the module: its GCS address, which the CLI's studies join."""
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024 * 1024, logging_level="ERROR")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024 * 1024,
+             logging_level="ERROR")
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 

@@ -89,14 +89,25 @@ def connect_ray(address: str, *, num_cpus: int | None = None) -> Any:
         except OSError as err:
             raise ConfigError([Problem("--ray", "ray", f"nothing answers at this address ({err.strerror or err})",
                                        value=address)]) from None
-    options: dict[str, Any] = {"log_to_driver": True, "logging_level": "ERROR", "configure_logging": True}
+    # the runners' own output (TensorFlow's warnings) reaches this terminal with -v only: each trial's end,
+    # and why a runner died, come back as results
+    verbose = get_logger("tuner").isEnabledFor(10)
+    options: dict[str, Any] = {"log_to_driver": verbose, "logging_level": "ERROR", "configure_logging": True}
     try:
         if address == LOCAL:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, **options)
+            # "local": a new instance even when `ray start` runs here (or left its address file behind)
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **options)
         else:
             ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as err:
+        cause, refused = err, False
+        while cause is not None:
+            refused = refused or "Authentication" in type(cause).__name__ or "InvalidAuthToken" in str(cause)
+            cause = cause.__cause__
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if refused:
+            first = ("the cluster refused this process's token: set RAY_AUTH_MODE=token and the cluster's token "
+                     "in ~/.ray/auth_token or RAY_AUTH_TOKEN")
         raise ConfigError([Problem("--ray", "ray", f"cannot join this Ray cluster ({first})", value=address)]) from None
     return ray
 
