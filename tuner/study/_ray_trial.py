@@ -1,7 +1,8 @@
 """What runs inside Ray for ``--ray``: the study's host on the driver's node, and the trial runners.
 
 :class:`StudyHost` is a Ray actor pinned to the driver's node. It owns the study's Optuna storage (the
-user's URL: SQLite on the driver's disk, or PostgreSQL with its password, which stays on that node) and,
+user's URL: SQLite on the driver's disk, or PostgreSQL with its password, which reaches this actor in its
+creation arguments, kept by Ray's control store behind its token, and no trial runner) and,
 for a local MLflow store, the tracker that writes the trials' runs. :class:`TrialRunner` actors run the
 trials: each builds the study once (its space, its data, the user's model), then runs one trial per call
 with a real ``optuna.trial.Trial`` whose storage calls (suggest, report, should_prune, the trial record)
