@@ -162,40 +162,14 @@ def test_three_workers_on_postgresql_run_30_trials(tmp_path, postgres_url):
 
 
 @pytest.mark.slow
-def test_a_killed_worker_is_detected_by_heartbeat_and_its_trial_retried(tmp_path):
+def test_a_killed_worker_is_detected_by_heartbeat_and_its_trial_retried(tmp_path, caplog):
     space = SearchSpace.from_dict(dict(TINY, parameters={**TINY["parameters"], "epochs": 40}))
     storage = f"sqlite:///{tmp_path}/optuna.db"
     tracking = f"sqlite:///{tmp_path}/mlflow.db"
     settings = StudySettings(study_name="crash", n_trials=4, storage=storage, tracking_uri=tracking,
                              heartbeat_interval=1, grace_period=4, pruner="none")
     study = Study(space, "digits", settings)
-    errors: list[BaseException] = []
-
-    def supervise() -> None:
-        try:
-            run_workers(study, 2, in_process=False)  # both are processes: the test kills one
-        except BaseException as err:  # surfaced below
-            errors.append(err)
-
-    thread = threading.Thread(target=supervise)
-    thread.start()
-    victim = None
-    deadline = time.time() + 180
-    while time.time() < deadline and victim is None:
-        time.sleep(0.5)
-        try:
-            trials = optuna.load_study(study_name="crash", storage=storage).trials
-        except Exception:
-            continue
-        running = [t for t in trials if t.state.name == "RUNNING" and "worker_pid" in t.user_attrs
-                   and "mlflow_run_id" in t.user_attrs]
-        if running:
-            time.sleep(1.0)
-            victim = running[0]
-            os.kill(victim.user_attrs["worker_pid"], signal.SIGKILL)
-    assert victim is not None
-    thread.join(timeout=600)
-    assert not thread.is_alive() and not errors, errors
+    victim = _kill_a_running_worker(study, 2, signal.SIGKILL, caplog)
     loaded = optuna.load_study(study_name="crash", storage=storage)
     dead = loaded.trials[victim.number]
     assert dead.state.name == "FAIL"
@@ -225,3 +199,52 @@ def test_budget_counts_give_interrupted_and_retried_trials_their_place_back(tmp_
                                               system_attrs={"failed_trial": 3, "retry_history": [3]}))
     assert budget_counts(study) == (3, 0)
     assert Path(tmp_path / "b.db").exists()
+
+
+def _kill_a_running_worker(study: Study, n_workers: int, sig: int, caplog) -> optuna.trial.FrozenTrial:
+    """Run ``study`` with ``n_workers`` worker processes, send ``sig`` to the first one seen training, and wait
+    for the study to end; returns the trial that was running."""
+    s = study.settings
+    errors: list[BaseException] = []
+
+    def supervise() -> None:
+        try:
+            with caplog.at_level("WARNING", logger="tuner"):
+                run_workers(study, n_workers, in_process=False)  # all are processes: the test kills one
+        except BaseException as err:  # surfaced below
+            errors.append(err)
+
+    thread = threading.Thread(target=supervise)
+    thread.start()
+    victim = None
+    deadline = time.time() + 180
+    while time.time() < deadline and victim is None:
+        time.sleep(0.5)
+        try:
+            trials = optuna.load_study(study_name=s.study_name, storage=s.storage).trials
+        except Exception:
+            continue
+        running = [t for t in trials if t.state.name == "RUNNING" and "worker_pid" in t.user_attrs
+                   and (s.tracking_uri == "none" or "mlflow_run_id" in t.user_attrs)]
+        if running:
+            time.sleep(1.0)
+            victim = running[0]
+            os.kill(victim.user_attrs["worker_pid"], sig)
+    assert victim is not None
+    thread.join(timeout=600)
+    assert not thread.is_alive() and not errors, errors
+    return victim
+
+
+@pytest.mark.slow
+def test_a_worker_that_aborts_natively_is_logged_and_replaced_so_the_study_reaches_its_total(tmp_path, caplog):
+    """A worker process that dies with an exit code nobody expected (SIGABRT: a native abort, -6) is
+    logged and replaced: with one worker process, dropping it would end the study short of its total."""
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    settings = StudySettings(study_name="abort", n_trials=3, storage=storage, tracking_uri="none",
+                             heartbeat_interval=1, grace_period=4, pruner="none")
+    study = Study(SearchSpace.from_dict(dict(TINY, parameters={**TINY["parameters"], "epochs": 30})), "digits",
+                  settings)
+    _kill_a_running_worker(study, 1, signal.SIGABRT, caplog)
+    assert budget_counts(optuna.load_study(study_name="abort", storage=storage))[0] == 3
+    assert any(f"exited with code {-signal.SIGABRT}" in r.getMessage() for r in caplog.records)

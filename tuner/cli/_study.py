@@ -74,6 +74,15 @@ class StudyCommand(Command):
         parser.add_argument("--workers", type=int, default=1, metavar="N",
                             help="workers on this machine sharing the study: this process and N-1 worker "
                                  "processes (default: 1).")
+        parser.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                            help="run the trials on Ray: 'auto' joins the cluster `ray start` runs on this machine, "
+                                 "HOST:PORT a cluster this machine is a node of; no address starts Ray here. "
+                                 "--workers N trials run at once. Needs pip install \"tuner[ray]\".")
+        parser.add_argument("--cpus-per-trial", type=float, default=1.0, metavar="C",
+                            help="with --ray: CPUs each trial asks Ray for (default: 1).")
+        parser.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="G",
+                            help="with --ray: GPUs each trial asks Ray for; fractions pack trials on a GPU, e.g. "
+                                 "0.25 runs four on one (default: 0).")
         parser.add_argument("--recycle-after", type=int, default=50, metavar="TRIALS",
                             help="hand a worker's place to a fresh process after this many trials, to bound "
                                  "memory (default: 50).")
@@ -94,7 +103,14 @@ class StudyCommand(Command):
     def session(self, args: argparse.Namespace, verbosity: int) -> Iterator[None]:
         """With ``--workers N``: this process is worker 0, and the other workers start now."""
         args.backend = choose_backend(args.backend)  # KERAS_BACKEND, before Keras or any worker starts
-        if args.workers > 1:
+        if args.ray is not None:
+            from tuner.study import RayCluster
+
+            # the options, then the cluster: a dead address stops us in seconds, before anything is written
+            args.executor = RayCluster(args.ray, workers=args.workers, cpus_per_trial=args.cpus_per_trial,
+                                       gpus_per_trial=args.gpus_per_trial)
+            args.executor.warm_up()  # the runners start (and import Keras) while this process loads the data
+        elif args.workers > 1:
             from tuner.study import share_this_process
 
             # this process's thread share: environment variables that must be set before Keras starts its
@@ -105,7 +121,7 @@ class StudyCommand(Command):
 
         probe_tracking(args.tracking_uri or default_tracking_uri())  # fail fast: before workers or storage
         early = None
-        if args.workers > 1:
+        if args.workers > 1 and args.ray is None:
             # The other workers start now, so that their imports overlap ours; they join once the study exists.
             from tuner.study import EarlyWorkers
 
@@ -119,7 +135,7 @@ class StudyCommand(Command):
     def take_action(self, args: argparse.Namespace) -> int:
         from tqdm import tqdm
 
-        from tuner.study import Study, run_workers
+        from tuner.study import ProcessPool, Study
 
         overrides, space, settings = args.inputs
         options = {"target": args.target, "task": args.task, "seed": args.seed}
@@ -148,10 +164,12 @@ class StudyCommand(Command):
 
         try:
             show = not args.no_progress and not args.json
-            # this process is worker 0; --workers N starts N-1 more; recycling applies to every worker
-            run_workers(study, args.workers, recycle_after=args.recycle_after, max_rss_mb=args.max_rss_mb,
-                        progress=show, on_trial=None if args.json else on_trial,
-                        verbosity=-1 if args.quiet else args.verbose, early=getattr(args, "early_workers", None))
+            # Ray (--ray), or the process pool: this process is worker 0, --workers N starts N-1 more, and
+            # recycling applies to every worker
+            executor = getattr(args, "executor", None) or ProcessPool(
+                args.workers, recycle_after=args.recycle_after, max_rss_mb=args.max_rss_mb,
+                verbosity=-1 if args.quiet else args.verbose, early=getattr(args, "early_workers", None))
+            executor.run(study, progress=show, on_trial=None if args.json else on_trial)
         except KeyboardInterrupt:
             print(f"\ninterrupted: {study.n_finished()} finished trials are kept in {mask_secrets(s.storage)}; run the same "
                   "command again to resume.", file=sys.stderr)
@@ -262,20 +280,18 @@ class WorkerCommand(Command):
                             help="exit with code 3 after a trial that leaves this process above this memory.")
 
     def take_action(self, args: argparse.Namespace) -> int:
-        from tuner.study import EXIT_RECYCLE, TRACKING_ENV, Study, read_join_file
+        from tuner.study import EXIT_RECYCLE, Study, read_join_file
 
-        if args.join_file:  # started early by `study --workers N`: wait until that study exists
-            info = read_join_file(args.join_file)
-            if info is None:
+        if args.join_file:  # started by `study --workers N`: wait until that study exists, then join it
+            join = read_join_file(args.join_file)
+            if join is None:
                 return EXIT_OK  # the study never started; the process that would have run it is gone
-            args.study, args.storage = info["study"], info["storage"]
-            args.tracking_uri, args.parent_run_id = info["tracking_uri"], info["parent_run_id"]
-            args.recycle_after, args.max_rss_mb = info["recycle_after"], info["max_rss_mb"]
-            args.deadline = args.deadline or info.get("deadline")
+            args.study, args.storage = join.study, join.storage
+            args.tracking_uri, args.parent_run_id = join.tracking_uri, join.parent_run_id
+            args.recycle_after, args.max_rss_mb, args.deadline = join.recycle_after, join.max_rss_mb, join.deadline
         if not args.study:
             raise ConfigError([Problem("--study", "study", "is required: the name of the study to join", value=None)])
         overrides: dict[str, Any] = {}
-        args.tracking_uri = args.tracking_uri or os.environ.get(TRACKING_ENV)  # from `study --workers N`
         if args.tracking_uri:
             overrides["tracking_uri"] = args.tracking_uri
         if args.parent_run_id:

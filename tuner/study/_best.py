@@ -19,6 +19,7 @@ from tuner.errors import ConfigError, Problem
 from tuner.metrics import maximizes
 from tuner.study._interrupts import deferring_interrupts
 from tuner.study._record import StudyRecord, read_trial
+from tuner.study._types import RunningStudy
 
 __all__ = ["BestModel", "close_tracking", "load_best_model", "model_folder", "register_best_model"]
 
@@ -51,12 +52,20 @@ class BestModel:
         model.save(self.path)
         self.trial = number
 
+    def keep_bytes(self, number: int, data: bytes) -> None:
+        """Keep trial ``number``'s model from the bytes of its ``.keras`` file (trained on a Ray node)."""
+        self.discard()
+        fd, self.path = tempfile.mkstemp(suffix=".keras", prefix="tuner-best-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        self.trial = number
+
     def discard(self) -> None:
         if self.path:
             Path(self.path).unlink(missing_ok=True)
         self.path = self.trial = None
 
-    def finish(self, study: Any) -> dict[str, Any]:
+    def finish(self, study: RunningStudy) -> dict[str, Any]:
         """Score the study's best trial on the test split once (and log its model when this process trained it).
 
         Sets ``study.best_test``, discards the kept model, and returns what the study's tracking run
@@ -80,7 +89,7 @@ class BestModel:
         self.discard()
         return info
 
-    def _score_and_log(self, study: Any, best: Any) -> None:
+    def _score_and_log(self, study: RunningStudy, best: Any) -> None:
         import keras
 
         from tuner.training import evaluate_test
@@ -99,13 +108,13 @@ class BestModel:
         keras.backend.clear_session()
 
 
-def close_tracking(study: Any, status: str) -> None:
+def close_tracking(study: RunningStudy, status: str) -> None:
     """Close a study's tracking: score (and export) its best model, end its study run with ``status``."""
     from tuner.tracking import NullTracker
 
     best: dict[str, Any] = {}
     try:
-        best = study._best.finish(study)
+        best = study.best_kept.finish(study)
     finally:
         try:
             with deferring_interrupts(raise_after=False):  # a study run is never left RUNNING halfway
@@ -118,7 +127,7 @@ def close_tracking(study: Any, status: str) -> None:
         study.tracker = NullTracker()
 
 
-def _export(study: Any, best: Any, model: Any, params: Any, record: StudyRecord) -> None:
+def _export(study: RunningStudy, best: Any, model: Any, params: Any, record: StudyRecord) -> None:
     """Save the best model with its preprocessing in the local store, and log it on its trial's MLflow run."""
     from tuner.model import ExportedModel
     from tuner.training import prepare_data

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 from tuner._logging import get_logger
-from tuner.study._interrupts import stop_requested  # noqa: F401  (tuner/study/_workers.py imports it from here)
 from tuner.study._record import StudyRecord, read_trial
 
 __all__: list[str] = []

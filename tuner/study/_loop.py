@@ -22,6 +22,7 @@ from tuner.study._objective import Objective
 from tuner.study._record import INTERRUPTED, read_trial
 from tuner.study._results import TrialReport
 from tuner.study._storage import seed_next_trial
+from tuner.study._types import RunningStudy
 
 __all__ = ["optimize", "rss_mb"]
 
@@ -43,7 +44,7 @@ def rss_mb() -> float:
     return peak / (1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0)
 
 
-def optimize(study: Any, *, target: int, timeout: float | None, progress: bool,
+def optimize(study: RunningStudy, *, target: int, timeout: float | None, progress: bool,
              on_trial: Callable[[TrialReport], None] | None, max_trials: int | None,
              max_rss_mb: float | None) -> None:
     """Run trials of ``study`` (a :class:`~tuner.study.Study`) inside its tracking; sets ``study.stopped_for``.
@@ -79,7 +80,7 @@ def optimize(study: Any, *, target: int, timeout: float | None, progress: bool,
         gc.unfreeze()  # last (closing the tracking clears the Keras session): later work collects this run's garbage
 
 
-def _trials(study: Any, *, target: int, missing: int, timeout: float | None, progress: bool,
+def _trials(study: RunningStudy, *, target: int, missing: int, timeout: float | None, progress: bool,
             on_trial: Callable[[TrialReport], None] | None, max_trials: int | None,
             max_rss_mb: float | None) -> str | None:
     """The loop itself; returns why it stopped early (``halted``, ``timeout``, ``recycle``) or None."""
@@ -114,7 +115,7 @@ def _trials(study: Any, *, target: int, missing: int, timeout: float | None, pro
             if max_rss_mb is not None and ran and rss_mb() > max_rss_mb:
                 return "recycle"
             with lock:
-                if study._opened.heartbeat:
+                if study.opened.heartbeat:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                         optuna.storages.fail_stale_trials(optuna_study)
@@ -125,7 +126,7 @@ def _trials(study: Any, *, target: int, missing: int, timeout: float | None, pro
                     if deadline is not None and time.monotonic() >= deadline:  # the lock may have taken a while
                         return "timeout"
                     left = None if deadline is None else max(1e-3, deadline - time.monotonic())
-                    seed_next_trial(study._opened, s, study.space)  # its own stream: a resume never replays
+                    seed_next_trial(study.opened, s, study.space)  # its own stream: a resume never replays
                     optuna_study.optimize(objective, n_trials=1, timeout=left, callbacks=[after_trial],
                                           catch=(TrialFailed,), gc_after_trial=False, show_progress_bar=False)
                     ran += 1

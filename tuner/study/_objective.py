@@ -16,6 +16,7 @@ from tuner.study._callbacks import _PruningCallback
 from tuner.study._interrupts import check_stop, deferring_interrupts, stop_callback
 from tuner.study._record import INTERRUPTED, TrialRecord
 from tuner.study._storage import first_prunable_step
+from tuner.study._types import RunningStudy
 
 __all__ = ["Objective"]
 
@@ -77,7 +78,7 @@ class Objective:
         on_start: called once the trial exists (it then holds its place in the budget).
     """
 
-    def __init__(self, study: Any, *, on_start: Callable[[], None]) -> None:
+    def __init__(self, study: RunningStudy, *, on_start: Callable[[], None]) -> None:
         self.study = study
         self.on_start = on_start
 
@@ -109,7 +110,7 @@ class Objective:
                     TrialRecord.write(trial, mlflow_run_id=run_id)
             callbacks = [*tracker.trial_callbacks(run_id), stop_callback()]
             if not study.multi_objective:
-                callbacks.append(_PruningCallback(trial, s.objective[0], first_prunable_step(study._opened)).callback)
+                callbacks.append(_PruningCallback(trial, s.objective[0], first_prunable_step(study.opened)).callback)
             result = _train(study, trial.number, train_params, builder, callbacks)
             record = TrialRecord.from_result(result)
             values = [float(result.metrics[m]) for m in s.objective]
@@ -117,8 +118,8 @@ class Objective:
                 raise TrialFailed(f"non-finite objective {dict(zip(s.objective, values))}")
             record.write_result(trial, metric=result.metric)
             state = "complete"
-            if study._best.is_best(study.optuna_study, study.directions, values):  # scored on the test split at the end
-                study._best.keep(trial.number, result.model)
+            if study.best_kept.is_best(study.optuna_study, study.directions, values):  # scored on the test split at the end
+                study.best_kept.keep(trial.number, result.model)
             return values[0] if len(values) == 1 else values
         except optuna.TrialPruned as err:
             state, reason = "pruned", str(err)

@@ -21,9 +21,11 @@ from tuner.space import KNOBS
 from tuner.study._callbacks import _StaleTrialHandler
 from tuner.study._record import Recipe, StudyRecord
 from tuner.study._settings import DEFAULT_N_TRIALS, StudySettings
+from tuner.study._types import RunningStudy
 from tuner.tracking import probe_tracking
 
-__all__ = ["OptunaStudy", "open_optuna_study", "first_prunable_step", "join_recipe", "sampler_seed", "seed_next_trial"]
+__all__ = ["OptunaStudy", "open_optuna_study", "open_storage", "first_prunable_step", "join_recipe", "sampler_seed",
+           "seed_next_trial"]
 
 _logger = get_logger(__name__)
 
@@ -130,6 +132,15 @@ def _storage(s: StudySettings, tracker: Callable[[], Any]) -> tuple[Any, bool]:
     return url, False
 
 
+def open_storage(s: StudySettings, tracker: Callable[[], Any]) -> Any:
+    """The Optuna storage object of ``s.storage`` (what the Ray study host serves to the trials), without
+    Optuna's in-process cache: the driver creates the trials through a storage of its own."""
+    import optuna
+
+    storage = _storage(s, tracker)[0]
+    return storage if isinstance(storage, optuna.storages.BaseStorage) else optuna.storages.get_storage(storage)
+
+
 def sampler_seed(seed: int, started: int) -> int:
     """The seed of the sampler that proposes a study's trial number ``started`` (counting started trials).
 
@@ -233,8 +244,12 @@ def first_prunable_step(opened: OptunaStudy) -> int | None:
     return 1
 
 
-def open_optuna_study(study: Any) -> OptunaStudy:
+def open_optuna_study(study: RunningStudy, storage: Any = None) -> OptunaStudy:
     """Create the Optuna study of a :class:`~tuner.study.Study` with its recipe, or load it to resume.
+
+    Args:
+        storage: an Optuna storage object to use instead of ``settings.storage`` (a Ray trial reaches the
+            driver's storage through one, :mod:`tuner.study._ray_trial`); it has no heartbeats. Defaults to `None`.
 
     Raises:
         ConfigError: when a study of that name exists with another space, dataset, objective or directions.
@@ -247,7 +262,7 @@ def open_optuna_study(study: Any) -> OptunaStudy:
     sampler = _sampler(s, study.space)
     pruner, start = _pruner(s, study.space)
     try:
-        storage, heartbeat = _storage(s, lambda: study.tracker)
+        storage, heartbeat = _storage(s, lambda: study.tracker) if storage is None else (storage, False)
         with library_logs(current_verbosity()):  # Optuna's "A new study created ..." at INFO: shown with -v only
             created = optuna.create_study(study_name=s.study_name, storage=storage, sampler=sampler, pruner=pruner,
                                           directions=study.directions, load_if_exists=True)
@@ -273,7 +288,7 @@ def _name_metrics(optuna_study: Any, names: list[str]) -> None:
             optuna_study.set_metric_names(names)
 
 
-def _check_same_study(optuna_study: Any, study: Any) -> None:
+def _check_same_study(optuna_study: Any, study: RunningStudy) -> None:
     """A resumed study must have the same space, dataset and objectives; a new one gets its recipe."""
     import optuna
 

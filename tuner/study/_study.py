@@ -18,7 +18,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuner._logging import current_verbosity, library_logs
 from tuner._store import default_storage
@@ -34,6 +34,9 @@ from tuner.study._results import StudyResults, TrialReport
 from tuner.study._settings import PRUNERS, SAMPLERS, StudySettings, check_inputs, objective_direction
 from tuner.study._storage import OptunaStudy, join_recipe, open_optuna_study, record_target
 from tuner.tracking import NullTracker, Tracker, make_tracker
+
+if TYPE_CHECKING:
+    from tuner.study._executor import Executor
 
 # re-exported for callers written before the study engine was split (import them from tuner.study instead)
 __all__ = ["Study", "StudySettings", "TrialReport", "create_study", "run_study", "SAMPLERS", "PRUNERS",
@@ -54,12 +57,20 @@ class Study:
         hypermodel: a ``keras_tuner.HyperModel`` (instance or class), a ``build(hp)`` function, or a
             ``file.py:name`` / ``module:name`` reference to one of these or to a ``builder``.
         fixed: parameters to fix (as ``--set``), validated like the space file.
+        ray: run the trials on Ray (:meth:`run`): a cluster address (``"auto"`` joins the running cluster,
+            ``"host:6379"``; this machine must be a node of it), or `True` / ``"local"`` to start a Ray instance on this
+            machine (loopback only). Needs ``pip install "tuner[ray]"``. Defaults to `None` (no Ray).
+        workers: trials running at once on Ray. Defaults to `1`.
+        cpus_per_trial: the CPUs each Ray trial asks for (fractions allowed). Defaults to `1`.
+        gpus_per_trial: the GPUs each Ray trial asks for; ``0.25`` packs four trials on one GPU. Defaults to `0`.
     """
 
     @restoring_process_state()  # KERAS_BACKEND is set while Keras is imported, then put back
     def __init__(self, space: Any = None, dataset: Any = "digits", settings: StudySettings | None = None, *,
                  builder: Callable[..., Any] | None = None, fixed: Mapping[str, Any] | None = None,
-                 dataset_options: Mapping[str, Any] | None = None, hypermodel: Any = None, **overrides: Any) -> None:
+                 dataset_options: Mapping[str, Any] | None = None, hypermodel: Any = None,
+                 ray: str | bool | None = None, workers: int = 1, cpus_per_trial: float = 1.0,
+                 gpus_per_trial: float = 0.0, **overrides: Any) -> None:
         from tuner.data import in_memory_dataset, load_dataset
 
         self.settings = dataclasses.replace(settings or StudySettings(), **overrides)
@@ -84,8 +95,14 @@ class Study:
         self.tracker: Tracker = NullTracker()  # the open tracker while tracking() is open
         self.best_test: dict[str, float] | None = None
         self._opened: OptunaStudy | None = None
-        self._best = BestModel()
+        self.best_kept = BestModel()  # this process's best model, scored and logged when tracking closes
         self._tracking_depth = 0
+        self.executor: Executor | None = None  # where run() sends the trials: Ray, or (None) this process
+        if ray is not None and ray is not False:
+            from tuner.study._ray import RayCluster
+
+            self.executor = RayCluster("local" if ray is True else str(ray), workers=workers,
+                                       cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial)
 
     def _check_user_model(self) -> tuple[str, ...]:
         """Build a ``build(hp)`` model once with default values before the study exists: a build that returns no
@@ -118,9 +135,20 @@ class Study:
     @property
     def optuna_study(self) -> Any:
         """The underlying ``optuna.Study`` (created or loaded on first use)."""
+        return self.opened.study
+
+    @property
+    def opened(self) -> OptunaStudy:
+        """The Optuna study with what tuner knows of its storage (heartbeats) and pruner (created or loaded on
+        first use)."""
         if self._opened is None:
             self._opened = open_optuna_study(self)
-        return self._opened.study
+        return self._opened
+
+    def open_with_storage(self, storage: Any) -> None:
+        """Open the Optuna study through ``storage``, an Optuna storage object (a Ray trial's channel to the
+        driver's storage), instead of ``settings.storage``."""
+        self._opened = open_optuna_study(self, storage)
 
     # -- running -------------------------------------------------------------------------------
     def n_finished(self) -> int:
@@ -160,6 +188,13 @@ class Study:
         s = self.settings
         self.halted = False
         with library_logs(current_verbosity()):  # Optuna's and MLflow's INFO lines: shown at tuner's -v only
+            if self.executor is not None:
+                if n_trials is not None:
+                    s.n_trials = n_trials
+                if timeout is not None:
+                    s.timeout = timeout
+                self.executor.run(self, progress=progress, on_trial=on_trial)
+                return self
             optimize(self, target=n_trials if n_trials is not None else s.n_trials,
                      timeout=timeout if timeout is not None else s.timeout, progress=progress, on_trial=on_trial,
                      max_trials=max_trials, max_rss_mb=max_rss_mb)
