@@ -46,6 +46,8 @@ class Dataset:
     scaling: str = "none"
     # how raw inputs become these features (encoding, fitted scalers, labels): replayed by the exported model
     preprocessing: Preprocessing | None = dataclasses.field(default=None, repr=False)
+    # flat rows that are really images: the (H, W, C) the image view reshapes them to (None: the data's own shape)
+    image_shape: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.preprocessing is None:  # arrays given as they are: no encoding, no scaling yet
@@ -80,6 +82,7 @@ class Dataset:
             "class_names": None if self.class_names is None else list(self.class_names),
             "source": self.source,
             "scaling": self.scaling,
+            **({"image_shape": list(self.image_shape)} if self.image_shape else {}),
         }
 
 

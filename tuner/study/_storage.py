@@ -29,7 +29,7 @@ _logger = get_logger(__name__)
 
 # the settings a worker needs to rebuild the study, stored in its recipe
 _RECIPE_SETTINGS = ("sampler", "pruner", "seed", "gap_subset", "pruner_startup_trials", "heartbeat_interval",
-                    "grace_period", "tracking_uri", "log_best_model", "model")
+                    "grace_period", "tracking_uri", "log_best_model", "model", "cv", "image_shape")
 
 
 @dataclasses.dataclass
