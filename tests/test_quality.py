@@ -166,3 +166,20 @@ def test_folds_or_a_shape_the_data_cannot_give_are_one_line_exit_2_and_nothing_w
 def test_cv_class_too_small_in_the_api_is_a_config_error(tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"class '\w+' has 40"):
         _study(tmp_path, "iris", cv=41)
+
+
+@pytest.mark.slow
+def test_flat_pixels_with_an_image_shape_train_a_cnn_whose_export_takes_the_flat_rows(tmp_path) -> None:
+    x, y = _digit_arrays((64,))
+    study = Study(None, (x, y), storage=f"sqlite:///{tmp_path}/optuna.db", tracking_uri="none", image_shape=(8, 8, 1),
+                  n_trials=1, cv=0, fixed={"epochs": 2, "n_layers": 1})
+    study.run()
+    assert study.space.name == "image_default" and study.settings.image_shape == [8, 8, 1]
+    exported = study.best_model()
+    assert exported.keras_model.input_shape[1:] == (8, 8, 1)  # the CNN saw images
+    flat = study.dataset.x_test  # raw flat rows of 64 pixels, as the user's file has them
+    assert flat.shape[1:] == (64,)
+    labels = exported.predict(flat)
+    accuracy = float(np.mean(labels.astype(int) == np.asarray(study.dataset.class_names, dtype=object)[
+        study.dataset.y_test].astype(int)))
+    assert accuracy == pytest.approx(study.best_test["test_accuracy"], abs=1e-6)
