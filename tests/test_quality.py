@@ -183,3 +183,12 @@ def test_flat_pixels_with_an_image_shape_train_a_cnn_whose_export_takes_the_flat
     accuracy = float(np.mean(labels.astype(int) == np.asarray(study.dataset.class_names, dtype=object)[
         study.dataset.y_test].astype(int)))
     assert accuracy == pytest.approx(study.best_test["test_accuracy"], abs=1e-6)
+
+
+def test_a_resumed_study_keeps_the_folds_it_was_created_with(tmp_path) -> None:
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    first = Study("default", "wine", storage=storage, tracking_uri="none", cv=0)
+    first.optuna_study  # created, with its recipe
+    again = Study("default", "wine", storage=storage, tracking_uri="none", cv=4)
+    again.optuna_study
+    assert again.settings.cv == 0

@@ -262,6 +262,11 @@ def _check_same_study(optuna_study: Any, study: Any) -> None:
                                                                   "tracking_uri": absolute_sqlite(s.tracking_uri)}}
             record.dataset_description = study.dataset.describe()
         return
+    stored_cv = int((theirs.get("settings") or {}).get("cv") or 0)  # made before --cv existed: 0
+    if stored_cv != s.cv:  # a resumed study keeps the folds it was scored with
+        _logger.warning("study %r was created with --cv %d: its trials go on with %s", s.study_name, stored_cv,
+                        f"{stored_cv} folds" if stored_cv else "no cross-validation")
+        s.cv = stored_cv
     for key in ("dataset", "objective", "space", "model_space"):
         if theirs.get(key) != mine[key]:
             raise ConfigError([Problem(s.storage, f"study {s.study_name!r}",
