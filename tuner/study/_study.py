@@ -61,7 +61,6 @@ class Study:
                  builder: Callable[..., Any] | None = None, fixed: Mapping[str, Any] | None = None,
                  dataset_options: Mapping[str, Any] | None = None, hypermodel: Any = None, **overrides: Any) -> None:
         from tuner.data import in_memory_dataset, load_dataset
-
         from tuner.model import with_image_shape
         from tuner.training import auto_folds
 
