@@ -234,7 +234,6 @@ def _inputs(args: argparse.Namespace) -> tuple[dict[str, Any], Any, Any]:
 
     A ``--model``'s own parameters are known once it loads, so its overrides are checked then.
     """
-    from tuner.model import parse_image_shape
     from tuner.space import load_space, parse_override
     from tuner.study import StudySettings
 
@@ -251,7 +250,7 @@ def _inputs(args: argparse.Namespace) -> tuple[dict[str, Any], Any, Any]:
                              objective=tuple(x.strip() for x in (args.objective or "").split(",") if x.strip()),
                              storage=args.storage, tracking_uri=args.tracking_uri, seed=args.seed,
                              timeout=args.timeout, backend=args.backend, cv=args.cv,
-                             image_shape=parse_image_shape(args.image_shape) if args.image_shape else None)
+                             image_shape=args.image_shape)  # checked by the study against the data's rows
     if args.n_trials is not None:
         settings.n_trials = args.n_trials
     if args.register and args.tracking_uri == "none":
