@@ -14,3 +14,5 @@ import pytest  # noqa: E402
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TUNER_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "tuner-cache"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # studies on the small built-ins train one model a trial, as tests expect; tests of --cv ask for it
+    monkeypatch.setenv("TUNER_CV_AUTO_ROWS", "0")

@@ -247,8 +247,8 @@ def _complete_count(db: Path) -> int:
 @pytest.mark.slow
 def test_sigint_keeps_finished_trials_and_the_rerun_reaches_the_total(tmp_path):
     storage = f"sqlite:///{tmp_path}/mlruns/optuna.db"
-    cmd = [sys.executable, "-m", "tuner", "study", "--n-trials", "6", "--set", "epochs=25", "--set", "patience=0",
-           "--pruner", "none", "--no-progress"]
+    cmd = [sys.executable, "-m", "tuner", "study", "--space", "default", "--n-trials", "6", "--set", "epochs=25",
+           "--set", "patience=0", "--pruner", "none", "--no-progress"]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240

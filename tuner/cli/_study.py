@@ -28,8 +28,8 @@ __all__ = ["StudyCommand", "WorkerCommand"]
 class StudyCommand(Command):
     """Create or resume a study and run it.
 
-    With no arguments: the digits dataset, search_spaces/default.yaml, 12 trials, storage and tracking
-    in mlruns/. Running the same command again resumes the study and runs only the missing trials.
+    With no arguments: the digits dataset (8x8 images), the space that suits it (image_default, a small CNN),
+    12 trials, storage and tracking in mlruns/. Running the same command again resumes the study and runs only the missing trials.
     """
 
     name = "study"
@@ -38,8 +38,9 @@ class StudyCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--space", metavar="FILE",
-                            help="search-space YAML file or shipped space name (default: default; with --model, "
-                                 "what the model declares).")
+                            help="search-space YAML file or shipped space name (default: the one that suits the "
+                                 "data: image_default for images, sequence_default for sequences, default for "
+                                 "tables; with --model, what the model declares).")
         parser.add_argument("--model", metavar="FILE.py:NAME",
                             help="tune your own model: a build(hp) function, a keras_tuner.HyperModel or a "
                                  "build(params, input_shape, *, task, n_outputs) function, in a file or an "
@@ -52,6 +53,13 @@ class StudyCommand(Command):
         parser.add_argument("--categorical", choices=CATEGORICAL, default="error",
                             help="text columns of a CSV/Parquet dataset: refuse them (error, the default) or one-hot "
                                  "encode them (onehot; the exported best model encodes raw rows the same way).")
+        parser.add_argument("--image-shape", metavar="H,W,C",
+                            help="the rows are flat images of this shape (a CSV or .npz of pixels, e.g. 8,8,1): the "
+                                 "default space is then the CNN, and family cnn sees images.")
+        parser.add_argument("--cv", metavar="K", type=int,
+                            help="score each trial over K stratified folds of the training and validation rows and "
+                                 "refit the best on all of them before the test split (default: 5 below 1,000 such "
+                                 "rows, else off); 0 turns it off.")
         parser.add_argument("--register", metavar="NAME",
                             help="register the best model in the MLflow Model Registry as NAME and point the alias "
                                  "'champion' at the new version (needs tracking on).")
@@ -142,21 +150,27 @@ class StudyCommand(Command):
         if args.categorical != "error":
             options["categorical"] = args.categorical
         study = Study(space, args.dataset, settings, dataset_options=options, hypermodel=args.model,
-                      fixed=overrides if args.model else None)
+                      fixed=overrides if args.model or space is None else None)
         dataset = study.dataset
         s = study.settings
         print(f"study {s.study_name!r}: {dataset.name} ({dataset.task}, {len(dataset.x_train)} train / "
               f"{len(dataset.x_val)} val / {len(dataset.x_test)} test rows), space {study.space.name!r}, "
               f"objective {','.join(s.objective)}, {s.sampler} sampler, "
               f"{'no pruning' if s.pruner == 'none' else s.pruner + ' pruner'}", file=sys.stderr)
+        for line in study.choices:  # the space the data chose, cross-validation on or off: why, and how to change it
+            print(f"  {line}", file=sys.stderr)
+        metric = s.objective[0]
         gap_key = f"gap_{headline_metric(dataset.task)}"
         shown = [*s.objective, *([gap_key] if gap_key not in s.objective else [])]  # each objective, then the gap
 
         def on_trial(report: Any) -> None:
             if report.state == "complete":
                 values = dict(zip(s.objective, report.values or []))
+                spread = (report.cv_spread or {}).get(metric)
+                folds = f" ±{fmt(spread, 2)} over {len(report.cv_folds or ())} folds" if spread is not None else ""
                 line = (f"trial {report.number:>3}  complete  "
-                        + "  ".join(f"{k}={fmt(values.get(k, report.metrics.get(k)))}" for k in shown)
+                        + "  ".join(f"{k}={fmt(values.get(k, report.metrics.get(k)))}" + (folds if k == metric else "")
+                                    for k in shown)
                         + f"  {report.verdict}  epoch {report.best_epoch}  {fmt(report.wall_time, 3)} s")
             else:
                 line = f"trial {report.number:>3}  {report.state}  {report.fail_reason or ''}"
@@ -219,6 +233,11 @@ def _print_summary(study: Any, *, as_json: bool) -> int:
     figures = ", ".join(f"{k}={fmt(best.metrics.get(k, best.values[0] if k == s.objective[0] else None))}"
                         for k in shown)
     print(f"\nbest trial {best.number}: {figures}, verdict {best.verdict}")
+    if best.cv_folds:
+        spread = ", ".join(f"{k} ±{fmt(best.cv_spread.get(k), 2)}" for k in shown if k in (best.cv_spread or {}))
+        verdicts = ", ".join(str(f.get("verdict")) for f in best.cv_folds)
+        print(f"  means over {len(best.cv_folds)} folds (spread: {spread}); fold verdicts: {verdicts}; refitted on "
+              f"the training and validation rows for {best.best_epoch} epochs before the test split")
     if best.reason:
         print(f"  {best.reason} Suggestion: {best.suggestion}.")
     print("  params: " + ", ".join(f"{k}={fmt(v)}" for k, v in best.params.items()))
@@ -239,15 +258,19 @@ def _inputs(args: argparse.Namespace) -> tuple[dict[str, Any], Any, Any]:
     from tuner.study import StudySettings
 
     overrides = dict(parse_override(o) for o in args.overrides)
-    space = load_space(args.space or "default") if args.space or not args.model else None
+    space = load_space(args.space) if args.space else None  # None: the study picks the space that suits the data
     if overrides and not args.model:
-        space = space.with_fixed(overrides)
+        if space is None:
+            load_space("default").with_fixed(overrides)  # checked now; applied to the chosen space
+        else:
+            space = space.with_fixed(overrides)
     if args.workers < 1:
         raise ConfigError([Problem("--workers", "workers", "must be a positive integer", value=args.workers)])
     settings = StudySettings(study_name=args.study, sampler=args.sampler, pruner=args.pruner,
                              objective=tuple(x.strip() for x in (args.objective or "").split(",") if x.strip()),
                              storage=args.storage, tracking_uri=args.tracking_uri, seed=args.seed,
-                             timeout=args.timeout, backend=args.backend)
+                             timeout=args.timeout, backend=args.backend, cv=args.cv,
+                             image_shape=args.image_shape)  # checked by the study against the data's rows
     if args.n_trials is not None:
         settings.n_trials = args.n_trials
     if args.register and args.tracking_uri == "none":

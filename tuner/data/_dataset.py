@@ -49,6 +49,8 @@ class Dataset:
     # how the targets were given (tuner.data._targets.TARGET_FORMATS): one-hot rows are kept as class indices and
     # handed to a model as one-hot rows again; multi-label and vector rows are kept as (n, K) float32 rows
     target_format: str = "index"
+    # flat rows that are really images: the (H, W, C) the image view reshapes them to (None: the data's own shape)
+    image_shape: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.preprocessing is None:  # arrays given as they are: no encoding, no scaling yet
@@ -86,6 +88,7 @@ class Dataset:
             "class_names": None if self.class_names is None else list(self.class_names),
             "source": self.source,
             "scaling": self.scaling,
+            **({"image_shape": list(self.image_shape)} if self.image_shape else {}),
         }
 
 

@@ -8,7 +8,7 @@ from tuner.model._builders import build_model, check_model_fit, layer_value
 from tuner.model._export import ExportedModel
 from tuner.model._optimizers import LinearWarmup, build_optimizer, build_schedule, current_learning_rate
 from tuner.model._task import ONE_HOT_LOSSES, canonical_loss, check_task_fit, output_activation, resolve_loss
-from tuner.model._views import as_view, resolve_view
+from tuner.model._views import as_view, natural_view, parse_image_shape, resolve_view, with_image_shape
 
 __all__ = [
     "ExportedModel",
@@ -28,7 +28,10 @@ __all__ = [
     "check_task_fit",
     "current_learning_rate",
     "layer_value",
+    "natural_view",
     "output_activation",
+    "parse_image_shape",
     "resolve_loss",
     "resolve_view",
+    "with_image_shape",
 ]

@@ -2,7 +2,9 @@
 
 :func:`as_view` reshapes a dataset for a view: ``digits`` as 8x8x1 images, ``mnist1d`` as length-40
 sequences, images as sequences of rows, anything as flat vectors. :func:`resolve_view` picks the view a
-family gets for ``view: auto``. Only numpy is used: importing this module imports no Keras.
+family gets for ``view: auto``; :func:`natural_view` the view the data itself suggests (which picks the family of
+a study without ``--space``); :func:`with_image_shape` says that flat rows are images (``--image-shape``). Only
+numpy is used: importing this module imports no Keras.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from tuner.data import Dataset
 from tuner.errors import DataError, Problem
 from tuner.space import FAMILIES, VIEWS
 
-__all__ = ["as_view", "resolve_view"]
+__all__ = ["as_view", "natural_view", "parse_image_shape", "resolve_view", "with_image_shape"]
 
 _SHAPES = tuple(v for v in VIEWS if v != "auto")  # the views a dataset can be reshaped to
 
@@ -26,6 +28,9 @@ KNOWN_SHAPES: dict[str, dict[str, tuple[int, ...]]] = {
 
 
 def _known_shape(dataset: Dataset, view: str) -> tuple[int, ...] | None:
+    if dataset.image_shape is not None:  # the user said what the flat rows are (--image-shape)
+        h, w, c = dataset.image_shape
+        return {"image": (h, w, c), "sequence": (h, w * c)}.get(view)
     shape = KNOWN_SHAPES.get(dataset.name, {}).get(view)
     if shape is not None and math.prod(shape) == math.prod(dataset.input_shape):
         return shape
@@ -127,7 +132,7 @@ def as_view(dataset: Dataset, view: str) -> Dataset:
         raise DataError([Problem(
             f"dataset {dataset.name!r}", "view",
             f"cannot show examples of shape {dataset.input_shape} as {what}: flat rows have one only in the "
-            f"built-ins {known}; use view flat or auto, or save the data as an .npz with x of shape (N, H, W, C) or "
+            f"built-ins {known} or with an image_shape (--image-shape H,W,C); use view flat or auto, or save the data as an .npz with x of shape (N, H, W, C) or "
             "(N, T, F)", value=view)])
     if shape == dataset.input_shape:
         return dataset
@@ -137,3 +142,67 @@ def as_view(dataset: Dataset, view: str) -> Dataset:
         x_val=dataset.x_val.reshape(len(dataset.x_val), *shape),
         x_test=dataset.x_test.reshape(len(dataset.x_test), *shape),
     )
+
+
+def parse_image_shape(value: object, *, where: str = "--image-shape") -> tuple[int, int, int]:
+    """``"8,8,1"`` (or ``"8x8x1"``, ``(8, 8, 1)``; ``H,W`` means one channel) as ``(H, W, C)``.
+
+    Raises:
+        DataError: naming ``where`` and the value, unless it is 2 or 3 positive integers.
+    """
+    parts: list[object]
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.lower().replace("x", ",").split(",")]
+    elif isinstance(value, (tuple, list)):
+        parts = list(value)
+    else:
+        parts = []
+    try:
+        dims = tuple(int(str(p)) for p in parts)
+    except ValueError:
+        dims = ()
+    if len(dims) not in (2, 3) or any(d < 1 for d in dims):
+        raise DataError([Problem(where, "image_shape", "must be H,W,C (or H,W for one channel) in positive integers, "
+                                 "e.g. 8,8,1", value=value)])
+    return (*dims, 1) if len(dims) == 2 else dims  # type: ignore[return-value]
+
+
+def with_image_shape(dataset: Dataset, image_shape: object) -> Dataset:
+    """The dataset with its flat rows declared images of ``image_shape`` (``H,W,C``): the image view (and so
+    ``family: cnn`` and the default space) reshapes them; the values and the flat shape are not touched.
+
+    Raises:
+        DataError: a malformed shape, examples that are not flat, or a shape whose size is not the row's length.
+    """
+    shape = parse_image_shape(image_shape)
+    where = f"dataset {dataset.name!r}"
+    if len(dataset.input_shape) != 1:
+        raise DataError([Problem(where, "image_shape", f"is for flat rows; these examples already have shape "
+                                 f"{dataset.input_shape}", value=",".join(map(str, shape)))])
+    if math.prod(shape) != dataset.input_shape[0]:
+        raise DataError([Problem(where, "image_shape", f"must hold as many values as a row has features "
+                                 f"({dataset.input_shape[0]}), but H*W*C = {math.prod(shape)}",
+                                 value=",".join(map(str, shape)))])
+    return dataclasses.replace(dataset, image_shape=shape)
+
+
+def natural_view(dataset: Dataset) -> tuple[str, str]:
+    """The view the data suggests, ``"image"``, ``"sequence"`` or ``"flat"``, and why, in words.
+
+    Images ``(H, W, C)`` and flat rows with an image shape (``--image-shape``, or a built-in's own, digits'
+    8x8x1) are images; ``(T, F)`` examples and flat rows with a known sequence shape (mnist1d's 40x1) are
+    sequences; other flat rows are a table.
+    """
+    shape = dataset.input_shape
+    if len(shape) == 3:
+        return "image", f"examples are images of shape {shape}"
+    if len(shape) == 2:
+        return "sequence", f"examples are sequences of shape {shape} (steps, features)"
+    if dataset.image_shape is not None:
+        return "image", f"rows are images of shape {dataset.image_shape} (image_shape)"
+    for view in ("image", "sequence"):
+        known = _known_shape(dataset, view)
+        if known is not None:
+            what = "images" if view == "image" else "sequences"
+            return view, f"{dataset.name} rows are {what} of shape {known}"
+    return "flat", f"examples are rows of {shape[0]} features (a table)"

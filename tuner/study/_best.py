@@ -45,11 +45,13 @@ class BestModel:
         return values[0] > max(done) if maximizes(directions[0]) else values[0] < min(done)
 
     def keep(self, number: int, model: Any) -> None:
-        """Keep trial ``number``'s model (replacing the one kept before)."""
+        """Keep trial ``number``'s model (replacing the one kept before); None (a cross-validated trial, refitted
+        at the end) keeps the number only."""
         self.discard()
-        fd, self.path = tempfile.mkstemp(suffix=".keras", prefix="tuner-best-")
-        os.close(fd)
-        model.save(self.path)
+        if model is not None:
+            fd, self.path = tempfile.mkstemp(suffix=".keras", prefix="tuner-best-")
+            os.close(fd)
+            model.save(self.path)
         self.trial = number
 
     def keep_bytes(self, number: int, data: bytes) -> None:
@@ -95,16 +97,25 @@ class BestModel:
         from tuner.training import evaluate_test
 
         record = StudyRecord(study.optuna_study)
-        if self.path is None or self.trial != best.number:
+        trial = read_trial(study.optuna_study.trials[best.number])
+        refitted = bool(trial.cv_folds)  # cross-validated: refit on the training and validation rows, then test
+        if self.trial != best.number or (self.path is None and not refitted):
             if record.best_test_trial == best.number and record.best_test:
                 study.best_test = record.best_test  # scored by an earlier invocation or another worker
             return
-        model = keras.models.load_model(self.path)
-        params = read_trial(study.optuna_study.trials[best.number]).resolved_params or best.params
-        study.best_test = evaluate_test(model, study.dataset, params)
+        params = trial.resolved_params or best.params
+        data = study.dataset
+        if refitted:
+            from tuner.training import refit
+
+            model, data = refit(params, study.dataset, int(trial.best_epoch or 1), seed=study.settings.seed + best.number,
+                                builder=study.builder)
+        else:
+            model = keras.models.load_model(self.path)
+        study.best_test = evaluate_test(model, data, params)
         record.set_best_test(best.number, study.best_test)
         if study.settings.log_best_model:
-            _export(study, best, model, params, record)
+            _export(study, best, model, params, record, data)
         keras.backend.clear_session()
 
 
@@ -127,12 +138,13 @@ def close_tracking(study: RunningStudy, status: str) -> None:
         study.tracker = NullTracker()
 
 
-def _export(study: RunningStudy, best: Any, model: Any, params: Any, record: StudyRecord) -> None:
-    """Save the best model with its preprocessing in the local store, and log it on its trial's MLflow run."""
+def _export(study: RunningStudy, best: Any, model: Any, params: Any, record: StudyRecord, dataset: Any) -> None:
+    """Save the best model with its preprocessing (fitted on ``dataset``'s training rows) in the local store, and
+    log it on its trial's MLflow run."""
     from tuner.model import ExportedModel
     from tuner.training import prepare_data
 
-    data = prepare_data(study.dataset, params)
+    data = prepare_data(dataset, params)
     info = {"study": study.settings.study_name, "trial": best.number, "metrics": best.metrics,
             "test": study.best_test, "dataset": study.dataset.name}
     exported = ExportedModel(model, data.preprocessing, task=data.task, info=info)

@@ -17,9 +17,18 @@ from typing import Any
 
 from tuner.errors import ConfigError, Problem
 
-__all__ = ["IN_MEMORY", "load_model_ref", "model_name", "model_ref_of", "study_space", "user_model"]
+__all__ = ["DEFAULT_SPACES", "IN_MEMORY", "default_space", "load_model_ref", "model_name", "model_ref_of", "study_space",
+           "user_model"]
 
 IN_MEMORY = "<in-memory object>"  # a model with no importable reference: workers cannot rebuild it
+
+# the shipped space a study without --space tunes, by the view the data suggests (tuner.model.natural_view)
+DEFAULT_SPACES = {"image": "image_default", "sequence": "sequence_default", "flat": "default"}
+_WHAT = {"image": "a CNN (Conv2D blocks) on the images", "sequence": "a CNN (Conv1D blocks) along the sequences",
+         "flat": "an MLP on the features"}
+_OTHERS = {"image": "--space default for an MLP on the flat pixels",
+           "sequence": "--space rnn_regularization for LSTM/GRU layers, --space default for an MLP",
+           "flat": "--image-shape H,W,C when the rows are images"}
 
 
 def _ref_error(ref: str, rule: str) -> ConfigError:
@@ -144,3 +153,14 @@ def study_space(space: Any, model: Any, fixed: Any) -> Any:
                                       "asks for; set it under model_parameters instead", value=n) for n in clash])
         space = space.with_model_parameters(declared)
     return space.with_fixed(fixed) if fixed else space
+
+
+def default_space(dataset: Any) -> tuple[str, str]:
+    """The shipped space that suits the data's view (:data:`DEFAULT_SPACES`), and a line saying which family it
+    tunes, why, and how to choose another."""
+    from tuner.model import natural_view
+
+    view, why = natural_view(dataset)
+    name = DEFAULT_SPACES[view]
+    return name, (f"space {name!r}: {_WHAT[view]}, since {why}; choose another with --space NAME "
+                  f"(python -m tuner spaces list), e.g. {_OTHERS[view]}")

@@ -108,10 +108,13 @@ class Objective:
                                              study_name=s.study_name)
                 if run_id is not None:
                     TrialRecord.write(trial, mlflow_run_id=run_id)
-            callbacks = [*tracker.trial_callbacks(run_id), stop_callback()]
-            if not study.multi_objective:
-                callbacks.append(_PruningCallback(trial, s.objective[0], first_prunable_step(study.opened)).callback)
-            result = _train(study, trial.number, train_params, builder, callbacks)
+            if s.cv:
+                result = self._cross_validate(trial, train_params, builder, tracker.trial_callbacks(run_id))
+            else:
+                callbacks = [*tracker.trial_callbacks(run_id), stop_callback()]
+                if not study.multi_objective:
+                    callbacks.append(_PruningCallback(trial, s.objective[0], first_prunable_step(study.opened)).callback)
+                result = _train(study, trial.number, train_params, builder, callbacks)
             record = TrialRecord.from_result(result)
             values = [float(result.metrics[m]) for m in s.objective]
             if not all(math.isfinite(v) for v in values):
@@ -119,7 +122,7 @@ class Objective:
             record.write_result(trial, metric=result.metric)
             state = "complete"
             if study.best_kept.is_best(study.optuna_study, study.directions, values):  # scored on the test split at the end
-                study.best_kept.keep(trial.number, result.model)
+                study.best_kept.keep(trial.number, result.model)  # cross-validated: no model, refitted at the end
             return values[0] if len(values) == 1 else values
         except optuna.TrialPruned as err:
             state, reason = "pruned", str(err)
@@ -155,3 +158,28 @@ class Objective:
             if result is not None:
                 result.model = None
             keras.backend.clear_session()  # which collects garbage too (a second collection cost 0.1 s a trial)
+
+    def _cross_validate(self, trial: Any, params: Any, builder: Any, epoch_callbacks: Any) -> Any:
+        """The trial scored over ``settings.cv`` folds (:func:`tuner.training.cross_validate`), pruned on the running
+        mean after each fold; the tracker's per-epoch curves are the first fold's."""
+        import optuna
+
+        from tuner.training import cross_validate
+
+        study, s = self.study, self.study.settings
+        first_step = None if study.multi_objective else first_prunable_step(study.opened)
+        start = study.opened.pruner_start
+        stride = max(1, start[1]) if start else 1  # fold f reports at step f * stride: past the pruner's warm-up
+        monitor = s.objective[0]
+
+        def after_fold(fold: int, means: dict[str, float]) -> None:
+            value = means.get(monitor)
+            if first_step is None or fold >= s.cv or value is None or not math.isfinite(value):
+                return
+            trial.report(float(value), step=fold * stride)
+            if fold * stride >= first_step and trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after fold {fold} of {s.cv} (mean {monitor}={value:.4g})")
+
+        return cross_validate(params, study.dataset, s.cv, seed=s.seed + trial.number, fold_seed=s.seed,
+                              builder=builder, gap_subset=s.gap_subset, after_fold=after_fold,
+                              callbacks=lambda i: [*(epoch_callbacks if i == 0 else ()), stop_callback()])

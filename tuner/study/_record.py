@@ -34,6 +34,9 @@ class TrialRecord:
         fail_reason: why a failed trial failed (``interrupted`` for Ctrl-C).
         prune_reason: why a pruned trial was pruned.
         config_error: set when the trial failed on a configuration error (the run stops).
+        cv_folds: cross-validated trials (``--cv K``): each fold's honest figures, verdict and chosen epoch;
+            ``metrics`` are then the means over folds and ``best_epoch`` the mean chosen epoch.
+        cv_spread: cross-validated trials: the standard deviation of each of ``metrics`` over the folds.
     """
 
     resolved_params: dict[str, Any] | None = None
@@ -52,6 +55,8 @@ class TrialRecord:
     fail_reason: str | None = None
     prune_reason: str | None = None
     config_error: bool = False
+    cv_folds: list[dict[str, Any]] | None = None
+    cv_spread: dict[str, float] | None = None
 
     @classmethod
     def from_attrs(cls, attrs: Mapping[str, Any]) -> TrialRecord:
@@ -75,20 +80,27 @@ class TrialRecord:
         return cls(metrics=dict(result.metrics), final_metrics=dict(result.final_metrics),
                    verdict=result.diagnosis.verdict, reason=result.diagnosis.reason,
                    suggestion=result.diagnosis.suggestion, best_epoch=result.best_epoch,
-                   epochs_run=result.epochs_run, n_params=result.n_params, wall_time=round(result.wall_time, 3))
+                   epochs_run=result.epochs_run, n_params=result.n_params, wall_time=round(result.wall_time, 3),
+                   cv_folds=getattr(result, "folds", None), cv_spread=getattr(result, "spread", None))
 
     def write_result(self, trial: Any, *, metric: str) -> None:
         """Store this record of a finished training run (:meth:`from_result`) on a running trial; ``metric`` is
         the task's headline metric, whose gap stands at the top level beside ``gap_loss``."""
-        TrialRecord.write(trial, **{k: getattr(self, k) for k in _RESULT_FIELDS})
+        TrialRecord.write(trial, **{k: getattr(self, k) for k in _RESULT_FIELDS
+                                    if getattr(self, k) is not None or not k.startswith("cv_")})
         # the gaps stand at the top level too: Optuna's dashboard and trials_dataframe show them as columns
         trial.set_user_attr("gap_loss", self.metrics.get("gap_loss"))
         trial.set_user_attr(f"gap_{metric}", self.metrics.get(f"gap_{metric}"))
 
     # -- what a trial's tracking run ends with (written by the objective, and by ``sync`` from the storage) --
     def tracking_metrics(self) -> dict[str, float]:
-        """``best_*`` (the chosen epoch), ``final_*`` (the last epoch run), ``best_epoch``, ``n_params``, ``wall_time``."""
+        """``best_*`` (the chosen epoch), ``final_*`` (the last epoch run), ``best_epoch``, ``n_params``, ``wall_time``;
+        cross-validated, also ``cv_std_*`` (the spread over folds) and ``fold_<i>_*`` (fold ``i``'s figures)."""
         out = {f"best_{k}": v for k, v in self.metrics.items() if isinstance(v, (int, float))}
+        out.update({f"cv_std_{k}": v for k, v in (self.cv_spread or {}).items() if isinstance(v, (int, float))})
+        for i, fold in enumerate(self.cv_folds or (), start=1):
+            out.update({f"fold_{i}_{k}": v for k, v in fold.items() if isinstance(v, (int, float))
+                        and not isinstance(v, bool)})
         out.update({f"final_{k}": v for k, v in self.final_metrics.items() if isinstance(v, (int, float))})
         out.update({k: v for k, v in (("best_epoch", self.best_epoch), ("n_params", self.n_params),
                                       ("wall_time", self.wall_time)) if v is not None})
@@ -98,14 +110,15 @@ class TrialRecord:
         """The diagnosis (``verdict``, ``verdict_reason``, ``suggestion``) and ``fail_reason`` (``reason``, else
         the stored fail or prune reason)."""
         tags = {"verdict": self.verdict, "verdict_reason": self.reason, "suggestion": self.suggestion,
-                "fail_reason": reason or self.fail_reason or self.prune_reason}
+                "fail_reason": reason or self.fail_reason or self.prune_reason,
+                "fold_verdicts": ",".join(str(f.get("verdict")) for f in self.cv_folds) if self.cv_folds else None}
         return {k: v for k, v in tags.items() if v is not None}
 
 
 _UNCLOSED = "unclosed_study_run:"  # + the MLflow run id of a study run to close: its status
 
 _RESULT_FIELDS = ("metrics", "final_metrics", "verdict", "reason", "suggestion", "best_epoch", "epochs_run", "n_params",
-                  "wall_time")
+                  "wall_time", "cv_folds", "cv_spread")
 
 
 def read_trial(trial: Any) -> TrialRecord:

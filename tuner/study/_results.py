@@ -31,6 +31,8 @@ class TrialReport:
     wall_time: float | None
     fail_reason: str | None
     mlflow_run_id: str | None
+    cv_folds: list[dict[str, Any]] | None = None  # cross-validated: each fold's figures and verdict
+    cv_spread: dict[str, float] | None = None  # cross-validated: each metric's standard deviation over folds
 
     @classmethod
     def from_frozen(cls, trial: Any) -> TrialReport:
@@ -41,7 +43,8 @@ class TrialReport:
         return cls(number=trial.number, state=trial.state.name.lower(), values=trial.values, params=dict(trial.params),
                    metrics=dict(record.metrics), verdict=record.verdict, reason=record.reason,
                    suggestion=record.suggestion, best_epoch=record.best_epoch, n_params=record.n_params,
-                   wall_time=record.wall_time, fail_reason=fail_reason, mlflow_run_id=record.mlflow_run_id)
+                   wall_time=record.wall_time, fail_reason=fail_reason, mlflow_run_id=record.mlflow_run_id,
+                   cv_folds=record.cv_folds, cv_spread=record.cv_spread)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

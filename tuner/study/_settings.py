@@ -58,6 +58,12 @@ class StudySettings:
             their average (KerasTuner's ``executions_per_trial``). Defaults to `1`.
         max_retries_per_trial: times a trial whose training raised an error (not a diverging loss, not a
             configuration error) is trained again before it fails. Defaults to `0`.
+        cv: score each trial over this many stratified folds of the training and validation rows (the mean,
+            with each fold's figures on the trial), and refit the best configuration on all of them before the
+            test split; ``0`` turns it off; ``None`` (auto) uses 5 folds below 1,000 such rows, else 0. Defaults
+            to `None`.
+        image_shape: ``(H, W, C)`` (or ``"H,W,C"``) of flat rows that are images (a CSV or ``.npz`` of pixels): the
+            image view, and so ``family: cnn`` and the default space, reshape them. Defaults to `None`.
         backend: the Keras backend, ``auto``, ``tensorflow``, ``jax`` or ``torch``, set for this process and
             its workers before Keras is imported; ``auto`` is ``KERAS_BACKEND`` when set, else TensorFlow.
             The study records the one that ran. Defaults to `"auto"`.
@@ -83,6 +89,8 @@ class StudySettings:
     backend: str = "auto"
     executions_per_trial: int = 1
     max_retries_per_trial: int = 0
+    cv: int | None = None
+    image_shape: Any = None
 
     def validate(self, task: str, metrics: tuple[str, ...] = ()) -> None:
         problems = []
@@ -114,6 +122,9 @@ class StudySettings:
                                     value=list(self.directions)))
         if len(self.objective) != len(set(self.objective)):
             problems.append(Problem("--objective", "objective", "must not repeat a metric", value=list(self.objective)))
+        if self.cv is not None and (isinstance(self.cv, bool) or not isinstance(self.cv, int) or self.cv < 0
+                                    or self.cv == 1):
+            problems.append(Problem("--cv", "cv", "must be 0 (off) or a number of folds >= 2", value=self.cv))
         if problems:
             raise ConfigError(problems)
 
@@ -187,3 +198,7 @@ def check_inputs(space: Any, dataset: Any, settings: StudySettings) -> None:
             check_model_fit({**chosen, **{k: v for k, v in on.items() if v is not None}}, shape, source=space.source)
     if settings.sampler == "grid":
         space.grid()
+    if settings.cv:
+        from tuner.training import check_folds
+
+        check_folds(dataset, settings.cv)

@@ -31,7 +31,7 @@ _logger = get_logger(__name__)
 
 # the settings a worker needs to rebuild the study, stored in its recipe
 _RECIPE_SETTINGS = ("sampler", "pruner", "seed", "gap_subset", "pruner_startup_trials", "heartbeat_interval",
-                    "grace_period", "tracking_uri", "log_best_model", "model")
+                    "grace_period", "tracking_uri", "log_best_model", "model", "cv", "image_shape")
 
 
 @dataclasses.dataclass
@@ -304,6 +304,11 @@ def _check_same_study(optuna_study: Any, study: RunningStudy) -> None:
             record.dataset_description = study.dataset.describe()
         return
     theirs = record.recipe
+    stored_cv = int(theirs.settings.get("cv") or 0)  # made before --cv existed: 0
+    if stored_cv != s.cv:  # a resumed study keeps the folds it was scored with
+        _logger.warning("study %r was created with --cv %d: its trials go on with %s", s.study_name, stored_cv,
+                        f"{stored_cv} folds" if stored_cv else "no cross-validation")
+        s.cv = stored_cv
     for key in ("dataset", "objective", "space", "model_space"):
         if getattr(theirs, key) != getattr(mine, key):
             raise ConfigError([Problem(s.storage, f"study {s.study_name!r}",

@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from tuner._logging import current_verbosity, library_logs
 from tuner._store import default_storage
+from tuner.errors import ConfigError, Problem
 from tuner.study._best import BestModel, close_tracking, load_best_model
 from tuner.study._budget import budget_counts
 from tuner.study._interrupts import (check_stop, clear_stop, deferring_interrupts, interrupts_deferrable, request_stop,
                                     stop_requested)
 from tuner.study._loop import optimize, rss_mb
-from tuner.study._model_ref import study_space, user_model
+from tuner.study._model_ref import default_space, study_space, user_model
 from tuner.study._process import restoring_process_state
 from tuner.study._record import StudyRecord
 from tuner.study._results import StudyResults, TrialReport
@@ -47,8 +48,10 @@ class Study:
     """A tuning study: a search space, a dataset, settings, an Optuna study and its tracking records.
 
     Args:
-        space: the :class:`~tuner.SearchSpace` (or a path / shipped space name). Defaults to `"default"`, or an
-            empty space with a ``hypermodel``.
+        space: the :class:`~tuner.SearchSpace` (or a path / shipped space name). Defaults to the shipped space
+            that suits the data's view (``image_default``: a CNN on images, ``sequence_default``: a Conv1D CNN on
+            sequences, ``default``: an MLP on tables; :attr:`choices` says which and why), or an empty space
+            with a ``hypermodel``.
         dataset: a :class:`~tuner.Dataset`, a built-in name or file path, arrays ``(x, y)`` or a pandas
             DataFrame (``dataset_options``: ``target``, ``validation_data``, ``test_data``). Defaults to `"digits"`.
         settings: :class:`StudySettings`; keyword arguments override its fields.
@@ -72,10 +75,13 @@ class Study:
                  ray: str | bool | None = None, workers: int = 1, cpus_per_trial: float = 1.0,
                  gpus_per_trial: float = 0.0, **overrides: Any) -> None:
         from tuner.data import in_memory_dataset, load_dataset
+        from tuner.model import with_image_shape
+        from tuner.training import auto_folds
 
         self.settings = dataclasses.replace(settings or StudySettings(), **overrides)
         self.user_model = user_model(hypermodel, builder, self.settings)
-        self.space = study_space(space, self.user_model, fixed)
+        if space is not None or self.user_model is not None:  # else the data chooses, once loaded
+            self.space = study_space(space, self.user_model, fixed)
         if isinstance(dataset, (str, os.PathLike)):
             options = {k: v for k, v in (dataset_options or {}).items() if v is not None}
             self.dataset = load_dataset(str(dataset), **options)
@@ -85,6 +91,27 @@ class Study:
         else:
             self.dataset = in_memory_dataset(dataset, **(dataset_options or {}))
             self.dataset_spec = None
+        s = self.settings
+        if s.image_shape is not None:
+            self.dataset = with_image_shape(self.dataset, s.image_shape)
+            s.image_shape = list(self.dataset.image_shape or ())
+        #: what the study chose for itself and why, one line each (the CLI prints them first)
+        self.choices: list[str] = []
+        if space is None and self.user_model is None:
+            name, line = default_space(self.dataset)
+            self.space = study_space(name, None, fixed)
+            self.choices.append(line)
+        own_fit = self.user_model is not None and self.user_model.hypermodel is not None
+        if s.cv and own_fit:
+            raise ConfigError([Problem("--cv", "cv", "is not available for a build(hp) model or a HyperModel yet (its "
+                                       "refit would need the trial); use --cv 0", value=s.cv)])
+        if s.cv is None and own_fit:
+            s.cv, why = 0, "off: not available for a build(hp) model or a HyperModel"
+        elif s.cv is None:
+            s.cv, why = auto_folds(self.dataset)
+        else:
+            why = f"{s.cv}-fold over the training and validation rows" if s.cv else "off (--cv 0)"
+        self.choices.append(f"cross-validation {why}")
         logged = self._check_user_model()
         self.settings.complete(self.dataset.task, f"{self.space.name}-{self.dataset.name}", default_storage(), logged)
         self.builder = builder or (self.user_model and self.user_model.params_builder)

@@ -54,6 +54,9 @@ class TrainResult:
         n_params: the model's parameter count.
         metric: the task's headline metric (``accuracy`` or ``mae``).
         model: the trained ``keras.Model``.
+        folds: cross-validated (:func:`tuner.training.cross_validate`): each fold's honest figures, verdict,
+            chosen epoch and wall time; ``metrics`` are then the means over folds. None for one run.
+        spread: cross-validated: the standard deviation of each of ``metrics`` over the folds.
     """
 
     history: dict[str, list[float]]
@@ -67,13 +70,16 @@ class TrainResult:
     metric: str
     stopped_early: bool
     model: Any = dataclasses.field(repr=False, default=None)
+    folds: list[dict[str, Any]] | None = None  # cross-validated: each fold's figures, verdict and chosen epoch
+    spread: dict[str, float] | None = None  # cross-validated: the standard deviation of each metric over folds
 
     def summary(self) -> dict[str, Any]:
         """The result as JSON-able data (without the model and history)."""
         return {"best_epoch": self.best_epoch, "epochs_run": self.epochs_run, "metrics": self.metrics,
                 "final_metrics": self.final_metrics, "verdict": self.diagnosis.verdict,
                 "reason": self.diagnosis.reason, "suggestion": self.diagnosis.suggestion,
-                "wall_time": self.wall_time, "n_params": self.n_params, "stopped_early": self.stopped_early}
+                "wall_time": self.wall_time, "n_params": self.n_params, "stopped_early": self.stopped_early,
+                **({"folds": self.folds, "spread": self.spread} if self.folds else {})}
 
 
 def prepare_data(dataset: Dataset, params: Mapping[str, Any]) -> Dataset:
