@@ -46,12 +46,29 @@ def choose_backend(name: str = "auto") -> str:
     else:  # Keras's own rule: KERAS_BACKEND, else its config file, else TensorFlow
         chosen = os.environ.get("KERAS_BACKEND") or _config_file_backend() or "tensorflow"
     if keras is not None and keras.backend.backend() != chosen:
-        raise ConfigError([Problem("--backend", "backend", f"must be chosen before Keras is imported; this process "
-                                   f"runs {keras.backend.backend()!r}, so it cannot apply", value=name)])
+        raise ConfigError(
+            [
+                Problem(
+                    "--backend",
+                    "backend",
+                    f"must be chosen before Keras is imported; this process "
+                    f"runs {keras.backend.backend()!r}, so it cannot apply",
+                    value=name,
+                )
+            ]
+        )
     package = _PACKAGES.get(chosen)
     if keras is None and package is not None and importlib.util.find_spec(package[0]) is None:
-        raise ConfigError([Problem("--backend", "backend", f"the {chosen} backend needs {package[1]}, which is not "
-                                   f"installed: pip install {package[0]}", value=chosen)])
+        raise ConfigError(
+            [
+                Problem(
+                    "--backend",
+                    "backend",
+                    f"the {chosen} backend needs {package[1]}, which is not installed: pip install {package[0]}",
+                    value=chosen,
+                )
+            ]
+        )
     os.environ["KERAS_BACKEND"] = chosen
     return chosen
 

@@ -11,9 +11,24 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_STORE", "STORAGE_ENV", "default_storage", "default_tracking_uri", "sqlite_path", "journal_path",
-           "local_store_dir", "absolute_sqlite", "cache_dir", "keras_home", "study_tracking_uri", "tracking_beside",
-           "mask_secrets", "masked", "storage_trouble", "connection_lost"]
+__all__ = [
+    "DEFAULT_STORE",
+    "STORAGE_ENV",
+    "default_storage",
+    "default_tracking_uri",
+    "sqlite_path",
+    "journal_path",
+    "local_store_dir",
+    "absolute_sqlite",
+    "cache_dir",
+    "keras_home",
+    "study_tracking_uri",
+    "tracking_beside",
+    "mask_secrets",
+    "masked",
+    "storage_trouble",
+    "connection_lost",
+]
 
 DEFAULT_STORE = Path("mlruns")
 STORAGE_ENV = "TUNER_STORAGE"  # the storage URL when --storage is not given: keeps a password off command lines
@@ -77,14 +92,14 @@ def keras_home() -> Path:
 def sqlite_path(url: str) -> Path | None:
     """The database file of a ``sqlite:///PATH`` URL; None for any other URL."""
     if url.startswith(_SQLITE):
-        return Path(url[len(_SQLITE):])
+        return Path(url[len(_SQLITE) :])
     return None
 
 
 def journal_path(url: str) -> Path | None:
     """The log file of a ``journal:PATH`` storage; None for any other URL."""
     if url.startswith("journal:"):
-        return Path(url[len("journal:"):].removeprefix("//"))
+        return Path(url[len("journal:") :].removeprefix("//"))
     return None
 
 
@@ -136,8 +151,11 @@ def study_tracking_uri(storage: str, *, given: str | None = None, recorded: str 
         return recorded
     if path is not None:  # relative to the folder the study ran in (older studies): here, or an absolute storage's
         storage_path = sqlite_path(storage)
-        beside = ([storage_path.parent / path]
-                  if storage_path is not None and storage_path.is_absolute() and not path.is_absolute() else [])
+        beside = (
+            [storage_path.parent / path]
+            if storage_path is not None and storage_path.is_absolute() and not path.is_absolute()
+            else []
+        )
         for candidate in [path, *beside]:
             if candidate.exists():
                 return f"{_SQLITE}{candidate.resolve().as_posix()}"
@@ -145,15 +163,28 @@ def study_tracking_uri(storage: str, *, given: str | None = None, recorded: str 
 
 
 # a database server that went away or is restarting: tuner retries these for a while (tuner.study._retry)
-_CONNECTION_LOST = ("server closed the connection", "could not connect", "connection refused", "terminating connection",
-                    "connection not open", "connection already closed", "the database system is starting up",
-                    "the database system is shutting down", "ssl syscall error", "lost connection")
+_CONNECTION_LOST = (
+    "server closed the connection",
+    "could not connect",
+    "connection refused",
+    "terminating connection",
+    "connection not open",
+    "connection already closed",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "ssl syscall error",
+    "lost connection",
+)
 _STORAGE_TROUBLE = (
-    (("readonly database", "read-only file system", "permission denied"),
-     "is read-only: give this user write permission on the database file and its folder"),
+    (
+        ("readonly database", "read-only file system", "permission denied"),
+        "is read-only: give this user write permission on the database file and its folder",
+    ),
     (("database is locked",), "is locked by another process that holds a write transaction; retry when it ends"),
-    (("disk is full", "no space left", "file too large", "disk i/o error"),
-     "has no room left to write (disk full, a file-size limit, or a disk error); free space"),
+    (
+        ("disk is full", "no space left", "file too large", "disk i/o error"),
+        "has no room left to write (disk full, a file-size limit, or a disk error); free space",
+    ),
     (_CONNECTION_LOST, "did not answer (the database server is down or restarting); start it"),
 )
 
@@ -169,8 +200,10 @@ def storage_trouble(err: BaseException, url: str | None = None) -> str | None:
         if any(n in text for n in needles):
             where = f"storage {mask_secrets(url)}" if url else "the storage"
             detail = mask_secrets(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
-            return (f"{where} {what}, then run the same command again to resume: finished trials are kept "
-                    f"({type(err).__name__}: {detail[:200]})")
+            return (
+                f"{where} {what}, then run the same command again to resume: finished trials are kept "
+                f"({type(err).__name__}: {detail[:200]})"
+            )
     return None
 
 

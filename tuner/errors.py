@@ -10,7 +10,16 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["ConfigError", "SpaceError", "DataError", "NoCompleteTrial", "TrialFailed", "NonFiniteLoss", "Problem", "did_you_mean"]
+__all__ = [
+    "ConfigError",
+    "SpaceError",
+    "DataError",
+    "NoCompleteTrial",
+    "TrialFailed",
+    "NonFiniteLoss",
+    "Problem",
+    "did_you_mean",
+]
 
 
 class Problem:

@@ -14,15 +14,35 @@ __all__ = ["HIGHER_IS_BETTER", "headline_metric", "direction", "maximize", "maxi
 
 _T = TypeVar("_T")
 
-HIGHER_IS_BETTER = {"accuracy": True, "mae": False, "mse": False, "rmse": False, "loss": False,
-                    # Keras's own metrics a user's compile may name (their default names)
-                    "acc": True, "binary_accuracy": True, "categorical_accuracy": True,
-                    "sparse_categorical_accuracy": True, "top_k_categorical_accuracy": True,
-                    "sparse_top_k_categorical_accuracy": True, "auc": True, "precision": True, "recall": True,
-                    "f1_score": True, "fbeta_score": True, "r2_score": True, "true_positives": True,
-                    "true_negatives": True, "false_positives": False, "false_negatives": False,
-                    "mean_squared_error": False, "mean_absolute_error": False, "root_mean_squared_error": False,
-                    "mean_absolute_percentage_error": False, "crossentropy": False}
+HIGHER_IS_BETTER = {
+    "accuracy": True,
+    "mae": False,
+    "mse": False,
+    "rmse": False,
+    "loss": False,
+    # Keras's own metrics a user's compile may name (their default names)
+    "acc": True,
+    "binary_accuracy": True,
+    "categorical_accuracy": True,
+    "sparse_categorical_accuracy": True,
+    "top_k_categorical_accuracy": True,
+    "sparse_top_k_categorical_accuracy": True,
+    "auc": True,
+    "precision": True,
+    "recall": True,
+    "f1_score": True,
+    "fbeta_score": True,
+    "r2_score": True,
+    "true_positives": True,
+    "true_negatives": True,
+    "false_positives": False,
+    "false_negatives": False,
+    "mean_squared_error": False,
+    "mean_absolute_error": False,
+    "root_mean_squared_error": False,
+    "mean_absolute_percentage_error": False,
+    "crossentropy": False,
+}
 
 
 def headline_metric(task: str) -> str:
@@ -34,7 +54,7 @@ def base_name(metric: str) -> str:
     """``val_accuracy`` -> ``accuracy``; ``gap_loss`` -> ``loss``; other names are returned unchanged."""
     for prefix in ("val_", "train_", "gap_", "test_", "best_", "final_"):
         if metric.startswith(prefix):
-            return metric[len(prefix):]
+            return metric[len(prefix) :]
     return metric
 
 

@@ -14,6 +14,21 @@ from tuner.cli._main import COMMANDS, build_parser, main
 from tuner.cli._report import ReportCommand, SelectCommand
 from tuner.cli._study import StudyCommand, WorkerCommand
 
-__all__ = ["BestCommand", "COMMANDS", "Command", "DatasetsCommand", "EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK",
-           "EXIT_USAGE", "ReportCommand", "SelectCommand", "SpacesCommand", "StudyCommand", "UiCommand",
-           "WorkerCommand", "build_parser", "main"]
+__all__ = [
+    "BestCommand",
+    "COMMANDS",
+    "Command",
+    "DatasetsCommand",
+    "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "ReportCommand",
+    "SelectCommand",
+    "SpacesCommand",
+    "StudyCommand",
+    "UiCommand",
+    "WorkerCommand",
+    "build_parser",
+    "main",
+]

@@ -17,8 +17,22 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE", "EXIT_INTERRUPTED", "EXIT_BROKEN_PIPE", "Command", "add_store_options",
-           "fmt", "print_json", "quiet_backends", "table", "add_bind_options", "is_loopback", "check_bind"]
+__all__ = [
+    "EXIT_OK",
+    "EXIT_FAILURE",
+    "EXIT_USAGE",
+    "EXIT_INTERRUPTED",
+    "EXIT_BROKEN_PIPE",
+    "Command",
+    "add_store_options",
+    "fmt",
+    "print_json",
+    "quiet_backends",
+    "table",
+    "add_bind_options",
+    "is_loopback",
+    "check_bind",
+]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
 
@@ -49,18 +63,30 @@ class Command(abc.ABC):
 
 
 def add_store_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--storage", metavar="URL", help="Optuna storage URL (default: $TUNER_STORAGE, else "
-                        "sqlite:///mlruns/optuna.db); a password is better kept in $TUNER_STORAGE or ~/.pgpass.")
+    parser.add_argument(
+        "--storage",
+        metavar="URL",
+        help="Optuna storage URL (default: $TUNER_STORAGE, else "
+        "sqlite:///mlruns/optuna.db); a password is better kept in $TUNER_STORAGE or ~/.pgpass.",
+    )
 
 
 def add_bind_options(parser: argparse.ArgumentParser, *, port: int, what: str) -> None:
     """``--host``, ``--port`` and ``--allow-unauthenticated`` of a command that serves ``what`` on a port."""
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine "
-                        "only); any other needs a credential, or --allow-unauthenticated.")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default: 127.0.0.1, this machine "
+        "only); any other needs a credential, or --allow-unauthenticated.",
+    )
     parser.add_argument("--port", type=int, default=port, help=f"port (default: {port}).")
-    parser.add_argument("--allow-unauthenticated", action="store_true", help=f"serve {what} on a --host beyond "
-                        "loopback without a password: only when something in front of it asks for one (a reverse "
-                        "proxy with authentication) or the network is yours alone.")
+    parser.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help=f"serve {what} on a --host beyond "
+        "loopback without a password: only when something in front of it asks for one (a reverse "
+        "proxy with authentication) or the network is yours alone.",
+    )
 
 
 def is_loopback(host: str) -> bool:
@@ -76,8 +102,9 @@ def is_loopback(host: str) -> bool:
         return False  # a host name other than localhost, or an interface's address: the network sees it
 
 
-def check_bind(args: argparse.Namespace, *, what: str, exposes: str, credential: str | None,
-               authenticated: bool = False) -> None:
+def check_bind(
+    args: argparse.Namespace, *, what: str, exposes: str, credential: str | None, authenticated: bool = False
+) -> None:
     """Refuse to serve ``what`` on a non-loopback ``args.host`` that no credential guards.
 
     Args:
@@ -96,9 +123,19 @@ def check_bind(args: argparse.Namespace, *, what: str, exposes: str, credential:
         return
     ways = ([credential] if credential else []) + [
         f"keep the default 127.0.0.1 and reach it with ssh -L {args.port}:127.0.0.1:{args.port} THIS-HOST",
-        "or pass --allow-unauthenticated when something in front of it asks for a password"]
-    raise ConfigError([Problem("--host", "", f"serving {what} beyond this machine without a password lets whoever "
-                               f"reaches port {args.port} {exposes}; " + ", ".join(ways), value=args.host)])
+        "or pass --allow-unauthenticated when something in front of it asks for a password",
+    ]
+    raise ConfigError(
+        [
+            Problem(
+                "--host",
+                "",
+                f"serving {what} beyond this machine without a password lets whoever "
+                f"reaches port {args.port} {exposes}; " + ", ".join(ways),
+                value=args.host,
+            )
+        ]
+    )
 
 
 def quiet_backends(verbosity: int) -> None:

@@ -10,8 +10,17 @@ import os
 import sys
 
 from tuner._store import default_storage, default_tracking_uri, mask_secrets, study_tracking_uri
-from tuner.cli._base import (EXIT_OK, EXIT_USAGE, Command, add_bind_options, add_store_options, check_bind, fmt,
-                             print_json, table)
+from tuner.cli._base import (
+    EXIT_OK,
+    EXIT_USAGE,
+    Command,
+    add_bind_options,
+    add_store_options,
+    check_bind,
+    fmt,
+    print_json,
+    table,
+)
 from tuner.errors import ConfigError, Problem
 
 __all__ = ["BestCommand", "SpacesCommand", "DatasetsCommand", "UiCommand"]
@@ -36,8 +45,10 @@ class BestCommand(Command):
         if args.json:
             print_json(data)
             return EXIT_OK
-        print(f"best trial {best.number} of study {args.study!r} ({', '.join(results.objective)}: "
-              f"{', '.join(fmt(v) for v in best.values or [])})")
+        print(
+            f"best trial {best.number} of study {args.study!r} ({', '.join(results.objective)}: "
+            f"{', '.join(fmt(v) for v in best.values or [])})"
+        )
         print(f"  verdict: {best.verdict} - {best.reason}")
         for k, v in best.metrics.items():
             print(f"  {k}: {fmt(v)}")
@@ -117,17 +128,29 @@ class UiCommand(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("study", metavar="STUDY", nargs="?", help="open on this study's runs.")
         add_store_options(parser)
-        parser.add_argument("--tracking-uri", metavar="URI", help="MLflow store (default: with STUDY, the one it ran "
-                            "with; else $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db).")
+        parser.add_argument(
+            "--tracking-uri",
+            metavar="URI",
+            help="MLflow store (default: with STUDY, the one it ran "
+            "with; else $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db).",
+        )
         add_bind_options(parser, port=5000, what="the MLflow UI")
-        parser.add_argument("--app-name", metavar="NAME", help="MLflow's server app: basic-auth asks every visitor "
-                            "for a user and password (MLflow's own authentication).")
+        parser.add_argument(
+            "--app-name",
+            metavar="NAME",
+            help="MLflow's server app: basic-auth asks every visitor "
+            "for a user and password (MLflow's own authentication).",
+        )
 
     def take_action(self, args: argparse.Namespace) -> int:
         _check_app(args.app_name)
-        check_bind(args, what="the MLflow UI", credential="add --app-name basic-auth (MLflow's users and passwords)",
-                   authenticated=args.app_name is not None,
-                   exposes="read every run and artifact, delete experiments and replace registered models")
+        check_bind(
+            args,
+            what="the MLflow UI",
+            credential="add --app-name basic-auth (MLflow's users and passwords)",
+            authenticated=args.app_name is not None,
+            exposes="read every run and artifact, delete experiments and replace registered models",
+        )
         uri = args.tracking_uri or default_tracking_uri()
         url = f"http://{args.host}:{args.port}"
         if args.study:
@@ -137,8 +160,16 @@ class UiCommand(Command):
             record = StudyRecord(load_study_results(args.study, storage=storage).study)
             experiment = record.mlflow_experiment_id
             if experiment is None:
-                raise ConfigError([Problem(f"study {args.study!r}", "tracking", "has no MLflow runs (it ran with "
-                                           "tracking off)", has_value=False)])
+                raise ConfigError(
+                    [
+                        Problem(
+                            f"study {args.study!r}",
+                            "tracking",
+                            "has no MLflow runs (it ran with tracking off)",
+                            has_value=False,
+                        )
+                    ]
+                )
             recorded = record.recipe.tracking_uri
             uri = study_tracking_uri(storage, given=args.tracking_uri, recorded=recorded) or uri  # where it ran
             # MLflow 3.17's UI follows its GenAI/model-training switch (GenAI by default) over the experiment's kind
@@ -164,14 +195,36 @@ def _check_app(name: str | None) -> None:
 
     apps = sorted({e.name for e in entry_points(group="mlflow.app")})
     if name not in apps:
-        raise ConfigError([Problem("--app-name", "", f"is not an MLflow server app installed here (one of: "
-                                   f"{', '.join(apps) or 'none'})", value=name)])
+        raise ConfigError(
+            [
+                Problem(
+                    "--app-name",
+                    "",
+                    f"is not an MLflow server app installed here (one of: {', '.join(apps) or 'none'})",
+                    value=name,
+                )
+            ]
+        )
     if name == "basic-auth":
         import importlib.util
 
         if importlib.util.find_spec("flask_wtf") is None:
-            raise ConfigError([Problem("--app-name", "", "MLflow's basic-auth needs Flask-WTF: pip install "
-                                       "'mlflow[auth]'", value=name)])
+            raise ConfigError(
+                [
+                    Problem(
+                        "--app-name", "", "MLflow's basic-auth needs Flask-WTF: pip install 'mlflow[auth]'", value=name
+                    )
+                ]
+            )
         if not os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY"):
-            raise ConfigError([Problem("--app-name", "", "MLflow's basic-auth needs MLFLOW_FLASK_SERVER_SECRET_KEY "
-                                       "set to a random secret (its CSRF protection signs with it)", value=name)])
+            raise ConfigError(
+                [
+                    Problem(
+                        "--app-name",
+                        "",
+                        "MLflow's basic-auth needs MLFLOW_FLASK_SERVER_SECRET_KEY "
+                        "set to a random secret (its CSRF protection signs with it)",
+                        value=name,
+                    )
+                ]
+            )

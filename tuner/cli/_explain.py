@@ -16,7 +16,7 @@ from tuner.cli._base import EXIT_OK, Command, add_store_options, print_json, tab
 
 __all__ = ["ExplainCommand", "RefineCommand", "print_confirmation"]
 
-_TRACKING_HELP = ("MLflow store to log the table and plot to (default: the study's own); 'none' logs nothing.")
+_TRACKING_HELP = "MLflow store to log the table and plot to (default: the study's own); 'none' logs nothing."
 
 
 def _rows(headers: list[str], rows: list[list[Any]]) -> list[dict[str, Any]]:
@@ -28,8 +28,7 @@ def print_confirmation(data: Mapping[str, Any]) -> None:
     from tuner.report import confirmation_table
 
     headers, rows = confirmation_table(data)
-    print(f"\nis the winner luck? top {len(rows)} retrained over {len(data['seeds'])} seeds "
-          f"({data['wall_time']} s)")
+    print(f"\nis the winner luck? top {len(rows)} retrained over {len(data['seeds'])} seeds ({data['wall_time']} s)")
     print(table(_rows(headers, rows), headers))
     print(data["sentence"])
 
@@ -58,10 +57,20 @@ class ExplainCommand(Command):
         parser.add_argument("--tracking-uri", metavar="URI", help=_TRACKING_HELP)
         parser.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds per configuration (default: 3).")
         parser.add_argument("--trial", type=int, metavar="NUMBER", help="trial to explain (default: the best).")
-        parser.add_argument("--off", metavar="PARAM=VALUE", action="append", default=[],
-                            help="the value that switches a parameter of your model off (repeatable).")
-        parser.add_argument("--confirm", type=int, default=0, metavar="K",
-                            help="also retrain the top K configurations over the seeds: is the winner luck?")
+        parser.add_argument(
+            "--off",
+            metavar="PARAM=VALUE",
+            action="append",
+            default=[],
+            help="the value that switches a parameter of your model off (repeatable).",
+        )
+        parser.add_argument(
+            "--confirm",
+            type=int,
+            default=0,
+            metavar="K",
+            help="also retrain the top K configurations over the seeds: is the winner luck?",
+        )
         parser.add_argument("--no-log", action="store_true", help="do not log to MLflow.")
         parser.add_argument("--json", action="store_true", help="print JSON.")
 
@@ -70,8 +79,16 @@ class ExplainCommand(Command):
         from tuner.space import parse_override
 
         off = dict(parse_override(o) for o in args.off)
-        found = explain(args.study, storage=args.storage or default_storage(), seeds=args.seeds, trial=args.trial,
-                        off=off, confirm_top=args.confirm, tracking_uri=args.tracking_uri, log=not args.no_log)
+        found = explain(
+            args.study,
+            storage=args.storage or default_storage(),
+            seeds=args.seeds,
+            trial=args.trial,
+            off=off,
+            confirm_top=args.confirm,
+            tracking_uri=args.tracking_uri,
+            log=not args.no_log,
+        )
         if args.json:
             print_json(found)
             return EXIT_OK
@@ -86,8 +103,10 @@ class ExplainCommand(Command):
         if "confirmation" in found:
             print_confirmation(found["confirmation"])
         note = a["mlflow"].get("note")
-        print(f"MLflow: {note}" if note else f"logged to MLflow run {a['mlflow']['run_id']} under lessons/",
-              file=sys.stderr)
+        print(
+            f"MLflow: {note}" if note else f"logged to MLflow run {a['mlflow']['run_id']} under lessons/",
+            file=sys.stderr,
+        )
         return EXIT_OK
 
 
@@ -108,8 +127,13 @@ class RefineCommand(Command):
         parser.add_argument("study", metavar="STUDY", help="study name.")
         add_store_options(parser)
         parser.add_argument("-o", "--output", metavar="FILE", help="the refined space file to write.")
-        parser.add_argument("--top-fraction", type=float, default=0.25, metavar="F",
-                            help="share of complete trials counted as the best (at least 3; default: 0.25).")
+        parser.add_argument(
+            "--top-fraction",
+            type=float,
+            default=0.25,
+            metavar="F",
+            help="share of complete trials counted as the best (at least 3; default: 0.25).",
+        )
         parser.add_argument("--tracking-uri", metavar="URI", help=_TRACKING_HELP)
         parser.add_argument("--no-log", action="store_true", help="do not log to MLflow.")
         parser.add_argument("--json", action="store_true", help="print JSON.")
@@ -117,8 +141,14 @@ class RefineCommand(Command):
     def take_action(self, args: argparse.Namespace) -> int:
         from tuner.report import refine
 
-        found = refine(args.study, storage=args.storage or default_storage(), output=args.output,
-                       top_fraction=args.top_fraction, tracking_uri=args.tracking_uri, log=not args.no_log)
+        found = refine(
+            args.study,
+            storage=args.storage or default_storage(),
+            output=args.output,
+            top_fraction=args.top_fraction,
+            tracking_uri=args.tracking_uri,
+            log=not args.no_log,
+        )
         if args.json:
             print_json({k: v for k, v in found.items() if k not in ("trials", "space")})
             return EXIT_OK

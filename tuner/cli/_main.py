@@ -29,11 +29,24 @@ from tuner.errors import ConfigError, NoCompleteTrial, did_you_mean
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS: dict[str, type[Command]] = {c.name: c for c in (StudyCommand, WorkerCommand, BestCommand, SpacesCommand,
-                                                        DatasetsCommand, UiCommand, ReportCommand, SelectCommand,
-                                                        ExplainCommand, RefineCommand,
-                                                        PredictCommand, DashboardCommand,
-                                                        SyncCommand)}
+COMMANDS: dict[str, type[Command]] = {
+    c.name: c
+    for c in (
+        StudyCommand,
+        WorkerCommand,
+        BestCommand,
+        SpacesCommand,
+        DatasetsCommand,
+        UiCommand,
+        ReportCommand,
+        SelectCommand,
+        ExplainCommand,
+        RefineCommand,
+        PredictCommand,
+        DashboardCommand,
+        SyncCommand,
+    )
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,14 +54,20 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("-v", "--verbose", action="count", default=0, help="more log output.")
     common.add_argument("-q", "--quiet", action="store_true", help="errors only.")
     common.add_argument("--debug", action="store_true", help="show tracebacks.")
-    parser = argparse.ArgumentParser(prog="tuner", parents=[common],
-                                     description="Hyperparameter tuning for Keras with an honest generalization gap.")
+    parser = argparse.ArgumentParser(
+        prog="tuner", parents=[common], description="Hyperparameter tuning for Keras with an honest generalization gap."
+    )
     parser.add_argument("--version", action="version", version=f"tuner {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, cls in COMMANDS.items():
         doc = (cls.__doc__ or "").strip()
-        p = sub.add_parser(name, parents=[common], help=doc.splitlines()[0] if doc else None, description=doc,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            name,
+            parents=[common],
+            help=doc.splitlines()[0] if doc else None,
+            description=doc,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         cls().add_arguments(p)
         p.set_defaults(command_parser=p)  # an unknown option is reported under its subcommand (main)
     return parser

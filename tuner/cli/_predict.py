@@ -65,8 +65,9 @@ def read_inputs(spec: str) -> Any:
 
     path = Path(spec)
     if path.suffix.lower() not in _READABLE:
-        raise DataError([Problem(spec, "file extension", f"must be one of {list(_READABLE)}",
-                                 value=path.suffix or "(none)")])
+        raise DataError(
+            [Problem(spec, "file extension", f"must be one of {list(_READABLE)}", value=path.suffix or "(none)")]
+        )
     if not path.is_file():
         raise DataError([Problem(spec, "", f"file not found (looked for {path.resolve()})", has_value=False)])
     try:
@@ -78,15 +79,24 @@ def read_inputs(spec: str) -> Any:
             return np.load(path, allow_pickle=False)
         with np.load(path, allow_pickle=False) as arrays:
             if "x" not in arrays.files:
-                raise DataError([Problem(spec, "x", f"required array is missing; the file holds arrays "
-                                         f"{sorted(arrays.files)}", has_value=False)])
+                raise DataError(
+                    [
+                        Problem(
+                            spec,
+                            "x",
+                            f"required array is missing; the file holds arrays {sorted(arrays.files)}",
+                            has_value=False,
+                        )
+                    ]
+                )
             return arrays["x"]
     except DataError:
         raise
     except Exception as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise DataError([Problem(spec, "", f"cannot read the file ({type(exc).__name__}: {detail})",
-                                 has_value=False)]) from None
+        raise DataError(
+            [Problem(spec, "", f"cannot read the file ({type(exc).__name__}: {detail})", has_value=False)]
+        ) from None
 
 
 class DashboardCommand(Command):
@@ -105,14 +115,25 @@ class DashboardCommand(Command):
 
     def take_action(self, args: argparse.Namespace) -> int:
         # optuna-dashboard has no login of its own: a --host beyond loopback needs --allow-unauthenticated
-        check_bind(args, what="optuna-dashboard (which has no login)", credential=None,
-                   exposes="read the study storage and change it (trial states, notes, deleting studies)")
+        check_bind(
+            args,
+            what="optuna-dashboard (which has no login)",
+            credential=None,
+            exposes="read the study storage and change it (trial states, notes, deleting studies)",
+        )
         if importlib.util.find_spec("optuna_dashboard") is None:
-            raise ConfigError([Problem("dashboard", "optuna-dashboard", "is not installed: pip install "
-                                       "optuna-dashboard (or pip install 'tuner[dashboard]')", has_value=False)])
-        from optuna_dashboard import run_server
-
+            raise ConfigError(
+                [
+                    Problem(
+                        "dashboard",
+                        "optuna-dashboard",
+                        "is not installed: pip install optuna-dashboard (or pip install 'tuner[dashboard]')",
+                        has_value=False,
+                    )
+                ]
+            )
         import optuna
+        from optuna_dashboard import run_server
 
         location = args.storage or default_storage()
         url = f"http://{args.host}:{args.port}/dashboard/"

@@ -40,24 +40,42 @@ class ReportCommand(Command):
 
         parser.add_argument("study", metavar="STUDY", help="study name.")
         add_store_options(parser)
-        parser.add_argument("--tracking-uri", metavar="URI",
-                            help="MLflow store (default: the one the study ran with, else $MLFLOW_TRACKING_URI, else "
-                                 "the mlflow.db beside a SQLite --storage, else sqlite:///mlruns/mlflow.db); 'none' "
-                                 "leaves MLflow out.")
+        parser.add_argument(
+            "--tracking-uri",
+            metavar="URI",
+            help="MLflow store (default: the one the study ran with, else $MLFLOW_TRACKING_URI, else "
+            "the mlflow.db beside a SQLite --storage, else sqlite:///mlruns/mlflow.db); 'none' "
+            "leaves MLflow out.",
+        )
         parser.add_argument("--top", type=int, default=10, metavar="N", help="trials in the table (default: 10).")
-        parser.add_argument("--evaluator", choices=list(IMPORTANCE_EVALUATORS), default="fanova",
-                            help="Optuna importance evaluator: fanova (FanovaImportanceEvaluator, Optuna's default), "
-                                 "ped_anova (PedAnovaImportanceEvaluator) or mean_decrease_impurity.")
+        parser.add_argument(
+            "--evaluator",
+            choices=list(IMPORTANCE_EVALUATORS),
+            default="fanova",
+            help="Optuna importance evaluator: fanova (FanovaImportanceEvaluator, Optuna's default), "
+            "ped_anova (PedAnovaImportanceEvaluator) or mean_decrease_impurity.",
+        )
         parser.add_argument("--seed", type=int, default=0, help="seed of the importance evaluator (default: 0).")
-        parser.add_argument("--gap", default="gap_loss", metavar="GAP",
-                            help="gap analysed against the knobs (default: gap_loss; or gap_accuracy, gap_mae).")
+        parser.add_argument(
+            "--gap",
+            default="gap_loss",
+            metavar="GAP",
+            help="gap analysed against the knobs (default: gap_loss; or gap_accuracy, gap_mae).",
+        )
         parser.add_argument("--json", action="store_true", help="print the report as JSON.")
         parser.add_argument("--html", metavar="FILE", help="write a self-contained HTML report with the plots.")
-        parser.add_argument("--plots", metavar="DIR",
-                            help="folder of the plot files (default with --html: <FILE stem>_plots beside it).")
+        parser.add_argument(
+            "--plots",
+            metavar="DIR",
+            help="folder of the plot files (default with --html: <FILE stem>_plots beside it).",
+        )
         parser.add_argument("--no-log", action="store_true", help="do not log the plots to MLflow.")
-        parser.add_argument("--plotlyjs", choices=("inline", "cdn"), default="inline",
-                            help="inline (default: HTML works offline) or cdn (smaller files).")
+        parser.add_argument(
+            "--plotlyjs",
+            choices=("inline", "cdn"),
+            default="inline",
+            help="inline (default: HTML works offline) or cdn (smaller files).",
+        )
 
     def take_action(self, args: argparse.Namespace) -> int:
         from tuner.report import build_report, make_plots, print_report, report_json, write_html
@@ -65,8 +83,15 @@ class ReportCommand(Command):
 
         storage = args.storage or default_storage()
         results = load_study_results(args.study, storage=storage)
-        report = build_report(results, storage=storage, tracking_uri=args.tracking_uri, top=args.top,
-                              evaluator=args.evaluator, seed=args.seed, gap=args.gap)
+        report = build_report(
+            results,
+            storage=storage,
+            tracking_uri=args.tracking_uri,
+            top=args.top,
+            evaluator=args.evaluator,
+            seed=args.seed,
+            gap=args.gap,
+        )
         if not report.ok:
             if args.json:
                 print(report_json(report))
@@ -76,8 +101,15 @@ class ReportCommand(Command):
             return EXIT_FAILURE
         if args.html or args.plots:
             out_dir = Path(args.plots) if args.plots else Path(args.html).with_name(Path(args.html).stem + "_plots")
-            make_plots(report, results, out_dir, log=not args.no_log, evaluator=args.evaluator, seed=args.seed,
-                       plotlyjs=args.plotlyjs)
+            make_plots(
+                report,
+                results,
+                out_dir,
+                log=not args.no_log,
+                evaluator=args.evaluator,
+                seed=args.seed,
+                plotlyjs=args.plotlyjs,
+            )
         if args.html:
             write_html(report, args.html, plotlyjs=args.plotlyjs)
         if args.json:
@@ -119,8 +151,10 @@ class SelectCommand(Command):
         results = load_study_results(args.study, storage=args.storage)
         if results.counts()["complete"] == 0 and results.multi_objective:
             counts = {k: v for k, v in results.counts().items() if v}
-            print(f"error: study {args.study!r} has no complete trial to select ({counts or 'no trials'}).",
-                  file=sys.stderr)
+            print(
+                f"error: study {args.study!r} has no complete trial to select ({counts or 'no trials'}).",
+                file=sys.stderr,
+            )
             return EXIT_FAILURE
         if args.clear:
             clear_selection(results)
@@ -132,6 +166,8 @@ class SelectCommand(Command):
             print_json({"study": args.study, "selection": selection, "trial": chosen.to_dict()})
             return EXIT_OK
         values = ", ".join(f"{k}={fmt(v)}" for k, v in zip(results.objective, chosen.values or []))
-        print(f"study {args.study!r}: selected trial {chosen.number} by the {args.rule} rule "
-              f"(front: {selection.get('front')}): {values}, verdict {chosen.verdict}")
+        print(
+            f"study {args.study!r}: selected trial {chosen.number} by the {args.rule} rule "
+            f"(front: {selection.get('front')}): {values}, verdict {chosen.verdict}"
+        )
         return EXIT_OK

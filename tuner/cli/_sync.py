@@ -27,8 +27,9 @@ class SyncCommand(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("study", metavar="STUDY", help="study name.")
         add_store_options(parser)
-        parser.add_argument("--tracking-uri", metavar="URI",
-                            help="MLflow tracking URI (default: the one the study was started with).")
+        parser.add_argument(
+            "--tracking-uri", metavar="URI", help="MLflow tracking URI (default: the one the study was started with)."
+        )
         parser.add_argument("--json", action="store_true", help="print the trials written as JSON.")
 
     def take_action(self, args: argparse.Namespace) -> int:
@@ -51,14 +52,24 @@ class SyncCommand(Command):
             record = read_trial(frozen[report.number])  # the same metrics and tags a study's trial run ends with
             state = "interrupted" if report.fail_reason == INTERRUPTED else report.state
             curve = [(objective, float(v), int(step)) for step, v in frozen[report.number].intermediate_values.items()]
-            trials.append({"number": report.number, "state": state, "params": record.resolved_params or report.params,
-                           "metrics": record.tracking_metrics(), "tags": record.tracking_tags(report.fail_reason),
-                           "curve": curve})
-        written = sync_trials(args.study, trials, tracking_uri=uri,
-                              study_runs=StudyRecord(results.study).unclosed_study_runs)
+            trials.append(
+                {
+                    "number": report.number,
+                    "state": state,
+                    "params": record.resolved_params or report.params,
+                    "metrics": record.tracking_metrics(),
+                    "tags": record.tracking_tags(report.fail_reason),
+                    "curve": curve,
+                }
+            )
+        written = sync_trials(
+            args.study, trials, tracking_uri=uri, study_runs=StudyRecord(results.study).unclosed_study_runs
+        )
         if args.json:
             print_json({"study": args.study, "tracking_uri": mask_secrets(uri), "written": written})
         else:
-            print(f"study {args.study!r}: wrote {len(written)} trial runs to {mask_secrets(uri)}"
-                  + (f" (trials {', '.join(map(str, written))})" if written else " (none were missing)"))
+            print(
+                f"study {args.study!r}: wrote {len(written)} trial runs to {mask_secrets(uri)}"
+                + (f" (trials {', '.join(map(str, written))})" if written else " (none were missing)")
+            )
         return EXIT_OK

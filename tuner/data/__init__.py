@@ -29,5 +29,16 @@ from tuner.data._keras_cache import KERAS_DATASETS, keras_cache_dir
 from tuner.data._load import list_datasets, load_dataset
 from tuner.data._preprocessing import Preprocessing
 
-__all__ = ["BUILTIN", "KERAS_DATASETS", "Dataset", "Preprocessing", "from_arrays", "from_frame", "in_memory_dataset",
-           "keras_cache_dir", "list_datasets", "load_dataset", "scale"]
+__all__ = [
+    "BUILTIN",
+    "KERAS_DATASETS",
+    "Dataset",
+    "Preprocessing",
+    "from_arrays",
+    "from_frame",
+    "in_memory_dataset",
+    "keras_cache_dir",
+    "list_datasets",
+    "load_dataset",
+    "scale",
+]

@@ -158,8 +158,9 @@ def _mnist1d_cache_file() -> Path:
     try:
         version = metadata.version("mnist1d")
     except metadata.PackageNotFoundError:
-        raise data_error("dataset 'mnist1d'", "", "needs the mnist1d package: pip install mnist1d",
-                         has_value=False) from None
+        raise data_error(
+            "dataset 'mnist1d'", "", "needs the mnist1d package: pip install mnist1d", has_value=False
+        ) from None
     return cache_dir() / f"mnist1d-{version}-default-v1.npz"
 
 

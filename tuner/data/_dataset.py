@@ -55,8 +55,9 @@ class Dataset:
     def __post_init__(self) -> None:
         if self.preprocessing is None:  # arrays given as they are: no encoding, no scaling yet
             labels = None if self.class_names is None else tuple(self.class_names)
-            self.preprocessing = Preprocessing(kind="array", input_shape=self.input_shape,
-                                               feature_names=tuple(self.feature_names), labels=labels)
+            self.preprocessing = Preprocessing(
+                kind="array", input_shape=self.input_shape, feature_names=tuple(self.feature_names), labels=labels
+            )
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -196,7 +197,9 @@ def _split_once(
     if n_out < min_rows or n_in < min_rows:
         per = f" (one per class, {min_rows} classes)" if stratify else ""
         raise data_error(
-            where, field, f"splits {n} rows into {n_in} and {n_out}; each part needs at least {min_rows} rows{per}",
+            where,
+            field,
+            f"splits {n} rows into {n_in} and {n_out}; each part needs at least {min_rows} rows{per}",
             value=value,
         )
     try:

@@ -29,8 +29,12 @@ def resolve_path(spec: str, caller: str) -> Path:
     if not path.exists():
         if not looks_like_path:
             hint = did_you_mean(spec, BUILTIN, n=3)
-            raise data_error(caller, "name_or_path",
-                             f"must be a built-in dataset ({', '.join(BUILTIN)}) or an existing file{hint}", value=spec)
+            raise data_error(
+                caller,
+                "name_or_path",
+                f"must be a built-in dataset ({', '.join(BUILTIN)}) or an existing file{hint}",
+                value=spec,
+            )
         raise data_error(spec, "", f"file not found (looked for {path.resolve()})", has_value=False)
     if path.is_dir():
         raise data_error(spec, "", "is a folder; expected a .csv, .parquet or .npz file", has_value=False)
@@ -58,10 +62,15 @@ def read_npz(path: Path, where: str) -> Raw:
     if x_test is not None:
         x_test = _as_rows(x_test)
         if x_test.shape[1:] != x.shape[1:]:
-            raise data_error(where, "x_test", f"rows must have the shape of the rows of x, {x.shape[1:]}",
-                             value=x_test.shape[1:])
-    problems = [p for name_x, xs in (("x", x), ("x_test", x_test)) if xs is not None
-                for p in _finite_array_problems(xs, where, name_x)]
+            raise data_error(
+                where, "x_test", f"rows must have the shape of the rows of x, {x.shape[1:]}", value=x_test.shape[1:]
+            )
+    problems = [
+        p
+        for name_x, xs in (("x", x), ("x_test", x_test))
+        if xs is not None
+        for p in _finite_array_problems(xs, where, name_x)
+    ]
     if problems:
         raise DataError(problems)
     if len(x) == 0:
@@ -81,11 +90,13 @@ def _load_npz(path: Path, where: str) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
     except ValueError as exc:
-        raise data_error(where, "", f"cannot read the .npz file: arrays of Python objects are not supported ({exc})",
-                         has_value=False) from None
+        raise data_error(
+            where, "", f"cannot read the .npz file: arrays of Python objects are not supported ({exc})", has_value=False
+        ) from None
     except Exception as exc:
-        raise data_error(where, "", f"cannot read the .npz file ({type(exc).__name__}: {exc})",
-                         has_value=False) from None
+        raise data_error(
+            where, "", f"cannot read the .npz file ({type(exc).__name__}: {exc})", has_value=False
+        ) from None
 
 
 def _check_npz_names(arrays: dict[str, np.ndarray], where: str) -> None:
@@ -119,12 +130,15 @@ def _npz_pair_problems(xs: np.ndarray, ys: np.ndarray, name_x: str, name_y: str,
     elif xs.ndim > 0 and len(ys) != len(xs):
         problems.append(Problem(where, name_y, f"must have as many rows as {name_x} ({len(xs)})", value=len(ys)))
     if not (np.issubdtype(xs.dtype, np.number) or xs.dtype == np.bool_):
-        problems.append(Problem(
-            where, name_x,
-            "features must be numeric; one-hot encode them before saving the .npz "
-            "(--categorical onehot applies to CSV and Parquet columns only)",
-            value=xs.dtype,
-        ))
+        problems.append(
+            Problem(
+                where,
+                name_x,
+                "features must be numeric; one-hot encode them before saving the .npz "
+                "(--categorical onehot applies to CSV and Parquet columns only)",
+                value=xs.dtype,
+            )
+        )
     return problems
 
 
@@ -141,8 +155,15 @@ def _finite_array_problems(x: np.ndarray, where: str, field: str) -> list[Proble
     rows = np.flatnonzero(bad.reshape(len(x), -1).any(axis=1))
     n_nan, n_inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
     first = x.reshape(len(x), -1)[rows[0]]
-    return [Problem(where, field, f"features must be finite: {n_nan} NaN and {n_inf} inf values in {len(rows)} rows "
-                    f"(first in {field}[{rows[0]}])", value=first[~np.isfinite(first)][0].item())]
+    return [
+        Problem(
+            where,
+            field,
+            f"features must be finite: {n_nan} NaN and {n_inf} inf values in {len(rows)} rows "
+            f"(first in {field}[{rows[0]}])",
+            value=first[~np.isfinite(first)][0].item(),
+        )
+    ]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -172,8 +193,13 @@ def read_table(path: Path, where: str, *, target: str | None, categorical: str) 
     if problems:
         raise DataError(problems)
     x = features.to_numpy(dtype=np.float64)
-    return Raw(x=x, y=_target_values(y_col), feature_names=[str(c) for c in features.columns],
-               target_field=f"column {target!r}", columns=columns)
+    return Raw(
+        x=x,
+        y=_target_values(y_col),
+        feature_names=[str(c) for c in features.columns],
+        target_field=f"column {target!r}",
+        columns=columns,
+    )
 
 
 class _Places:
@@ -220,12 +246,19 @@ def _read_frame(path: Path, where: str) -> Any:
     try:
         return pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
     except ImportError as exc:
-        raise data_error(where, "", f"reading Parquet needs pyarrow or fastparquet: pip install pyarrow ({exc})",
-                         has_value=False) from None
+        raise data_error(
+            where, "", f"reading Parquet needs pyarrow or fastparquet: pip install pyarrow ({exc})", has_value=False
+        ) from None
     except Exception as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise data_error(where, "", f"cannot read the file ({type(exc).__name__}: {detail})"
-                         if detail else f"cannot read the file ({type(exc).__name__})", has_value=False) from None
+        raise data_error(
+            where,
+            "",
+            f"cannot read the file ({type(exc).__name__}: {detail})"
+            if detail
+            else f"cannot read the file ({type(exc).__name__})",
+            has_value=False,
+        ) from None
 
 
 def _duplicate_columns(path: Path, frame: Any, where: str) -> list[Problem]:
@@ -242,27 +275,42 @@ def _duplicate_columns(path: Path, frame: Any, where: str) -> list[Problem]:
     seen: dict[str, int] = {}
     for name in names:
         seen[name] = seen.get(name, 0) + 1
-    return [Problem(where, f"column {name!r}", f"column names must be unique, but the header names it {n} times",
-                    value=name) for name, n in seen.items() if n > 1]
+    return [
+        Problem(
+            where, f"column {name!r}", f"column names must be unique, but the header names it {n} times", value=name
+        )
+        for name, n in seen.items()
+        if n > 1
+    ]
 
 
 def _split_off_target(frame: Any, target: str | None, where: str) -> tuple[Any, Any]:
     """The feature columns and the target column, which must be there and leave some features."""
     columns = list(frame.columns)
     if target is None:
-        raise data_error(where, "target",
-                         f"a target column is required for CSV and Parquet files; available columns: {columns}",
-                         value=None)
+        raise data_error(
+            where,
+            "target",
+            f"a target column is required for CSV and Parquet files; available columns: {columns}",
+            value=None,
+        )
     if target not in frame.columns:
-        raise data_error(where, "target", f"no such column{did_you_mean(target, columns, n=3)}; available columns: "
-                         f"{columns}", value=target)
+        raise data_error(
+            where,
+            "target",
+            f"no such column{did_you_mean(target, columns, n=3)}; available columns: {columns}",
+            value=target,
+        )
     if len(frame) == 0:
         raise data_error(where, "", "the file has no data rows", has_value=False)
     features = frame.drop(columns=[target])
     if features.shape[1] == 0:
-        raise data_error(where, "target",
-                         "leaves no feature columns: the file must have at least one column besides the target",
-                         value=target)
+        raise data_error(
+            where,
+            "target",
+            "leaves no feature columns: the file must have at least one column besides the target",
+            value=target,
+        )
     y_col = frame[target]
     if getattr(y_col, "ndim", 1) != 1:  # a target named twice in the header: the duplicate-name problem says so
         y_col = y_col.iloc[:, 0]
@@ -273,15 +321,19 @@ def _missing_problems(features: Any, y_col: Any, where: str, at: _Places) -> lis
     """Missing target values, then missing feature values: one problem per column, with its first place."""
     problems = []
     for col, values, what in [(y_col.name, y_col, "target values")] + [
-            (c, features.iloc[:, j], "features") for j, c in enumerate(features.columns)]:
+        (c, features.iloc[:, j], "features") for j, c in enumerate(features.columns)
+    ]:
         missing = values.isna().to_numpy()
         if missing.any():
-            problems.append(Problem(
-                where, f"column {col!r}",
-                f"{what} must not be missing: {int(missing.sum())} NaN/empty values "
-                f"(first on {at(int(np.flatnonzero(missing)[0]))})",
-                value=float("nan"),
-            ))
+            problems.append(
+                Problem(
+                    where,
+                    f"column {col!r}",
+                    f"{what} must not be missing: {int(missing.sum())} NaN/empty values "
+                    f"(first on {at(int(np.flatnonzero(missing)[0]))})",
+                    value=float("nan"),
+                )
+            )
     return problems
 
 
@@ -298,13 +350,16 @@ def _numeric_features(features: Any, categorical: str, where: str, at: _Places) 
     for j in non_numeric:
         column = features.iloc[:, j]
         row = _first_non_numeric(column)
-        problems.append(Problem(
-            where, f"column {features.columns[j]!r}",
-            f"features must be numeric, but the column holds {column.dtype} values "
-            f"(first non-numeric on {at(row)}); pass --categorical onehot (categorical='onehot' in Python) to "
-            "one-hot encode non-numeric columns",
-            value=column.iloc[row],
-        ))
+        problems.append(
+            Problem(
+                where,
+                f"column {features.columns[j]!r}",
+                f"features must be numeric, but the column holds {column.dtype} values "
+                f"(first non-numeric on {at(row)}); pass --categorical onehot (categorical='onehot' in Python) to "
+                "one-hot encode non-numeric columns",
+                value=column.iloc[row],
+            )
+        )
     return features, problems
 
 
@@ -331,11 +386,14 @@ def _finite_problems(features: Any, where: str, at: _Places) -> list[Problem]:
         values = column.to_numpy(dtype=np.float64, na_value=0.0)
         rows = np.flatnonzero(np.isinf(values))
         if len(rows):
-            problems.append(Problem(
-                where, f"column {features.columns[j]!r}",
-                f"features must be finite: {len(rows)} inf values (first on {at(int(rows[0]))})",
-                value=float(values[rows[0]]),
-            ))
+            problems.append(
+                Problem(
+                    where,
+                    f"column {features.columns[j]!r}",
+                    f"features must be finite: {len(rows)} inf values (first on {at(int(rows[0]))})",
+                    value=float(values[rows[0]]),
+                )
+            )
     return problems
 
 

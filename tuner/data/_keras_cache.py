@@ -22,8 +22,12 @@ from tuner.data._dataset import Raw, data_error
 from tuner.errors import DataError, did_you_mean
 
 _KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
-_FASHION_FILES = ("train-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz",
-                  "t10k-images-idx3-ubyte.gz")
+_FASHION_FILES = (
+    "train-labels-idx1-ubyte.gz",
+    "train-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+)
 _CIFAR_ORIGIN = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 # Where Keras 3 extracts cifar-10-python.tar.gz (older Keras: datasets/cifar-10-batches-py).
 _CIFAR_DIRS = ("cifar-10-batches-py-target/cifar-10-batches-py", "cifar-10-batches-py")
@@ -53,37 +57,51 @@ def _find_cached(relative: str) -> Path | None:
 def _not_cached(name: str, what: str, where: Path, source: str, example: str) -> DataError:
     hint = did_you_mean(name, BUILTIN, cutoff=0.8, note="It is built in and generated locally")
     return data_error(
-        f"dataset {name!r}", "",
+        f"dataset {name!r}",
+        "",
         f"is not in the Keras cache, and tuner never downloads: place {what} at {where} ({source}; for example: "
         f"{example}), or set KERAS_HOME to the folder above the datasets/ folder that holds it{hint}",
-        has_value=False)
+        has_value=False,
+    )
 
 
 def _unreadable(where: Path, what: str, exc: Exception, expected: str = "") -> DataError:
-    return data_error(str(where), "", f"cannot read the {what} ({type(exc).__name__}: {exc}){expected}",
-                      has_value=False)
+    return data_error(
+        str(where), "", f"cannot read the {what} ({type(exc).__name__}: {exc}){expected}", has_value=False
+    )
 
 
 def _keras_arrays(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> Raw:
     x, x_test = np.asarray(x), np.asarray(x_test)
     if x.ndim == 3:  # grayscale: add the channel axis, so that the examples are images (H, W, 1)
         x, x_test = x[..., None], x_test[..., None]
-    return Raw(x=x, y=np.asarray(y).reshape(-1), x_test=x_test, y_test=np.asarray(y_test).reshape(-1),
-               feature_names=[f"px{i}" for i in range(int(math.prod(x.shape[1:])))])
+    return Raw(
+        x=x,
+        y=np.asarray(y).reshape(-1),
+        x_test=x_test,
+        y_test=np.asarray(y_test).reshape(-1),
+        feature_names=[f"px{i}" for i in range(int(math.prod(x.shape[1:])))],
+    )
 
 
 def _load_keras_mnist() -> Raw:
     path = _find_cached("mnist.npz")
     if path is None:
         target, url = keras_cache_dir() / "mnist.npz", f"{_KERAS_ORIGIN}mnist.npz"
-        raise _not_cached("mnist", "mnist.npz", target, f"the file keras.datasets.mnist downloads, from {url}",
-                          f"mkdir -p {target.parent} && curl -L -o {target} {url}")
+        raise _not_cached(
+            "mnist",
+            "mnist.npz",
+            target,
+            f"the file keras.datasets.mnist downloads, from {url}",
+            f"mkdir -p {target.parent} && curl -L -o {target} {url}",
+        )
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = [f[k] for k in ("x_train", "y_train", "x_test", "y_test")]
     except Exception as exc:
-        raise _unreadable(path, "Keras MNIST file", exc,
-                          "; it must hold arrays x_train, y_train, x_test, y_test") from None
+        raise _unreadable(
+            path, "Keras MNIST file", exc, "; it must hold arrays x_train, y_train, x_test, y_test"
+        ) from None
     return _keras_arrays(arrays[0], arrays[1], arrays[2], arrays[3])
 
 
@@ -99,10 +117,13 @@ def _load_keras_fashion_mnist() -> Raw:
     missing = [file for file, path in found.items() if path is None]
     if missing:
         folder = keras_cache_dir() / "fashion-mnist"
-        raise _not_cached("fashion_mnist", ", ".join(missing), folder,
-                          f"files keras.datasets.fashion_mnist downloads, from {_KERAS_ORIGIN}<file>",
-                          f"mkdir -p {folder} && for f in {' '.join(missing)}; do curl -L -o {folder}/$f "
-                          f"{_KERAS_ORIGIN}$f; done")
+        raise _not_cached(
+            "fashion_mnist",
+            ", ".join(missing),
+            folder,
+            f"files keras.datasets.fashion_mnist downloads, from {_KERAS_ORIGIN}<file>",
+            f"mkdir -p {folder} && for f in {' '.join(missing)}; do curl -L -o {folder}/$f {_KERAS_ORIGIN}$f; done",
+        )
     paths = [path for path in (found[file] for file in _FASHION_FILES) if path is not None]  # none missing
     try:
         y, y_test = _read_idx_gz(paths[0], 8), _read_idx_gz(paths[2], 8)
@@ -117,9 +138,13 @@ class _ArraysOnlyUnpickler:
     """Unpickles CIFAR batches, refusing every global but the few numpy needs to rebuild arrays."""
 
     _ALLOWED: ClassVar[set[tuple[str, str]]] = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar")}
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+    }
 
     @classmethod
     def load(cls, file: Any) -> Any:
@@ -147,15 +172,20 @@ def _load_keras_cifar10() -> Raw:
     folder = next((p for p in (_find_cached(d) for d in _CIFAR_DIRS) if p is not None), None)
     if folder is None:
         target = keras_cache_dir() / _CIFAR_DIRS[0]
-        raise _not_cached("cifar10", "the folder cifar-10-batches-py (data_batch_1 .. data_batch_5, test_batch)",
-                          target, f"what keras.datasets.cifar10 extracts from {_CIFAR_ORIGIN}",
-                          f"mkdir -p {target.parent} && curl -L {_CIFAR_ORIGIN} | tar -xz -C {target.parent}")
+        raise _not_cached(
+            "cifar10",
+            "the folder cifar-10-batches-py (data_batch_1 .. data_batch_5, test_batch)",
+            target,
+            f"what keras.datasets.cifar10 extracts from {_CIFAR_ORIGIN}",
+            f"mkdir -p {target.parent} && curl -L {_CIFAR_ORIGIN} | tar -xz -C {target.parent}",
+        )
     try:
         parts = [_cifar_batch(folder / f"data_batch_{i}") for i in range(1, 6)]
         x_test, y_test = _cifar_batch(folder / "test_batch")
     except Exception as exc:
-        raise _unreadable(folder, "CIFAR-10 batches", exc,
-                          "; the folder must hold data_batch_1 .. data_batch_5 and test_batch") from None
+        raise _unreadable(
+            folder, "CIFAR-10 batches", exc, "; the folder must hold data_batch_1 .. data_batch_5 and test_batch"
+        ) from None
     x = np.concatenate([p[0] for p in parts])
     y = np.concatenate([p[1] for p in parts])
     return _keras_arrays(x, y, x_test, y_test)
@@ -165,10 +195,24 @@ KERAS_DATASETS: dict[str, BuiltinDataset] = {
     d.name: d
     for d in (
         BuiltinDataset("mnist", "multiclass", 70000, 784, 10, "Keras cache (datasets/mnist.npz)", _load_keras_mnist),
-        BuiltinDataset("fashion_mnist", "multiclass", 70000, 784, 10, "Keras cache (datasets/fashion-mnist/)",
-                       _load_keras_fashion_mnist),
-        BuiltinDataset("cifar10", "multiclass", 60000, 3072, 10, "Keras cache (datasets/cifar-10-batches-py-target/)",
-                       _load_keras_cifar10),
+        BuiltinDataset(
+            "fashion_mnist",
+            "multiclass",
+            70000,
+            784,
+            10,
+            "Keras cache (datasets/fashion-mnist/)",
+            _load_keras_fashion_mnist,
+        ),
+        BuiltinDataset(
+            "cifar10",
+            "multiclass",
+            60000,
+            3072,
+            10,
+            "Keras cache (datasets/cifar-10-batches-py-target/)",
+            _load_keras_cifar10,
+        ),
     )
 }
 """``keras.datasets`` names, loaded from the Keras cache only; their examples are images (H, W, C)."""

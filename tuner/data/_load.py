@@ -99,9 +99,12 @@ def load_dataset(
     return Dataset(
         name=name,
         task=task_,
-        x_train=splits["x_train"], y_train=splits["y_train"],
-        x_val=splits["x_val"], y_val=splits["y_val"],
-        x_test=splits["x_test"], y_test=splits["y_test"],
+        x_train=splits["x_train"],
+        y_train=splits["y_train"],
+        x_val=splits["x_val"],
+        y_val=splits["y_val"],
+        x_test=splits["x_test"],
+        y_test=splits["y_test"],
         n_classes=None if class_names is None else len(class_names),
         feature_names=list(raw.feature_names),
         class_names=class_names,
@@ -116,14 +119,22 @@ def _read_source(spec: str, *, target: str | None, categorical: str) -> tuple[Ra
         builtin = BUILTIN.get(spec) or KERAS_DATASETS[spec]
         where = f"dataset {spec!r}"
         if target is not None:
-            raise data_error(where, "target", "is only for CSV and Parquet files; built-in datasets have their own "
-                             "target", value=target)
+            raise data_error(
+                where,
+                "target",
+                "is only for CSV and Parquet files; built-in datasets have their own target",
+                value=target,
+            )
         return builtin.load(), spec, builtin.source, where
     path = resolve_path(spec, _CALLER)
     if path.suffix.lower() == ".npz":
         if target is not None:
-            raise data_error(spec, "target", "is only for CSV and Parquet files; .npz files take the target from "
-                             "array 'y'", value=target)
+            raise data_error(
+                spec,
+                "target",
+                "is only for CSV and Parquet files; .npz files take the target from array 'y'",
+                value=target,
+            )
         raw = read_npz(path, spec)
     else:
         raw = read_table(path, spec, target=target, categorical=categorical)
@@ -160,8 +171,14 @@ def _check_options(*, task: str, val_fraction: float, test_fraction: float, seed
             problems.append(Problem(_CALLER, field, "must be a number > 0 and < 1", value=value))
             fractions_ok = False
     if fractions_ok and val_fraction + test_fraction >= 1:
-        problems.append(Problem(_CALLER, "val_fraction + test_fraction", "must be < 1 so that rows remain for training",
-                                value=val_fraction + test_fraction))
+        problems.append(
+            Problem(
+                _CALLER,
+                "val_fraction + test_fraction",
+                "must be < 1 so that rows remain for training",
+                value=val_fraction + test_fraction,
+            )
+        )
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= int(seed) < 2**32:
         problems.append(Problem(_CALLER, "seed", "must be an integer in [0, 2**32)", value=seed))
     if problems:

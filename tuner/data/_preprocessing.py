@@ -61,8 +61,10 @@ class Preprocessing:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (floats round-trip exactly through ``json``)."""
         out = dataclasses.asdict(self)
-        out["columns"] = [{"name": c.name, "dtype": c.dtype,
-                           "categories": None if c.categories is None else list(c.categories)} for c in self.columns]
+        out["columns"] = [
+            {"name": c.name, "dtype": c.dtype, "categories": None if c.categories is None else list(c.categories)}
+            for c in self.columns
+        ]
         out["input_shape"] = list(self.input_shape)
         out["feature_names"] = list(self.feature_names)
         out["labels"] = None if self.labels is None else list(self.labels)
@@ -70,13 +72,20 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Preprocessing:
-        columns = tuple(Column(c["name"], c["dtype"], None if c.get("categories") is None else tuple(c["categories"]))
-                        for c in data.get("columns", ()))
+        columns = tuple(
+            Column(c["name"], c["dtype"], None if c.get("categories") is None else tuple(c["categories"]))
+            for c in data.get("columns", ())
+        )
         labels = data.get("labels")
-        return cls(kind=data["kind"], input_shape=tuple(int(d) for d in data["input_shape"]),
-                   feature_names=tuple(data["feature_names"]), columns=columns,
-                   steps=tuple(dict(s) for s in data.get("steps", ())), target=data.get("target"),
-                   labels=None if labels is None else tuple(labels))
+        return cls(
+            kind=data["kind"],
+            input_shape=tuple(int(d) for d in data["input_shape"]),
+            feature_names=tuple(data["feature_names"]),
+            columns=columns,
+            steps=tuple(dict(s) for s in data.get("steps", ())),
+            target=data.get("target"),
+            labels=None if labels is None else tuple(labels),
+        )
 
     # -- replaying --------------------------------------------------------------------------------
     def with_step(self, step: Mapping[str, Any]) -> Preprocessing:
@@ -161,16 +170,23 @@ class Preprocessing:
         names = [c.name for c in self.columns]
         missing = [n for n in names if n not in frame.columns]
         if missing:
-            raise _error(where, f"column {missing[0]!r}",
-                         f"required feature column is missing ({len(missing)} missing: {missing}); expected columns "
-                         f"{names}", has_value=False)
+            raise _error(
+                where,
+                f"column {missing[0]!r}",
+                f"required feature column is missing ({len(missing)} missing: {missing}); expected columns {names}",
+                has_value=False,
+            )
         numeric, dummies = {}, {}
         for col in self.columns:
             values = frame[col.name]
             if values.isna().any():
                 first = int(np.flatnonzero(values.isna().to_numpy())[0])
-                raise _error(where, f"column {col.name!r}", f"must not have missing values (first in row {first})",
-                             value=float("nan"))
+                raise _error(
+                    where,
+                    f"column {col.name!r}",
+                    f"must not have missing values (first in row {first})",
+                    value=float("nan"),
+                )
             if col.categories is None:
                 numeric[col.name] = _numeric(values, col, where)
             else:
@@ -197,8 +213,13 @@ def _numeric(values: Any, col: Column, where: str) -> np.ndarray:
     bad = converted.isna().to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise _error(where, f"column {col.name!r}", f"must hold numbers ({col.dtype} in the training data), "
-                     f"found {values.dtype} values (first non-numeric in row {row})", value=values.iloc[row])
+        raise _error(
+            where,
+            f"column {col.name!r}",
+            f"must hold numbers ({col.dtype} in the training data), "
+            f"found {values.dtype} values (first non-numeric in row {row})",
+            value=values.iloc[row],
+        )
     return converted.to_numpy(dtype=np.float64)
 
 
@@ -210,8 +231,12 @@ def _one_hot(values: Any, col: Column, where: str) -> dict[str, np.ndarray]:
     unknown = ~np.isin(text, np.asarray(known, dtype=object))
     if unknown.any():
         row = int(np.flatnonzero(unknown)[0])
-        raise _error(where, f"column {col.name!r}", f"must be one of the categories seen in training {known} "
-                     f"(first unknown in row {row})", value=values.iloc[row])
+        raise _error(
+            where,
+            f"column {col.name!r}",
+            f"must be one of the categories seen in training {known} (first unknown in row {row})",
+            value=values.iloc[row],
+        )
     return {_dummy(col.name, c): (text == k).astype(np.float64) for c, k in zip(col.categories, known)}
 
 
@@ -233,10 +258,14 @@ def _error(where: str, field: str, rule: str, **value: Any) -> DataError:
 def describe_raw(raw: Any, *, class_names: Sequence[str] | None, target: str | None = None) -> Preprocessing:
     """The encoding a source applied (its :class:`~tuner.data._dataset.Raw`), and what its class indices mean."""
     columns = tuple(getattr(raw, "columns", None) or ())
-    return Preprocessing(kind="table" if columns else "array",
-                         input_shape=tuple(int(d) for d in np.shape(raw.x)[1:]),
-                         feature_names=tuple(str(n) for n in raw.feature_names), columns=columns,
-                         target=target, labels=_labels(raw, class_names))
+    return Preprocessing(
+        kind="table" if columns else "array",
+        input_shape=tuple(int(d) for d in np.shape(raw.x)[1:]),
+        feature_names=tuple(str(n) for n in raw.feature_names),
+        columns=columns,
+        target=target,
+        labels=_labels(raw, class_names),
+    )
 
 
 def _labels(raw: Any, class_names: Sequence[str] | None) -> tuple[Any, ...] | None:

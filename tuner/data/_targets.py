@@ -63,8 +63,7 @@ def row_format(y: np.ndarray) -> str:
     return "vector"
 
 
-def encode_rows(y: np.ndarray, *, task: str, where: str,
-                field: str) -> tuple[str, np.ndarray, np.ndarray | None, str]:
+def encode_rows(y: np.ndarray, *, task: str, where: str, field: str) -> tuple[str, np.ndarray, np.ndarray | None, str]:
     """Infer or check the task of a 2-D target: ``(task, encoded y, class labels or None, format)``.
 
     One-hot rows are multiclass and become the class index of each row (labels ``0..K-1``, the columns);
@@ -76,16 +75,25 @@ def encode_rows(y: np.ndarray, *, task: str, where: str,
     """
     y = np.asarray(y)
     if y.dtype.kind not in "biuf":
-        raise data_error(where, field, "a target of one row per example must hold numbers (one-hot rows, "
-                         "multi-label 0/1 rows or regression vectors)", value=str(y.dtype))
+        raise data_error(
+            where,
+            field,
+            "a target of one row per example must hold numbers (one-hot rows, "
+            "multi-label 0/1 rows or regression vectors)",
+            value=str(y.dtype),
+        )
     _check_target_values(y, where, field)
     fmt = row_format(y)
     if task == "regression" and fmt != "vector":
         fmt = "vector"
     expected = {"onehot": "multiclass", "multilabel": "binary", "vector": "regression"}[fmt]
     if task not in ("auto", expected):
-        raise data_error(where, field, f"task={task!r} does not fit {fmt} target rows of shape {y.shape} "
-                         f"(they make a {expected} task)", value=task)
+        raise data_error(
+            where,
+            field,
+            f"task={task!r} does not fit {fmt} target rows of shape {y.shape} (they make a {expected} task)",
+            value=task,
+        )
     if fmt == "onehot":
         if y.shape[1] < 2:
             raise data_error(where, field, "one-hot rows need at least 2 columns", value=y.shape)
@@ -105,7 +113,9 @@ def _check_target_values(y: np.ndarray, where: str, field: str) -> None:
         raise data_error(where, field, "target values must be real numbers or labels", value=y.dtype)
     if y.dtype.kind == "f" and np.isinf(y).any():
         raise data_error(
-            where, field, f"target values must be finite: {int(np.isinf(y).sum())} inf values",
+            where,
+            field,
+            f"target values must be finite: {int(np.isinf(y).sum())} inf values",
             value=float(y[np.isinf(y)][0]),
         )
 
@@ -128,33 +138,38 @@ def _infer_task(kind: str, n_distinct: int) -> str:
     return "binary" if n_distinct == 2 else "multiclass"
 
 
-def _check_task_fits_target(
-    task: str, kind: str, y: np.ndarray, classes: np.ndarray, where: str, field: str
-) -> None:
+def _check_task_fits_target(task: str, kind: str, y: np.ndarray, classes: np.ndarray, where: str, field: str) -> None:
     n_distinct = len(classes)
     if n_distinct < 2:
         what = "one class only" if task != "regression" else "a constant target"
         raise data_error(
-            where, field, f"needs at least 2 distinct target values, found {what}",
+            where,
+            field,
+            f"needs at least 2 distinct target values, found {what}",
             value=label_str(classes[0]) if n_distinct else None,
         )
     if task == "regression":
         if kind == "label":
             held = "booleans" if y.dtype.kind == "b" else "strings"
             raise data_error(
-                where, field, f"task='regression' needs a numeric target, but the target holds {held}",
+                where,
+                field,
+                f"task='regression' needs a numeric target, but the target holds {held}",
                 value=label_str(classes[0]),
             )
         return
     if kind == "float":
         raise data_error(
-            where, field, f"task={task!r} needs class labels, but the target has non-integer values",
+            where,
+            field,
+            f"task={task!r} needs class labels, but the target has non-integer values",
             value=float(y[np.mod(y, 1) != 0][0]),
         )
     if task == "binary" and n_distinct != 2:
         shown = [label_str(c) for c in classes[:10]] + (["..."] if n_distinct > 10 else [])
         raise data_error(
-            where, field,
+            where,
+            field,
             f"task='binary' needs exactly 2 classes, but the target has {n_distinct} distinct values: {shown}",
             value=n_distinct,
         )
@@ -165,6 +180,8 @@ def check_test_classes(y: np.ndarray, y_test: np.ndarray, class_names: list[str]
     unseen = sorted(set(np.unique(y_test).tolist()) - set(np.unique(y).tolist()))
     if unseen:
         raise data_error(
-            where, "y_test", "has labels that never occur in y (the training data)",
+            where,
+            "y_test",
+            "has labels that never occur in y (the training data)",
             value=[class_names[i] for i in unseen],
         )

@@ -39,7 +39,7 @@ REFUSED = {
     "loss": "compile the model in build(hp) with it; tuner keeps the compile of the model build returns",
     "metrics": "compile the model in build(hp) with them; tuner keeps the compile of the model build returns",
     "distribution_strategy": "run trials in parallel processes instead: python -m tuner study --model FILE.py:build "
-                             "--workers N",
+    "--workers N",
     "max_model_size": "no limit on a model's size is enforced; leave it out",
     "logger": "trials are recorded in MLflow; leave it out",
     "tuner_id": "leave it out; worker processes get their own ids",
@@ -93,8 +93,17 @@ def objective_of(objective: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
             continue
         given, way = getattr(item, "name", None), getattr(item, "direction", None)
         if not isinstance(given, str) or way not in ("max", "min"):
-            raise ConfigError([Problem(_WHERE, "objective", "must be a metric name, a keras_tuner.Objective(name, "
-                                       "direction='max' or 'min') or a list of them", value=item)])
+            raise ConfigError(
+                [
+                    Problem(
+                        _WHERE,
+                        "objective",
+                        "must be a metric name, a keras_tuner.Objective(name, "
+                        "direction='max' or 'min') or a list of them",
+                        value=item,
+                    )
+                ]
+            )
         names.append(_metric(given))
         directions.append("maximize" if way == "max" else "minimize")
     return tuple(names), tuple(directions)
@@ -133,12 +142,27 @@ class KerasTuner:
         ConfigError: for an argument in :data:`REFUSED`, an unknown one, or a hypermodel of another kind.
     """
 
-    def __init__(self, hypermodel: Any = None, objective: Any = None, max_trials: int = 10, *,
-                 executions_per_trial: int = 1, max_retries_per_trial: int = 0, max_consecutive_failed_trials: int = 3,
-                 directory: str | Path | None = None, project_name: str | None = None, overwrite: bool = False,
-                 seed: int | None = None, hyperparameters: Any = None, tune_new_entries: bool = True,
-                 allow_new_entries: bool = True, sampler: str = "tpe", pruner: str = "median",
-                 tracking_uri: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        hypermodel: Any = None,
+        objective: Any = None,
+        max_trials: int = 10,
+        *,
+        executions_per_trial: int = 1,
+        max_retries_per_trial: int = 0,
+        max_consecutive_failed_trials: int = 3,
+        directory: str | Path | None = None,
+        project_name: str | None = None,
+        overwrite: bool = False,
+        seed: int | None = None,
+        hyperparameters: Any = None,
+        tune_new_entries: bool = True,
+        allow_new_entries: bool = True,
+        sampler: str = "tpe",
+        pruner: str = "median",
+        tracking_uri: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         from tuner.model import UserModel
 
         for name, value in kwargs.items():
@@ -146,12 +170,24 @@ class KerasTuner:
                 raise _refused(name, REFUSED[name], value)
             raise ConfigError([Problem(_WHERE, name, "is not an argument of KerasTuner", value=value)])
         if hypermodel is None:
-            raise ConfigError([Problem(_WHERE, "hypermodel", "is required: a build(hp) function or a "
-                                       "keras_tuner.HyperModel (a Tuner subclass with its own run_trial is not "
-                                       "supported)", value=None)])
+            raise ConfigError(
+                [
+                    Problem(
+                        _WHERE,
+                        "hypermodel",
+                        "is required: a build(hp) function or a "
+                        "keras_tuner.HyperModel (a Tuner subclass with its own run_trial is not "
+                        "supported)",
+                        value=None,
+                    )
+                ]
+            )
         if max_consecutive_failed_trials != 3:
-            raise _refused("max_consecutive_failed_trials", "a failed trial keeps its reason and the study goes on; "
-                           "stop it with Ctrl-C (it resumes) or a timeout", max_consecutive_failed_trials)
+            raise _refused(
+                "max_consecutive_failed_trials",
+                "a failed trial keeps its reason and the study goes on; stop it with Ctrl-C (it resumes) or a timeout",
+                max_consecutive_failed_trials,
+            )
         self.objective_names, self.directions = objective_of(objective)
         self.max_trials = max_trials
         self.executions_per_trial = executions_per_trial
@@ -168,9 +204,17 @@ class KerasTuner:
             self.storage, self.tracking_uri = default_storage(), tracking_uri
         self._user = UserModel(hypermodel, source="hypermodel")
         if self._user.hypermodel is None:
-            raise ConfigError([Problem(_WHERE, "hypermodel", "must be a build(hp) function or a keras_tuner.HyperModel "
-                                       "(a builder(params, input_shape, ...) goes to tuner.Study)",
-                                       value=type(hypermodel).__name__)])
+            raise ConfigError(
+                [
+                    Problem(
+                        _WHERE,
+                        "hypermodel",
+                        "must be a build(hp) function or a keras_tuner.HyperModel "
+                        "(a builder(params, input_shape, ...) goes to tuner.Study)",
+                        value=type(hypermodel).__name__,
+                    )
+                ]
+            )
         self._user.hyperparameters = hyperparameters
         self._user.tune_new_entries = tune_new_entries
         self._user.allow_new_entries = allow_new_entries
@@ -190,11 +234,22 @@ class KerasTuner:
             print(f"{hp.name} ({type(hp).__name__})")
             print(config)
 
-    def search(self, x: Any = None, y: Any = None, *, epochs: int | None = None, batch_size: int | None = None,
-               validation_data: Any = None, validation_split: float | None = None,
-               callbacks: Sequence[Any] | None = None, verbose: int | None = None,
-               class_weight: Mapping[int, float] | None = None, shuffle: bool | None = None,
-               test_data: Any = None, **fit_kwargs: Any) -> None:
+    def search(
+        self,
+        x: Any = None,
+        y: Any = None,
+        *,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        validation_data: Any = None,
+        validation_split: float | None = None,
+        callbacks: Sequence[Any] | None = None,
+        verbose: int | None = None,
+        class_weight: Mapping[int, float] | None = None,
+        shuffle: bool | None = None,
+        test_data: Any = None,
+        **fit_kwargs: Any,
+    ) -> None:
         """Run trials until the study holds ``max_trials`` finished trials (a study of this name resumes).
 
         Args are ``model.fit``'s: ``x``, ``y`` (integer labels, one-hot rows, multi-label 0/1 rows or
@@ -215,22 +270,52 @@ class KerasTuner:
                 raise _refused(f"search({name}=)", _SEARCH_REFUSED[name], value)
             raise ConfigError([Problem(_WHERE, f"search({name}=)", "is not an argument of search", value=value)])
         if y is None:
-            raise ConfigError([Problem(_WHERE, "search(y=)", "is required: x and y must be arrays (a tf.data.Dataset "
-                                       "or a generator is not supported)", value=type(x).__name__)])
-        self._user.fit_options = {k: v for k, v in {"callbacks": list(callbacks or []), "verbose": verbose,
-                                                    "class_weight": class_weight, "shuffle": shuffle}.items()
-                                  if v is not None}
+            raise ConfigError(
+                [
+                    Problem(
+                        _WHERE,
+                        "search(y=)",
+                        "is required: x and y must be arrays (a tf.data.Dataset or a generator is not supported)",
+                        value=type(x).__name__,
+                    )
+                ]
+            )
+        self._user.fit_options = {
+            k: v
+            for k, v in {
+                "callbacks": list(callbacks or []),
+                "verbose": verbose,
+                "class_weight": class_weight,
+                "shuffle": shuffle,
+            }.items()
+            if v is not None
+        }
         fixed = {"epochs": int(epochs or 1), "batch_size": int(batch_size or 32), "patience": 0, "scaling": "none"}
-        options = {"validation_data": validation_data, "test_data": test_data, "val_fraction": validation_split,
-                   "seed": self.seed}
+        options = {
+            "validation_data": validation_data,
+            "test_data": test_data,
+            "val_fraction": validation_split,
+            "seed": self.seed,
+        }
         if self.directory is not None:
             self.directory.mkdir(parents=True, exist_ok=True)
-        self.study = Study(dataset=(x, y), hypermodel=self._user, fixed=fixed, dataset_options=options,
-                           study_name=self.project_name, n_trials=int(self.max_trials), storage=self.storage,
-                           tracking_uri=self.tracking_uri, seed=int(self.seed), sampler=self.sampler,
-                           pruner=self.pruner, objective=self.objective_names, directions=self.directions,
-                           executions_per_trial=int(self.executions_per_trial),
-                           max_retries_per_trial=int(self.max_retries_per_trial))
+        self.study = Study(
+            dataset=(x, y),
+            hypermodel=self._user,
+            fixed=fixed,
+            dataset_options=options,
+            study_name=self.project_name,
+            n_trials=int(self.max_trials),
+            storage=self.storage,
+            tracking_uri=self.tracking_uri,
+            seed=int(self.seed),
+            sampler=self.sampler,
+            pruner=self.pruner,
+            objective=self.objective_names,
+            directions=self.directions,
+            executions_per_trial=int(self.executions_per_trial),
+            max_retries_per_trial=int(self.max_retries_per_trial),
+        )
         self.study.run()
 
     def get_best_hyperparameters(self, num_trials: int = 1) -> list[Any]:
@@ -269,8 +354,13 @@ class KerasTuner:
                 params = resolved_params(study.optuna_study, number)
                 values = {k: v for k, v in params.items() if k in study.space.model_names}
                 _, builder, _ = self._user.for_trial(None, study.space.params, values)
-                model = train_model(params, study.dataset, seed=study.settings.seed + number, builder=builder,
-                                    gap_subset=study.settings.gap_subset).model
+                model = train_model(
+                    params,
+                    study.dataset,
+                    seed=study.settings.seed + number,
+                    builder=builder,
+                    gap_subset=study.settings.gap_subset,
+                ).model
             models.append(model)
         return models
 
@@ -304,8 +394,9 @@ class KerasTuner:
 
     def _searched(self) -> Any:
         if self.study is None:
-            raise ConfigError([Problem(_WHERE, "search", "must run first (results are read from the study it runs)",
-                                       has_value=False)])
+            raise ConfigError(
+                [Problem(_WHERE, "search", "must run first (results are read from the study it runs)", has_value=False)]
+            )
         return self.study
 
     def _delete_study(self) -> None:
@@ -317,4 +408,3 @@ class KerasTuner:
             return  # no storage yet, so no study to delete
         with contextlib.suppress(KeyError):  # no such study yet
             optuna.delete_study(study_name=self.project_name, storage=self.storage)
-

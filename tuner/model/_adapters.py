@@ -47,8 +47,11 @@ def _style(obj: Any) -> str | None:
     except (TypeError, ValueError):
         return HP_STYLE
     names = list(sig.parameters)
-    positional = [p for p in sig.parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
+    positional = [
+        p
+        for p in sig.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
     if "input_shape" in names or len(positional) >= 2:
         return PARAMS_STYLE
     return HP_STYLE
@@ -70,15 +73,31 @@ class UserModel:
         self.source = source
         self.style = _style(obj)
         if self.style is None:
-            raise ConfigError([Problem(source, "hypermodel", "must be a keras_tuner.HyperModel, a build(hp) function "
-                                       "or a build(params, input_shape, *, task, n_outputs) function",
-                                       value=type(obj).__name__)])
+            raise ConfigError(
+                [
+                    Problem(
+                        source,
+                        "hypermodel",
+                        "must be a keras_tuner.HyperModel, a build(hp) function "
+                        "or a build(params, input_shape, *, task, n_outputs) function",
+                        value=type(obj).__name__,
+                    )
+                ]
+            )
         if isinstance(obj, type):
             try:
                 obj = obj()
             except Exception as err:
-                raise ConfigError([Problem(source, "hypermodel", f"the class must build with no arguments "
-                                           f"({type(err).__name__}: {err})", value=obj.__name__)]) from None
+                raise ConfigError(
+                    [
+                        Problem(
+                            source,
+                            "hypermodel",
+                            f"the class must build with no arguments ({type(err).__name__}: {err})",
+                            value=obj.__name__,
+                        )
+                    ]
+                ) from None
         self.obj = obj
         self.hypermodel = _as_hypermodel(obj) if self.style == HP_STYLE else None
         # KerasTuner's Oracle arguments: a HyperParameters that overrides or fixes what build declares
@@ -108,22 +127,36 @@ class UserModel:
         import keras
         import keras_tuner as kt
 
-        oracle = kt.Oracle(objective="val_loss", max_trials=1, hyperparameters=self.hyperparameters,
-                           tune_new_entries=self.tune_new_entries, allow_new_entries=self.allow_new_entries)
+        oracle = kt.Oracle(
+            objective="val_loss",
+            max_trials=1,
+            hyperparameters=self.hyperparameters,
+            tune_new_entries=self.tune_new_entries,
+            allow_new_entries=self.allow_new_entries,
+        )
         try:
             _declare_all(self.hypermodel, oracle, self.source)
         except ConfigError:
             raise
         except Exception as err:
-            raise ConfigError([Problem(self.source, "build(hp)", "failed while declaring its hyperparameters "
-                                       f"({type(err).__name__}: {err})".replace("\n", " "), has_value=False)]) from None
+            raise ConfigError(
+                [
+                    Problem(
+                        self.source,
+                        "build(hp)",
+                        f"failed while declaring its hyperparameters ({type(err).__name__}: {err})".replace("\n", " "),
+                        has_value=False,
+                    )
+                ]
+            ) from None
         finally:
             keras.backend.clear_session()
         self.space_hps = oracle.get_space()
         return params_of(self.space_hps)
 
-    def for_trial(self, trial: Any, space: Mapping[str, Param],
-                  values: Mapping[str, Any]) -> tuple[Any, Callable[..., Any], dict[str, Any]]:
+    def for_trial(
+        self, trial: Any, space: Mapping[str, Param], values: Mapping[str, Any]
+    ) -> tuple[Any, Callable[..., Any], dict[str, Any]]:
         """``(hp, builder, fitted)`` for one trial: the trial's ``keras_tuner.HyperParameters``, a builder of
         tuner's shape (``builder(params, input_shape, *, task, n_outputs)``) that builds, compiles and fits
         through the user's code with it, and the ``batch_size`` and ``epochs`` that ``model.fit`` got once the
@@ -162,8 +195,9 @@ def _check_model(model: Any, source: str) -> None:
 
     if not isinstance(model, keras.Model):
         returned = "nothing (None)" if model is None else f"a {type(model).__name__}"
-        raise ConfigError([Problem(source, "build(hp)", f"must return a keras.Model, but it returned {returned}",
-                                   has_value=False)])
+        raise ConfigError(
+            [Problem(source, "build(hp)", f"must return a keras.Model, but it returned {returned}", has_value=False)]
+        )
 
 
 def _declare_all(hypermodel: Any, oracle: Any, source: str) -> None:
@@ -196,8 +230,9 @@ def _declare_all(hypermodel: Any, oracle: Any, source: str) -> None:
         hp.ensure_active_values()
 
 
-def _route_through_user(model: Any, hypermodel: Any, hp: Any, fitted: dict[str, Any],
-                        options: Mapping[str, Any]) -> None:
+def _route_through_user(
+    model: Any, hypermodel: Any, hp: Any, fitted: dict[str, Any], options: Mapping[str, Any]
+) -> None:
     """Make tuner's ``fit`` go through ``hypermodel.fit``, with the options the user gave ``search()``."""
     keras_fit = model.fit
 

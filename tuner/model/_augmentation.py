@@ -28,7 +28,13 @@ from keras import ops
 from tuner.errors import ConfigError, Problem
 from tuner.space import knob_value
 
-__all__ = ["RandomShift", "augmentation_layers", "check_augmentation_fit", "IMAGE_AUGMENTATIONS", "SEQUENCE_AUGMENTATIONS"]
+__all__ = [
+    "RandomShift",
+    "augmentation_layers",
+    "check_augmentation_fit",
+    "IMAGE_AUGMENTATIONS",
+    "SEQUENCE_AUGMENTATIONS",
+]
 
 IMAGE_AUGMENTATIONS = ("augment_flip", "augment_rotation", "augment_zoom", "augment_translation", "augment_contrast")
 SEQUENCE_AUGMENTATIONS = ("augment_shift",)
@@ -64,8 +70,9 @@ class RandomShift(keras.layers.Layer):
     def __init__(self, factor: float, *, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not isinstance(factor, (int, float)) or isinstance(factor, bool) or not 0.0 <= factor <= 0.5:
-            raise ValueError(f"Received an invalid value for `factor`, expected a number in [0, 0.5]. "
-                             f"Received: factor={factor!r}")
+            raise ValueError(
+                f"Received an invalid value for `factor`, expected a number in [0, 0.5]. Received: factor={factor!r}"
+            )
         self.factor = float(factor)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -74,8 +81,10 @@ class RandomShift(keras.layers.Layer):
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         if len(input_shape) != 3 or input_shape[1] is None:
-            raise ValueError(f"RandomShift expects inputs of shape (batch, T, F) with a known T. "
-                             f"Received: input_shape={tuple(input_shape)}")
+            raise ValueError(
+                f"RandomShift expects inputs of shape (batch, T, F) with a known T. "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
         self._max_shift = int(round(self.factor * int(input_shape[1])))
         self.built = True
 
@@ -98,8 +107,9 @@ class RandomShift(keras.layers.Layer):
         return {**super().get_config(), "factor": self.factor, "seed": self.seed}
 
 
-def augmentation_layers(params: Mapping[str, Any], input_shape: tuple[int, ...], *,
-                        source: str = "parameters") -> list[Any]:
+def augmentation_layers(
+    params: Mapping[str, Any], input_shape: tuple[int, ...], *, source: str = "parameters"
+) -> list[Any]:
     """The augmentation layers the ``augment_*`` knobs ask for, in the order they apply.
 
     Images: flip, rotation, zoom, translation, contrast; sequences: shift; then Gaussian noise (any
@@ -130,7 +140,9 @@ def augmentation_layers(params: Mapping[str, Any], input_shape: tuple[int, ...],
     return layers
 
 
-def check_augmentation_fit(params: Mapping[str, Any], input_shape: tuple[int, ...], *, source: str = "parameters") -> None:
+def check_augmentation_fit(
+    params: Mapping[str, Any], input_shape: tuple[int, ...], *, source: str = "parameters"
+) -> None:
     """Image augmentations only on images, the shift only on sequences.
 
     Raises:
@@ -141,13 +153,27 @@ def check_augmentation_fit(params: Mapping[str, Any], input_shape: tuple[int, ..
     for name in IMAGE_AUGMENTATIONS:
         value = knob_value(params, name)
         if value not in (0, 0.0, "none") and rank != 3:
-            problems.append(Problem(source, name, f"needs an image input (H, W, C) but the model's input has shape "
-                                    f"{tuple(input_shape)}; set view: image (family cnn picks it for image data) or "
-                                    f"turn it off", value=value))
+            problems.append(
+                Problem(
+                    source,
+                    name,
+                    f"needs an image input (H, W, C) but the model's input has shape "
+                    f"{tuple(input_shape)}; set view: image (family cnn picks it for image data) or "
+                    f"turn it off",
+                    value=value,
+                )
+            )
     shift = knob_value(params, "augment_shift")
     if shift > 0 and rank != 2:
-        problems.append(Problem(source, "augment_shift", f"needs a sequence input (T, F) but the model's input has "
-                                f"shape {tuple(input_shape)}; set view: sequence or turn it off", value=shift))
+        problems.append(
+            Problem(
+                source,
+                "augment_shift",
+                f"needs a sequence input (T, F) but the model's input has "
+                f"shape {tuple(input_shape)}; set view: sequence or turn it off",
+                value=shift,
+            )
+        )
     if problems:
         raise ConfigError(problems)
 
@@ -166,8 +192,9 @@ def _image_augmentations(params: Mapping[str, Any]) -> list[Any]:
         layers.append(keras.layers.RandomZoom(zoom, fill_mode="nearest", name="augment_zoom"))
     translation = float(knob_value(params, "augment_translation"))
     if translation > 0:
-        layers.append(keras.layers.RandomTranslation(translation, translation, fill_mode="nearest",
-                                                     name="augment_translation"))
+        layers.append(
+            keras.layers.RandomTranslation(translation, translation, fill_mode="nearest", name="augment_translation")
+        )
     contrast = float(knob_value(params, "augment_contrast"))
     if contrast > 0:
         layers.append(keras.layers.RandomContrast((contrast, contrast), value_range=_NO_CLIP, name="augment_contrast"))

@@ -55,12 +55,16 @@ def _regularizer(params: Mapping[str, Any], prefix: str) -> Any:
         return None
     l1, l2 = float(knob_value(params, f"{prefix}_l1")), float(knob_value(params, f"{prefix}_l2"))
     regularizers = keras.regularizers
-    return {"l1": lambda: regularizers.L1(l1), "l2": lambda: regularizers.L2(l2),
-            "l1_l2": lambda: regularizers.L1L2(l1=l1, l2=l2)}[kind]()
+    return {
+        "l1": lambda: regularizers.L1(l1),
+        "l2": lambda: regularizers.L2(l2),
+        "l1_l2": lambda: regularizers.L1L2(l1=l1, l2=l2),
+    }[kind]()
 
 
-def build_model(params: Mapping[str, Any], input_shape: tuple[int, ...], *, task: str, n_outputs: int,
-                name: str | None = None) -> Any:
+def build_model(
+    params: Mapping[str, Any], input_shape: tuple[int, ...], *, task: str, n_outputs: int, name: str | None = None
+) -> Any:
     """Build an uncompiled model of the family ``params["family"]`` from resolved parameters.
 
     Args:
@@ -144,11 +148,15 @@ def _check_family_fit(family: str, input_shape: tuple[int, ...]) -> None:
     if family not in FAMILIES:
         rule = f"must be one of {list(FAMILIES)}"
     elif family == "cnn" and rank not in (2, 3):
-        rule = (f"needs a sequence (T, F) or image (H, W, C) input, but the model's input has shape {input_shape}; "
-                "set view: sequence or image (auto picks one where the data has such a shape)")
+        rule = (
+            f"needs a sequence (T, F) or image (H, W, C) input, but the model's input has shape {input_shape}; "
+            "set view: sequence or image (auto picks one where the data has such a shape)"
+        )
     elif family == "rnn" and rank != 2:
-        rule = (f"needs a sequence (T, F) input, but the model's input has shape {input_shape}; set view: sequence "
-                "(auto picks it where the data has a sequence or image shape)")
+        rule = (
+            f"needs a sequence (T, F) input, but the model's input has shape {input_shape}; set view: sequence "
+            "(auto picks it where the data has a sequence or image shape)"
+        )
     if rule:
         raise ConfigError([Problem("parameters", "family", rule, value=family)])
 
@@ -164,11 +172,13 @@ def _dense_kwargs(params: Mapping[str, Any]) -> dict[str, Any]:
     """Initializers and penalties shared by dense, convolution and recurrent layers."""
     import keras
 
-    return {"kernel_initializer": keras.initializers.get(knob_value(params, "kernel_initializer")),
-            "bias_initializer": keras.initializers.get(knob_value(params, "bias_initializer")),
-            "kernel_regularizer": _regularizer(params, "kernel"),
-            "bias_regularizer": _regularizer(params, "bias"),
-            "activity_regularizer": _regularizer(params, "activity")}
+    return {
+        "kernel_initializer": keras.initializers.get(knob_value(params, "kernel_initializer")),
+        "bias_initializer": keras.initializers.get(knob_value(params, "bias_initializer")),
+        "kernel_regularizer": _regularizer(params, "kernel"),
+        "bias_regularizer": _regularizer(params, "bias"),
+        "activity_regularizer": _regularizer(params, "activity"),
+    }
 
 
 def _normalized_activation(params: Mapping[str, Any], x: Any, suffix: Any, activation: str) -> Any:
@@ -188,8 +198,9 @@ def _mlp_blocks(params: Mapping[str, Any], x: Any) -> Any:
     import keras
 
     for i in range(1, int(knob_value(params, "n_layers")) + 1):
-        x = keras.layers.Dense(int(layer_value(params, "units", i)), activation=None, **_dense_kwargs(params),
-                               name=f"dense_{i}")(x)
+        x = keras.layers.Dense(
+            int(layer_value(params, "units", i)), activation=None, **_dense_kwargs(params), name=f"dense_{i}"
+        )(x)
         x = _normalized_activation(params, x, i, layer_value(params, "activation", i))
         rate = float(layer_value(params, "dropout", i))
         if rate > 0:
@@ -202,15 +213,23 @@ def _conv_blocks(params: Mapping[str, Any], x: Any, *, rank: int) -> Any:
 
     two_d = rank == 3
     conv = keras.layers.Conv2D if two_d else keras.layers.Conv1D
-    pools = {"max": keras.layers.MaxPooling2D if two_d else keras.layers.MaxPooling1D,
-             "average": keras.layers.AveragePooling2D if two_d else keras.layers.AveragePooling1D}
+    pools = {
+        "max": keras.layers.MaxPooling2D if two_d else keras.layers.MaxPooling1D,
+        "average": keras.layers.AveragePooling2D if two_d else keras.layers.AveragePooling1D,
+    }
     spatial = keras.layers.SpatialDropout2D if two_d else keras.layers.SpatialDropout1D
     pooling = knob_value(params, "pooling")
     spatial_rate = float(knob_value(params, "spatial_dropout"))
     kernel_size = int(knob_value(params, "kernel_size"))
     for i in range(1, int(knob_value(params, "n_layers")) + 1):
-        x = conv(int(layer_value(params, "conv_filters", i)), kernel_size, padding="same", activation=None,
-                 **_dense_kwargs(params), name=f"conv_{i}")(x)
+        x = conv(
+            int(layer_value(params, "conv_filters", i)),
+            kernel_size,
+            padding="same",
+            activation=None,
+            **_dense_kwargs(params),
+            name=f"conv_{i}",
+        )(x)
         x = _normalized_activation(params, x, i, layer_value(params, "activation", i))
         if pooling != "none":
             x = pools[pooling](pool_size=2, padding="same", name=f"pool_{i}")(x)
@@ -224,7 +243,8 @@ def _conv_blocks(params: Mapping[str, Any], x: Any, *, rank: int) -> Any:
         return keras.layers.Flatten(name="flatten")(x)
     if how == "average":
         return (keras.layers.GlobalAveragePooling2D if two_d else keras.layers.GlobalAveragePooling1D)(
-            name="global_pool")(x)
+            name="global_pool"
+        )(x)
     return (keras.layers.GlobalMaxPooling2D if two_d else keras.layers.GlobalMaxPooling1D)(name="global_pool")(x)
 
 
@@ -241,9 +261,14 @@ def _recurrent_layers(params: Mapping[str, Any], x: Any) -> Any:
     bidirectional = bool(knob_value(params, "bidirectional"))
     recurrent_rate = float(knob_value(params, "recurrent_dropout"))
     for i in range(1, n + 1):
-        layer = layer_class(int(layer_value(params, "rnn_units", i)), dropout=float(layer_value(params, "dropout", i)),
-                            recurrent_dropout=recurrent_rate, return_sequences=i < n, **kwargs,
-                            name=f"{cell}_{i}" if bidirectional else f"rnn_{i}")
+        layer = layer_class(
+            int(layer_value(params, "rnn_units", i)),
+            dropout=float(layer_value(params, "dropout", i)),
+            recurrent_dropout=recurrent_rate,
+            return_sequences=i < n,
+            **kwargs,
+            name=f"{cell}_{i}" if bidirectional else f"rnn_{i}",
+        )
         if bidirectional:
             layer = keras.layers.Bidirectional(layer, name=f"rnn_{i}")
         x = layer(x)
@@ -258,7 +283,9 @@ def _head(params: Mapping[str, Any], x: Any) -> Any:
     if units == 0:
         return x
     x = keras.layers.Dense(units, activation=None, **_dense_kwargs(params), name="head")(x)
-    x = _normalized_activation(params, x, "head", layer_value(params, "activation", int(knob_value(params, "n_layers"))))
+    x = _normalized_activation(
+        params, x, "head", layer_value(params, "activation", int(knob_value(params, "n_layers")))
+    )
     rate = float(knob_value(params, "head_dropout"))
     if rate > 0:
         x = keras.layers.Dropout(rate, name="head_dropout")(x)
@@ -268,8 +295,11 @@ def _head(params: Mapping[str, Any], x: Any) -> Any:
 def _batch_norm(params: Mapping[str, Any], i: Any) -> Any:
     import keras
 
-    return keras.layers.BatchNormalization(momentum=float(knob_value(params, "bn_momentum")),
-                                           epsilon=float(knob_value(params, "bn_epsilon")), name=f"bn_{i}")
+    return keras.layers.BatchNormalization(
+        momentum=float(knob_value(params, "bn_momentum")),
+        epsilon=float(knob_value(params, "bn_epsilon")),
+        name=f"bn_{i}",
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -292,6 +322,9 @@ def _rnn_body(params: Mapping[str, Any], x: Any, rank: int) -> Any:
     return _head(params, _recurrent_layers(params, _input_dropout(params, x)))
 
 
-_BODIES: dict[str, Callable[[Mapping[str, Any], Any, int], Any]] = {"mlp": _mlp_body, "cnn": _cnn_body,
-                                                                     "rnn": _rnn_body}
+_BODIES: dict[str, Callable[[Mapping[str, Any], Any, int], Any]] = {
+    "mlp": _mlp_body,
+    "cnn": _cnn_body,
+    "rnn": _rnn_body,
+}
 """The builders per family (every name of :data:`tuner.space.FAMILIES`), by family."""

@@ -44,8 +44,9 @@ class ExportedModel:
     array(['yes', 'no', ...], dtype=object)
     """
 
-    def __init__(self, keras_model: Any, preprocessing: Preprocessing, *, task: str,
-                 info: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, keras_model: Any, preprocessing: Preprocessing, *, task: str, info: dict[str, Any] | None = None
+    ) -> None:
         if task not in TASKS:
             raise ValueError(f"`task` must be one of {list(TASKS)}. Received: task={task!r}")
         self.keras_model = keras_model

@@ -60,14 +60,23 @@ def build_schedule(params: Mapping[str, Any], *, steps_per_epoch: int, epochs: i
     if kind == "constant":
         after = None
     elif kind == "exponential":
-        after = schedules.ExponentialDecay(lr, int(decay_steps or steps_per_epoch), float(knob_value(params, "decay_rate")),
-                                           staircase=bool(knob_value(params, "staircase")))
+        after = schedules.ExponentialDecay(
+            lr,
+            int(decay_steps or steps_per_epoch),
+            float(knob_value(params, "decay_rate")),
+            staircase=bool(knob_value(params, "staircase")),
+        )
     elif kind == "inverse_time":
-        after = schedules.InverseTimeDecay(lr, int(decay_steps or steps_per_epoch), float(knob_value(params, "decay_rate")),
-                                           staircase=bool(knob_value(params, "staircase")))
+        after = schedules.InverseTimeDecay(
+            lr,
+            int(decay_steps or steps_per_epoch),
+            float(knob_value(params, "decay_rate")),
+            staircase=bool(knob_value(params, "staircase")),
+        )
     elif kind == "linear":
-        after = schedules.PolynomialDecay(lr, int(decay_steps or total), end_learning_rate=lr * float(
-            knob_value(params, "end_lr_factor")), power=1.0)
+        after = schedules.PolynomialDecay(
+            lr, int(decay_steps or total), end_learning_rate=lr * float(knob_value(params, "end_lr_factor")), power=1.0
+        )
     elif kind == "cosine":
         after = schedules.CosineDecay(lr, int(decay_steps or total), alpha=float(knob_value(params, "end_lr_factor")))
     else:  # validated by the space; a direct caller gets a clear message

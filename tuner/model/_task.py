@@ -14,8 +14,9 @@ __all__ = ["ONE_HOT_LOSSES", "canonical_loss", "check_task_fit", "output_activat
 _TASK_LOSS = {"binary": "binary_crossentropy", "multiclass": "sparse_categorical_crossentropy", "regression": "mse"}
 _TASK_OUTPUT = {"binary": "sigmoid", "multiclass": "softmax", "regression": "linear"}
 
-ONE_HOT_LOSSES = frozenset({"categorical_crossentropy", "categorical_focal_crossentropy", "categorical_hinge",
-                            "kl_divergence"})
+ONE_HOT_LOSSES = frozenset(
+    {"categorical_crossentropy", "categorical_focal_crossentropy", "categorical_hinge", "kl_divergence"}
+)
 """Multiclass losses that take one-hot targets (the others take class indices), as :func:`canonical_loss` names them."""
 
 _CLASSIFICATION_LOSSES = {
@@ -60,8 +61,7 @@ def check_task_fit(params: Mapping[str, Any], task: str, *, source: str = "param
     if task == "regression":
         bad = set().union(*_CLASSIFICATION_LOSSES.values())
         if canonical in bad:
-            problems.append(Problem(source, "loss", "is a classification loss but the task is regression",
-                                    value=loss))
+            problems.append(Problem(source, "loss", "is a classification loss but the task is regression", value=loss))
     else:
         other = "multiclass" if task == "binary" else "binary"
         if canonical in _CLASSIFICATION_LOSSES[other] - _CLASSIFICATION_LOSSES[task]:
@@ -69,10 +69,10 @@ def check_task_fit(params: Mapping[str, Any], task: str, *, source: str = "param
     act = output_activation(params, task)
     expected = None if task == "regression" else _TASK_OUTPUT.get(task)
     if expected is not None and act != expected:
-        problems.append(Problem(source, "output_activation", f"must be {expected!r} (or auto) for a {task} task",
-                                value=act))
+        problems.append(
+            Problem(source, "output_activation", f"must be {expected!r} (or auto) for a {task} task", value=act)
+        )
     if task == "regression" and act == "softmax":
-        problems.append(Problem(source, "output_activation", "must not be 'softmax' for a regression task",
-                                value=act))
+        problems.append(Problem(source, "output_activation", "must not be 'softmax' for a regression task", value=act))
     if problems:
         raise ConfigError(problems)

@@ -90,11 +90,17 @@ def resolve_view(dataset: Dataset, view: str = "auto", family: str = "mlp") -> s
         if _view_shape(dataset, candidate) is not None:
             return candidate
     kind = "an image or sequence" if family == "cnn" else "a sequence"
-    raise DataError([Problem(
-        where, "family",
-        f"needs {kind} view, but the examples have shape {dataset.input_shape} and no known image or sequence "
-        "shape (tabular data); use family mlp, or save the data as an .npz with x of shape (N, H, W, C) or (N, T, F)",
-        value=family)])
+    raise DataError(
+        [
+            Problem(
+                where,
+                "family",
+                f"needs {kind} view, but the examples have shape {dataset.input_shape} and no known image or sequence "
+                "shape (tabular data); use family mlp, or save the data as an .npz with x of shape (N, H, W, C) or (N, T, F)",
+                value=family,
+            )
+        ]
+    )
 
 
 def as_view(dataset: Dataset, view: str) -> Dataset:
@@ -129,11 +135,18 @@ def as_view(dataset: Dataset, view: str) -> Dataset:
     if shape is None:
         what = {"image": "an image (H, W, C)", "sequence": "a sequence (T, F)"}[view]
         known = sorted(name for name, shapes in KNOWN_SHAPES.items() if view in shapes)
-        raise DataError([Problem(
-            f"dataset {dataset.name!r}", "view",
-            f"cannot show examples of shape {dataset.input_shape} as {what}: flat rows have one only in the "
-            f"built-ins {known} or with an image_shape (--image-shape H,W,C); use view flat or auto, or save the data as an .npz with x of shape (N, H, W, C) or "
-            "(N, T, F)", value=view)])
+        raise DataError(
+            [
+                Problem(
+                    f"dataset {dataset.name!r}",
+                    "view",
+                    f"cannot show examples of shape {dataset.input_shape} as {what}: flat rows have one only in the "
+                    f"built-ins {known} or with an image_shape (--image-shape H,W,C); use view flat or auto, or save the data as an .npz with x of shape (N, H, W, C) or "
+                    "(N, T, F)",
+                    value=view,
+                )
+            ]
+        )
     if shape == dataset.input_shape:
         return dataset
     return dataclasses.replace(
@@ -162,8 +175,16 @@ def parse_image_shape(value: object, *, where: str = "--image-shape") -> tuple[i
     except ValueError:
         dims = ()
     if len(dims) not in (2, 3) or any(d < 1 for d in dims):
-        raise DataError([Problem(where, "image_shape", "must be H,W,C (or H,W for one channel) in positive integers, "
-                                 "e.g. 8,8,1", value=value)])
+        raise DataError(
+            [
+                Problem(
+                    where,
+                    "image_shape",
+                    "must be H,W,C (or H,W for one channel) in positive integers, e.g. 8,8,1",
+                    value=value,
+                )
+            ]
+        )
     return (*dims, 1) if len(dims) == 2 else dims  # type: ignore[return-value]
 
 
@@ -177,12 +198,28 @@ def with_image_shape(dataset: Dataset, image_shape: object) -> Dataset:
     shape = parse_image_shape(image_shape)
     where = f"dataset {dataset.name!r}"
     if len(dataset.input_shape) != 1:
-        raise DataError([Problem(where, "image_shape", f"is for flat rows; these examples already have shape "
-                                 f"{dataset.input_shape}", value=",".join(map(str, shape)))])
+        raise DataError(
+            [
+                Problem(
+                    where,
+                    "image_shape",
+                    f"is for flat rows; these examples already have shape {dataset.input_shape}",
+                    value=",".join(map(str, shape)),
+                )
+            ]
+        )
     if math.prod(shape) != dataset.input_shape[0]:
-        raise DataError([Problem(where, "image_shape", f"must hold as many values as a row has features "
-                                 f"({dataset.input_shape[0]}), but H*W*C = {math.prod(shape)}",
-                                 value=",".join(map(str, shape)))])
+        raise DataError(
+            [
+                Problem(
+                    where,
+                    "image_shape",
+                    f"must hold as many values as a row has features "
+                    f"({dataset.input_shape[0]}), but H*W*C = {math.prod(shape)}",
+                    value=",".join(map(str, shape)),
+                )
+            ]
+        )
     return dataclasses.replace(dataset, image_shape=shape)
 
 

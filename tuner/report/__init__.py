@@ -24,23 +24,58 @@ retrain through :mod:`tuner.study`, which imports them when it trains).
 
 from __future__ import annotations
 
-from tuner.report._analysis import (IMPORTANCE_EVALUATORS, GapAnalysis, Importances, KnobEffect, gap_analysis,
-                                    param_importances)
+from tuner.report._analysis import (
+    IMPORTANCE_EVALUATORS,
+    GapAnalysis,
+    Importances,
+    KnobEffect,
+    gap_analysis,
+    param_importances,
+)
 from tuner.report._build import StudyReport, build_report, make_plots
-from tuner.report._explain import ablate, ablation_table, confirm, confirmation_table, explain, lesson_sections
 from tuner.report._curves import trial_plots
-from tuner.study import regularization_knobs  # re-exported: where tuner.report has always offered them
-from tuner.tracking import VERDICT_COLORS, metric_history, plot_learning_curves
+from tuner.report._explain import ablate, ablation_table, confirm, confirmation_table, explain, lesson_sections
 from tuner.report._figures import PlotFile, PlotSet
 from tuner.report._plots import log_plots, plot_gap_vs_knobs, study_plots
-from tuner.report._render_html import write_html
 from tuner.report._refine import refine
+from tuner.report._render_html import write_html
 from tuner.report._render_text import print_report, report_json
 from tuner.report._selection import SELECTION_RULES, clear_selection, pareto_front, select_trial
+from tuner.study import regularization_knobs  # re-exported: where tuner.report has always offered them
+from tuner.tracking import VERDICT_COLORS, metric_history, plot_learning_curves
 
-__all__ = ["ablate", "ablation_table", "confirm", "confirmation_table", "explain", "lesson_sections", "refine",
-           "GapAnalysis", "IMPORTANCE_EVALUATORS", "Importances", "KnobEffect", "PlotFile", "PlotSet",
-           "SELECTION_RULES", "StudyReport", "VERDICT_COLORS", "build_report", "clear_selection", "gap_analysis",
-           "log_plots", "make_plots", "metric_history", "param_importances", "pareto_front",
-           "plot_gap_vs_knobs", "plot_learning_curves", "print_report", "regularization_knobs", "report_json",
-           "select_trial", "study_plots", "trial_plots", "write_html"]
+__all__ = [
+    "ablate",
+    "ablation_table",
+    "confirm",
+    "confirmation_table",
+    "explain",
+    "lesson_sections",
+    "refine",
+    "GapAnalysis",
+    "IMPORTANCE_EVALUATORS",
+    "Importances",
+    "KnobEffect",
+    "PlotFile",
+    "PlotSet",
+    "SELECTION_RULES",
+    "StudyReport",
+    "VERDICT_COLORS",
+    "build_report",
+    "clear_selection",
+    "gap_analysis",
+    "log_plots",
+    "make_plots",
+    "metric_history",
+    "param_importances",
+    "pareto_front",
+    "plot_gap_vs_knobs",
+    "plot_learning_curves",
+    "print_report",
+    "regularization_knobs",
+    "report_json",
+    "select_trial",
+    "study_plots",
+    "trial_plots",
+    "write_html",
+]

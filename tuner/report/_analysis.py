@@ -19,19 +19,27 @@ from tuner.metrics import maximize
 from tuner.report._trials import complete_trials, finite, study_metric, trial_value, varying_params
 from tuner.study import StudyResults, regularization_knobs
 
-__all__ = ["Importances", "KnobEffect", "GapAnalysis", "IMPORTANCE_EVALUATORS", "evaluator_for", "param_importances",
-           "gap_analysis"]
+__all__ = [
+    "Importances",
+    "KnobEffect",
+    "GapAnalysis",
+    "IMPORTANCE_EVALUATORS",
+    "evaluator_for",
+    "param_importances",
+    "gap_analysis",
+]
 
 IMPORTANCE_EVALUATORS = {
     "fanova": "FanovaImportanceEvaluator",
     "ped_anova": "PedAnovaImportanceEvaluator",
     "mean_decrease_impurity": "MeanDecreaseImpurityImportanceEvaluator",
 }
-_CLEAR_EFFECT = 0.2   # |rho| below this is "no clear effect"
-_ALPHA = 0.05         # p-value below this is a clear (not just a tendency) effect
+_CLEAR_EFFECT = 0.2  # |rho| below this is "no clear effect"
+_ALPHA = 0.05  # p-value below this is a clear (not just a tendency) effect
 
 
 # -- data model ------------------------------------------------------------------------------------
+
 
 @dataclasses.dataclass
 class Importances:
@@ -95,9 +103,13 @@ class GapAnalysis:
     note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"gap": self.gap, "validation": self.validation, "method": self.method, "note": self.note,
-                "effects": [e.to_dict() for e in self.effects]}
-
+        return {
+            "gap": self.gap,
+            "validation": self.validation,
+            "method": self.method,
+            "note": self.note,
+            "effects": [e.to_dict() for e in self.effects],
+        }
 
 
 def _human(name: str) -> str:
@@ -110,19 +122,22 @@ def _human(name: str) -> str:
 
 # -- importances -----------------------------------------------------------------------------------
 
+
 def evaluator_for(name: str, *, seed: int = 0) -> Any:
     """The Optuna importance evaluator called ``name`` (a key of :data:`IMPORTANCE_EVALUATORS`), seeded."""
     import optuna
 
     if name not in IMPORTANCE_EVALUATORS:
-        raise ConfigError([Problem("--evaluator", "evaluator", f"must be one of {list(IMPORTANCE_EVALUATORS)}",
-                                   value=name)])
+        raise ConfigError(
+            [Problem("--evaluator", "evaluator", f"must be one of {list(IMPORTANCE_EVALUATORS)}", value=name)]
+        )
     cls = getattr(optuna.importance, IMPORTANCE_EVALUATORS[name])
     return cls() if name == "ped_anova" else cls(seed=seed)
 
 
-def param_importances(results: StudyResults, *, evaluator: str = "fanova", seed: int = 0,
-                      gap: str = "gap_loss") -> Importances:
+def param_importances(
+    results: StudyResults, *, evaluator: str = "fanova", seed: int = 0, gap: str = "gap_loss"
+) -> Importances:
     """Parameter importances for each objective and for the gap, with ``optuna.importance.get_param_importances``.
 
     Args:
@@ -159,7 +174,8 @@ def param_importances(results: StudyResults, *, evaluator: str = "fanova", seed:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 values = optuna.importance.get_param_importances(
-                    results.study, evaluator=evaluator_for(evaluator, seed=seed), target=target)
+                    results.study, evaluator=evaluator_for(evaluator, seed=seed), target=target
+                )
         except Exception as err:
             notes.append(f"{name}: {type(err).__name__}: {err}")
             continue
@@ -169,6 +185,7 @@ def param_importances(results: StudyResults, *, evaluator: str = "fanova", seed:
 
 
 # -- gap analysis ----------------------------------------------------------------------------------
+
 
 def _validation_key(results: StudyResults, metric: str | None) -> str:
     for name in results.objective:
@@ -199,13 +216,18 @@ def _numeric_sentence(e: KnobEffect, *, val_name: str, higher_better: bool, gap_
         lowered = False
     else:
         down = e.rho_gap < 0
-        past, base = (("narrowed", "narrow") if down else ("widened", "widen")) if gap_positive else \
-            (("lowered", "lower") if down else ("raised", "raise"))
+        past, base = (
+            (("narrowed", "narrow") if down else ("widened", "widen"))
+            if gap_positive
+            else (("lowered", "lower") if down else ("raised", "raise"))
+        )
         if g == "clear":
             part = f"higher {e.knob} {past} the gap (ρ = {e.rho_gap:.2f}, {e.n_trials} trials)"
         elif g == "tendency":
-            part = (f"higher {e.knob} tended to {base} the gap (ρ = {e.rho_gap:.2f}, p = {e.p_gap:.2f}, "
-                    f"{e.n_trials} trials)")
+            part = (
+                f"higher {e.knob} tended to {base} the gap (ρ = {e.rho_gap:.2f}, p = {e.p_gap:.2f}, "
+                f"{e.n_trials} trials)"
+            )
         else:
             part = f"higher {e.knob} had no clear effect on the gap (ρ = {e.rho_gap:.2f}, {e.n_trials} trials)"
         lowered = down and g != "none"
@@ -231,8 +253,10 @@ def _categorical_sentence(e: KnobEffect, *, val_name: str, higher_better: bool) 
         return f"{e.knob} took a single value ({only!r}) in the complete trials: no effect to measure."
     by_gap = sorted(groups, key=lambda g: g["median_gap"])
     lo, hi = by_gap[0], by_gap[-1]
-    text = (f"{e.knob}: the gap was smallest with {lo['value']!r} (median {lo['median_gap']:.3g}, {lo['n']} trials) "
-            f"and largest with {hi['value']!r} (median {hi['median_gap']:.3g}, {hi['n']} trials)")
+    text = (
+        f"{e.knob}: the gap was smallest with {lo['value']!r} (median {lo['median_gap']:.3g}, {lo['n']} trials) "
+        f"and largest with {hi['value']!r} (median {hi['median_gap']:.3g}, {hi['n']} trials)"
+    )
     if e.p_groups is not None:
         text += f", Kruskal-Wallis p = {e.p_groups:.2f}"
     vals = [g for g in groups if g["median_val"] is not None]
@@ -266,8 +290,10 @@ def gap_analysis(results: StudyResults, *, gap: str = "gap_loss", validation: st
     validation = validation or _validation_key(results, metric)
     val_name = _human(validation)
     higher_better = maximize(validation)
-    method = (f"Spearman rank correlation over complete trials (numeric knobs); median per choice with a "
-              f"Kruskal-Wallis test (categorical knobs). Gap = {gap}; validation = {validation}.")
+    method = (
+        f"Spearman rank correlation over complete trials (numeric knobs); median per choice with a "
+        f"Kruskal-Wallis test (categorical knobs). Gap = {gap}; validation = {validation}."
+    )
     complete = complete_trials(results.study)
     out = GapAnalysis(gap=gap, validation=validation, method=method, effects=[])
     if not complete:
@@ -279,12 +305,16 @@ def gap_analysis(results: StudyResults, *, gap: str = "gap_loss", validation: st
         return out
     reg = set(regularization_knobs(knobs))
     for knob in knobs:
-        rows = [(t.params[knob], trial_value(t, gap), trial_value(t, validation), t.distributions[knob])
-                for t in complete if knob in t.params]
+        rows = [
+            (t.params[knob], trial_value(t, gap), trial_value(t, validation), t.distributions[knob])
+            for t in complete
+            if knob in t.params
+        ]
         rows = [r for r in rows if r[1] is not None]
         categorical = type(rows[-1][3]).__name__ == "CategoricalDistribution" if rows else False
-        e = KnobEffect(knob=knob, kind="categorical" if categorical else "numeric", n_trials=len(rows),
-                       regularization=knob in reg)
+        e = KnobEffect(
+            knob=knob, kind="categorical" if categorical else "numeric", n_trials=len(rows), regularization=knob in reg
+        )
         if categorical:
             groups: dict[Any, list[tuple[float, float | None]]] = {}
             for value, g, v, _ in rows:
@@ -292,8 +322,14 @@ def gap_analysis(results: StudyResults, *, gap: str = "gap_loss", validation: st
             e.groups = []
             for value, items in groups.items():
                 vals = [v for _, v in items if v is not None]
-                e.groups.append({"value": value, "n": len(items), "median_gap": float(np.median([g for g, _ in items])),
-                                 "median_val": float(np.median(vals)) if vals else None})
+                e.groups.append(
+                    {
+                        "value": value,
+                        "n": len(items),
+                        "median_gap": float(np.median([g for g, _ in items])),
+                        "median_val": float(np.median(vals)) if vals else None,
+                    }
+                )
             samples = [[g for g, _ in items] for items in groups.values()]
             if len(samples) >= 2 and sum(len(s) for s in samples) > len(samples):
                 from scipy.stats import kruskal
@@ -315,8 +351,9 @@ def gap_analysis(results: StudyResults, *, gap: str = "gap_loss", validation: st
                     e.sentence = f"{knob} took a single value in the complete trials: no effect to measure."
                 else:
                     gap_positive = float(np.median([r[1] for r in rows])) >= 0
-                    e.sentence = _numeric_sentence(e, val_name=val_name, higher_better=higher_better,
-                                                   gap_positive=gap_positive)
+                    e.sentence = _numeric_sentence(
+                        e, val_name=val_name, higher_better=higher_better, gap_positive=gap_positive
+                    )
         out.effects.append(e)
     out.effects.sort(key=lambda e: (not e.regularization, -(abs(e.rho_gap) if e.rho_gap is not None else -1.0)))
     return out

@@ -64,12 +64,24 @@ class StudyReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "study": self.study, "storage": self.storage, "objective": self.objective,
-            "directions": self.directions, "dataset": self.dataset, "metric": self.metric,
-            "counts": self.counts, "problems": self.problems, "varying_params": self.varying, "top": self.top,
-            "best": self.best, "test": self.test, "test_note": self.test_note,
-            "importances": self.importances.to_dict(), "gap_analysis": self.gap_analysis.to_dict(),
-            "pareto": self.pareto, "mlflow": self.mlflow, "message": self.message,
+            "study": self.study,
+            "storage": self.storage,
+            "objective": self.objective,
+            "directions": self.directions,
+            "dataset": self.dataset,
+            "metric": self.metric,
+            "counts": self.counts,
+            "problems": self.problems,
+            "varying_params": self.varying,
+            "top": self.top,
+            "best": self.best,
+            "test": self.test,
+            "test_note": self.test_note,
+            "importances": self.importances.to_dict(),
+            "gap_analysis": self.gap_analysis.to_dict(),
+            "pareto": self.pareto,
+            "mlflow": self.mlflow,
+            "message": self.message,
             "plots": {"files": [f.to_dict() for f in self.plots.files], "skipped": self.plots.skipped},
             "lessons": self.lessons,
         }
@@ -77,8 +89,13 @@ class StudyReport:
 
 def _mlflow_context(results: StudyResults, tracking_uri: str | None) -> dict[str, Any]:
     """What the MLflow store holds about the study: its experiment and its study (parent) runs."""
-    info: dict[str, Any] = {"tracking_uri": tracking_uri, "experiment_id": None, "parent_run_id": None,
-                            "parent_run_ids": [], "note": None}
+    info: dict[str, Any] = {
+        "tracking_uri": tracking_uri,
+        "experiment_id": None,
+        "parent_run_id": None,
+        "parent_run_ids": [],
+        "note": None,
+    }
     if tracking_uri is None:
         info["note"] = "no MLflow store found (pass --tracking-uri): learning curves and artifacts are left out"
         return info
@@ -104,6 +121,7 @@ def _mlflow_context(results: StudyResults, tracking_uri: str | None) -> dict[str
 
 # -- building the report ---------------------------------------------------------------------------
 
+
 def _problems(results: StudyResults) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str], list[int]] = {}
     for t in results.trials():
@@ -114,14 +132,16 @@ def _problems(results: StudyResults) -> list[dict[str, Any]]:
             reason = re.sub(r"\s*\(.*\)\s*$", "", reason)  # "pruned at epoch 2 (val_loss=...)" -> by epoch
         reason = reason if len(reason) <= 200 else reason[:197] + "..."
         groups.setdefault((t.state, reason), []).append(t.number)
-    return [{"state": state, "reason": reason, "count": len(nums), "trials": nums}
-            for (state, reason), nums in sorted(groups.items(), key=lambda kv: (kv[0][0], -len(kv[1])))]
+    return [
+        {"state": state, "reason": reason, "count": len(nums), "trials": nums}
+        for (state, reason), nums in sorted(groups.items(), key=lambda kv: (kv[0][0], -len(kv[1])))
+    ]
 
 
 def _no_complete_message(name: str, counts: dict[str, int], problems: list[dict[str, Any]]) -> str:
     total = sum(counts.values())
     if total == 0:
-        return (f"study {name!r} has no trials yet: run `python -m tuner study --study {name}` to add some.")
+        return f"study {name!r} has no trials yet: run `python -m tuner study --study {name}` to add some."
     states = ", ".join(f"{n} {'failed' if s == 'fail' else s}" for s, n in counts.items() if n)
     reasons = "; ".join(f"{p['count']}x {p['reason']}" for p in problems[:5])
     text = f"study {name!r} has no complete trial ({states})"
@@ -129,14 +149,29 @@ def _no_complete_message(name: str, counts: dict[str, int], problems: list[dict[
 
 
 def _row(t: TrialReport, results: StudyResults, varying: Sequence[str], front: set[int]) -> dict[str, Any]:
-    return {"number": t.number, "state": t.state, "params": {k: t.params.get(k) for k in varying},
-            "objective": dict(zip(results.objective, t.values or [])), "metrics": dict(t.metrics),
-            "verdict": t.verdict, "best_epoch": t.best_epoch, "on_front": t.number in front,
-            "mlflow_run_id": t.mlflow_run_id}
+    return {
+        "number": t.number,
+        "state": t.state,
+        "params": {k: t.params.get(k) for k in varying},
+        "objective": dict(zip(results.objective, t.values or [])),
+        "metrics": dict(t.metrics),
+        "verdict": t.verdict,
+        "best_epoch": t.best_epoch,
+        "on_front": t.number in front,
+        "mlflow_run_id": t.mlflow_run_id,
+    }
 
 
-def build_report(results: StudyResults, *, storage: str | None = None, tracking_uri: str | None = None,
-                 top: int = 10, evaluator: str = "fanova", seed: int = 0, gap: str = "gap_loss") -> StudyReport:
+def build_report(
+    results: StudyResults,
+    *,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    top: int = 10,
+    evaluator: str = "fanova",
+    seed: int = 0,
+    gap: str = "gap_loss",
+) -> StudyReport:
     """Gather a study's report from its Optuna storage (and MLflow store, for the runs).
 
     Args:
@@ -156,8 +191,9 @@ def build_report(results: StudyResults, *, storage: str | None = None, tracking_
     if top < 1:
         raise ConfigError([Problem("--top", "top", "must be a positive integer", value=top)])
     if not re.fullmatch(r"gap_[a-z0-9_]+", gap):
-        raise ConfigError([Problem("--gap", "gap", "must name a gap metric such as gap_loss or gap_accuracy",
-                                   value=gap)])
+        raise ConfigError(
+            [Problem("--gap", "gap", "must name a gap metric such as gap_loss or gap_accuracy", value=gap)]
+        )
     evaluator_for(evaluator)  # validates the name before any work
     study = results.study
     record = StudyRecord(study)
@@ -182,36 +218,68 @@ def build_report(results: StudyResults, *, storage: str | None = None, tracking_
         b = results.best()
         selected = record.selected_trial if results.multi_objective else None
         selection = record.selection if selected is not None else None
-        best = {**_row(b, results, list(b.params), front), "params": dict(b.params), "reason": b.reason,
-                "suggestion": b.suggestion, "n_params": b.n_params, "wall_time": b.wall_time,
-                "selected_by": (selection or {}).get("rule")}
+        best = {
+            **_row(b, results, list(b.params), front),
+            "params": dict(b.params),
+            "reason": b.reason,
+            "suggestion": b.suggestion,
+            "n_params": b.n_params,
+            "wall_time": b.wall_time,
+            "selected_by": (selection or {}).get("rule"),
+        }
         test = results.best_test()
         if test is None:
             scored = record.best_test_trial
-            test_note = ("the test split was not scored (tracking off, or the best model was not kept)"
-                         if scored is None else
-                         f"the test split was scored for trial {scored}, not for this trial: the test split is "
-                         "scored once, for the trial that was best when the study ran")
+            test_note = (
+                "the test split was not scored (tracking off, or the best model was not kept)"
+                if scored is None
+                else f"the test split was scored for trial {scored}, not for this trial: the test split is "
+                "scored once, for the trial that was best when the study ran"
+            )
         if results.multi_objective:
             note = None
             if selected is None:
-                note = ("no trade-off selected: best is the front trial with the best first objective; choose one "
-                        f"with `python -m tuner select {study.study_name} --rule knee`")
+                note = (
+                    "no trade-off selected: best is the front trial with the best first objective; choose one "
+                    f"with `python -m tuner select {study.study_name} --rule knee`"
+                )
             pareto = {"front": sorted(front), "selected": selected, "selection": selection, "note": note}
     else:
         message = _no_complete_message(study.study_name, counts, problems)
     return StudyReport(
-        study=study.study_name, storage=mask_secrets(storage), objective=list(results.objective), directions=directions,
-        dataset=record.dataset_description, metric=metric, counts=counts, problems=problems, varying=varying,
-        top=rows, best=best, test=test, test_note=test_note,
+        study=study.study_name,
+        storage=mask_secrets(storage),
+        objective=list(results.objective),
+        directions=directions,
+        dataset=record.dataset_description,
+        metric=metric,
+        counts=counts,
+        problems=problems,
+        varying=varying,
+        top=rows,
+        best=best,
+        test=test,
+        test_note=test_note,
         importances=param_importances(results, evaluator=evaluator, seed=seed, gap=gap),
-        gap_analysis=gap_analysis(results, gap=gap), pareto=pareto, mlflow=masked(mlflow_info), message=message,
+        gap_analysis=gap_analysis(results, gap=gap),
+        pareto=pareto,
+        mlflow=masked(mlflow_info),
+        message=message,
         lessons=record.lessons(),
-        tracking_uri=mlflow_info.get("tracking_uri"))
+        tracking_uri=mlflow_info.get("tracking_uri"),
+    )
 
 
-def make_plots(report: StudyReport, results: StudyResults, out_dir: str | Path, *, log: bool = True,
-               evaluator: str = "fanova", seed: int = 0, plotlyjs: str = "inline") -> PlotSet:
+def make_plots(
+    report: StudyReport,
+    results: StudyResults,
+    out_dir: str | Path,
+    *,
+    log: bool = True,
+    evaluator: str = "fanova",
+    seed: int = 0,
+    plotlyjs: str = "inline",
+) -> PlotSet:
     """Draw the study's plots and every trial's learning curves into ``out_dir`` and log them to MLflow.
 
     Study plots go to the study's latest parent run, learning curves to each trial's child run, under
@@ -234,9 +302,16 @@ def make_plots(report: StudyReport, results: StudyResults, out_dir: str | Path, 
         selected = report.best["number"]
         rule = (report.pareto.get("selection") or {}).get("rule")
         label = f"selected trial {selected} ({rule})" if rule else f"best trial {selected} (no trade-off selected)"
-    plots = study_plots(results, out_dir, evaluator=evaluator_for(evaluator, seed=seed),
-                        evaluator_name=report.importances.evaluator, selected=selected, selected_label=label,
-                        gap=report.gap_analysis.gap, plotlyjs=plotlyjs)
+    plots = study_plots(
+        results,
+        out_dir,
+        evaluator=evaluator_for(evaluator, seed=seed),
+        evaluator_name=report.importances.evaluator,
+        selected=selected,
+        selected_label=label,
+        gap=report.gap_analysis.gap,
+        plotlyjs=plotlyjs,
+    )
     uri = report.tracking_uri or report.mlflow.get("tracking_uri")
     reader = None
     if uri and report.mlflow.get("experiment_id"):

@@ -14,8 +14,9 @@ from tuner.tracking import metric_history, plot_learning_curves
 __all__ = ["trial_plots"]
 
 
-def trial_plots(results: Any, client: Any, out_dir: str | Path, *, trials: Sequence[int] | None = None,
-                metric: str | None = None) -> PlotSet:
+def trial_plots(
+    results: Any, client: Any, out_dir: str | Path, *, trials: Sequence[int] | None = None, metric: str | None = None
+) -> PlotSet:
     """Redraw the learning curves of trials from their MLflow metric histories.
 
     Args:
@@ -44,9 +45,13 @@ def trial_plots(results: Any, client: Any, out_dir: str | Path, *, trials: Seque
             out.skipped[f"trial-{t.number}"] = "no finite per-epoch values in MLflow"
             continue
         state = t.verdict or t.state
-        fig = plot_learning_curves(history, best_epoch=t.best_epoch, verdict=state, metric=metric,
-                                   title=f"trial {t.number}")
+        fig = plot_learning_curves(
+            history, best_epoch=t.best_epoch, verdict=state, metric=metric, title=f"trial {t.number}"
+        )
         png = save_png(fig, Path(out_dir) / f"trial-{t.number}" / "learning_curves.png")
-        out.files.append(PlotFile("learning_curves", f"Learning curves of trial {t.number}", png, trial=t.number,
-                                  run_id=t.mlflow_run_id))
+        out.files.append(
+            PlotFile(
+                "learning_curves", f"Learning curves of trial {t.number}", png, trial=t.number, run_id=t.mlflow_run_id
+            )
+        )
     return out

@@ -22,8 +22,16 @@ from tuner.errors import ConfigError, Problem
 from tuner.metrics import headline_metric, maximizes
 from tuner.report._lessons import Section, figure_png, new_figure, paired, record_lesson, spread, welch
 from tuner.report._refine import refinement_section
-from tuner.study import (StudyRecord, ablation_variants, declared_off, open_for_retraining, resolved_params, retrain,
-                         retrain_seeds, top_trials)
+from tuner.study import (
+    StudyRecord,
+    ablation_variants,
+    declared_off,
+    open_for_retraining,
+    resolved_params,
+    retrain,
+    retrain_seeds,
+    top_trials,
+)
 
 __all__ = ["ablate", "ablation_table", "confirm", "confirmation_table", "explain", "lesson_sections"]
 
@@ -52,14 +60,24 @@ def _row_sentence(label: str, row: Mapping[str, Any], baseline: Mapping[str, Any
         return f"{label}: could not be measured ({row['failed']} of {len(row['runs'])} runs failed)"
     unit = " pts" if metric == "accuracy" else ""
     name = "validation accuracy" if metric == "accuracy" else f"validation {metric}"
-    return (f"{label}: {_figure(delta['mean'], metric, signed=True)}{unit} {name} (sd {_figure(delta['sd'], metric)}), "
-            f"gap {_figure(row['off'][gap]['mean'], metric)} -> {_figure(baseline[gap]['mean'], metric)}{unit}, "
-            f"gap_loss {_figure(row['off'][gap_loss]['mean'], 'loss')} -> {_figure(baseline[gap_loss]['mean'], 'loss')}")
+    return (
+        f"{label}: {_figure(delta['mean'], metric, signed=True)}{unit} {name} (sd {_figure(delta['sd'], metric)}), "
+        f"gap {_figure(row['off'][gap]['mean'], metric)} -> {_figure(baseline[gap]['mean'], metric)}{unit}, "
+        f"gap_loss {_figure(row['off'][gap_loss]['mean'], 'loss')} -> {_figure(baseline[gap_loss]['mean'], 'loss')}"
+    )
 
 
-def ablate(study: Any, *, storage: str | None = None, seeds: int = 3, trial: int | None = None,
-           off: Mapping[str, Any] | None = None, builder: Callable[..., Any] | None = None,
-           tracking_uri: str | None = None, log: bool = True) -> dict[str, Any]:
+def ablate(
+    study: Any,
+    *,
+    storage: str | None = None,
+    seeds: int = 3,
+    trial: int | None = None,
+    off: Mapping[str, Any] | None = None,
+    builder: Callable[..., Any] | None = None,
+    tracking_uri: str | None = None,
+    log: bool = True,
+) -> dict[str, Any]:
     """Retrain the best configuration with each active regularizer switched off in turn, over ``seeds`` seeds.
 
     Args:
@@ -99,23 +117,47 @@ def ablate(study: Any, *, storage: str | None = None, seeds: int = 3, trial: int
     for variant in variants:
         runs = retrain(s, variant.apply(params), seed_list)
         both = [(b, r) for b, r in zip(base_runs, runs) if _ok(b) and _ok(r)]
-        row: dict[str, Any] = {"name": variant.name, "label": variant.label, "changes": variant.changes, "runs": runs,
-                               "failed": sum(not _ok(r) for r in runs),
-                               "off": {k: spread([r[k] for r in runs if _ok(r)]) for k in keys},
-                               "delta": {k: spread([b[k] - r[k] for b, r in both]) for k in keys}}
+        row: dict[str, Any] = {
+            "name": variant.name,
+            "label": variant.label,
+            "changes": variant.changes,
+            "runs": runs,
+            "failed": sum(not _ok(r) for r in runs),
+            "off": {k: spread([r[k] for r in runs if _ok(r)]) for k in keys},
+            "delta": {k: spread([b[k] - r[k] for b, r in both]) for k in keys},
+        }
         row["sentence"] = _row_sentence(variant.label, row, baseline, metric)
         rows.append(row)
     if rows:
-        summary = (f"What each regularizer of trial {number} bought, over {len(seed_list)} seeds: the change from "
-                   "switching it off to the configuration as found (paired by seed), and the gap off -> as found.")
+        summary = (
+            f"What each regularizer of trial {number} bought, over {len(seed_list)} seeds: the change from "
+            "switching it off to the configuration as found (paired by seed), and the gap off -> as found."
+        )
     else:
         summary = f"Trial {number} has no active regularizer to switch off: nothing to ablate."
-    data = {"trial": number, "metric": metric, "seeds": seed_list, "params": params, "baseline": baseline,
-            "baseline_runs": base_runs, "rows": rows, "summary": summary,
-            "wall_time": round(time.perf_counter() - start, 1)}
+    data = {
+        "trial": number,
+        "metric": metric,
+        "seeds": seed_list,
+        "params": params,
+        "baseline": baseline,
+        "baseline_runs": base_runs,
+        "rows": rows,
+        "summary": summary,
+        "wall_time": round(time.perf_counter() - start, 1),
+    }
     headers, table = ablation_table(data)
-    return record_lesson(opt, "ablation", data, storage=s.settings.storage, headers=headers, rows=table,
-                         figure=ablation_figure, tracking_uri=tracking_uri or s.settings.tracking_uri, log=log)
+    return record_lesson(
+        opt,
+        "ablation",
+        data,
+        storage=s.settings.storage,
+        headers=headers,
+        rows=table,
+        figure=ablation_figure,
+        tracking_uri=tracking_uri or s.settings.tracking_uri,
+        log=log,
+    )
 
 
 def ablation_table(data: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
@@ -124,16 +166,36 @@ def ablation_table(data: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]
     val, val_loss, gap, gap_loss = _keys(metric)
     scale = 100.0 if metric == "accuracy" else 1.0
     unit = " (pts)" if metric == "accuracy" else ""
-    headers = ["regularizer", f"Δ{val}{unit}", "sd", f"{gap} off{unit}", f"{gap} as found{unit}", "gap_loss off",
-               "gap_loss as found", "Δval_loss", "seeds"]
+    headers = [
+        "regularizer",
+        f"Δ{val}{unit}",
+        "sd",
+        f"{gap} off{unit}",
+        f"{gap} as found{unit}",
+        "gap_loss off",
+        "gap_loss as found",
+        "Δval_loss",
+        "seeds",
+    ]
     b = data["baseline"]
 
     def scaled(x: Any) -> Any:
         return None if x is None else round(x * scale, 3) + 0.0  # + 0.0: no -0.0
 
-    rows = [[r["label"], scaled(r["delta"][val]["mean"]), scaled(r["delta"][val]["sd"]), scaled(r["off"][gap]["mean"]),
-             scaled(b[gap]["mean"]), r["off"][gap_loss]["mean"], b[gap_loss]["mean"], r["delta"][val_loss]["mean"],
-             r["delta"][val]["n"]] for r in data["rows"]]
+    rows = [
+        [
+            r["label"],
+            scaled(r["delta"][val]["mean"]),
+            scaled(r["delta"][val]["sd"]),
+            scaled(r["off"][gap]["mean"]),
+            scaled(b[gap]["mean"]),
+            r["off"][gap_loss]["mean"],
+            b[gap_loss]["mean"],
+            r["delta"][val_loss]["mean"],
+            r["delta"][val]["n"],
+        ]
+        for r in data["rows"]
+    ]
     return headers, rows
 
 
@@ -150,8 +212,13 @@ def ablation_figure(data: Mapping[str, Any]) -> Any:
     ys = list(range(len(rows)))
     means = [(r["delta"][val]["mean"] or 0.0) * scale for r in rows]
     sds = [(r["delta"][val]["sd"] or 0.0) * scale for r in rows]
-    left.barh(ys, means, xerr=sds, color=["#2ca02c" if (m >= 0) == (metric == "accuracy") else "#d62728" for m in means],
-              capsize=3)
+    left.barh(
+        ys,
+        means,
+        xerr=sds,
+        color=["#2ca02c" if (m >= 0) == (metric == "accuracy") else "#d62728" for m in means],
+        capsize=3,
+    )
     left.axvline(0, color="#555", lw=0.8)
     left.set_yticks(ys, labels)
     left.set_xlabel(f"Δ {val}{' (pts)' if metric == 'accuracy' else ''}: as found − switched off")
@@ -170,9 +237,18 @@ def ablation_figure(data: Mapping[str, Any]) -> Any:
 
 # -- is the winner luck? -----------------------------------------------------------------------------------
 
-def confirm(study: Any, *, k: int = 3, seeds: int = 3, storage: str | None = None,
-            builder: Callable[..., Any] | None = None, tracking_uri: str | None = None, log: bool = True,
-            alpha: float = 0.05) -> dict[str, Any]:
+
+def confirm(
+    study: Any,
+    *,
+    k: int = 3,
+    seeds: int = 3,
+    storage: str | None = None,
+    builder: Callable[..., Any] | None = None,
+    tracking_uri: str | None = None,
+    log: bool = True,
+    alpha: float = 0.05,
+) -> dict[str, Any]:
     """Retrain the top ``k`` configurations over ``seeds`` shared seeds and say whether the ranking holds.
 
     The winner's retrained objective is compared with each other configuration's by Welch's t-test
@@ -195,8 +271,9 @@ def confirm(study: Any, *, k: int = 3, seeds: int = 3, storage: str | None = Non
         ConfigError: when ``k`` is below 2, or the study has no complete trial.
     """
     if not isinstance(k, int) or isinstance(k, bool) or k < 2:
-        raise ConfigError([Problem("--confirm", "k", "must be an integer of at least 2 (the winner and a rival)",
-                                   value=k)])
+        raise ConfigError(
+            [Problem("--confirm", "k", "must be an integer of at least 2 (the winner and a rival)", value=k)]
+        )
     s = open_for_retraining(study, storage, builder=builder)
     opt = s.optuna_study
     s.best_trial()  # a study without a complete trial says so here
@@ -208,8 +285,15 @@ def confirm(study: Any, *, k: int = 3, seeds: int = 3, storage: str | None = Non
     for rank, number in enumerate(top_trials(opt, k), 1):
         runs = retrain(s, resolved_params(opt, number), seed_list)
         values = [r.get(objective) if "failed" not in r else None for r in runs]
-        rows.append({"trial": number, "rank": rank, "stored": opt.trials[number].values[0], "values": values,
-                     **{key: v for key, v in spread(values).items()}})
+        rows.append(
+            {
+                "trial": number,
+                "rank": rank,
+                "stored": opt.trials[number].values[0],
+                "values": values,
+                **{key: v for key, v in spread(values).items()},
+            }
+        )
     order = sorted(rows, key=lambda r: (r["mean"] is None, -sign * (r["mean"] or 0.0), r["rank"]))
     for i, r in enumerate(order, 1):
         r["retrained_rank"] = i
@@ -220,12 +304,29 @@ def confirm(study: Any, *, k: int = 3, seeds: int = 3, storage: str | None = Non
         r["welch_p"] = welch([v for v in winner["values"] if v is not None], [v for v in r["values"] if v is not None])
         r["paired_p"] = paired([a for a, _ in pairs], [b for _, b in pairs])
     holds = len(rows) > 1 and winner["retrained_rank"] == 1
-    data = {"objective": objective, "direction": direction, "k": k, "seeds": seed_list, "rows": rows, "holds": holds,
-            "sentence": _confirm_sentence(rows, holds, objective, len(seed_list), alpha), "alpha": alpha,
-            "wall_time": round(time.perf_counter() - start, 1)}
+    data = {
+        "objective": objective,
+        "direction": direction,
+        "k": k,
+        "seeds": seed_list,
+        "rows": rows,
+        "holds": holds,
+        "sentence": _confirm_sentence(rows, holds, objective, len(seed_list), alpha),
+        "alpha": alpha,
+        "wall_time": round(time.perf_counter() - start, 1),
+    }
     headers, table = confirmation_table(data)
-    return record_lesson(opt, "confirmation", data, storage=s.settings.storage, headers=headers, rows=table,
-                         figure=confirmation_figure, tracking_uri=tracking_uri or s.settings.tracking_uri, log=log)
+    return record_lesson(
+        opt,
+        "confirmation",
+        data,
+        storage=s.settings.storage,
+        headers=headers,
+        rows=table,
+        figure=confirmation_figure,
+        tracking_uri=tracking_uri or s.settings.tracking_uri,
+        log=log,
+    )
 
 
 def _mean_sd(r: Mapping[str, Any]) -> str:
@@ -242,24 +343,53 @@ def _confirm_sentence(rows: list[dict[str, Any]], holds: bool, objective: str, n
     p_text = "p undefined" if p is None else f"Welch p={p:.2g}"
     if not holds:
         best = min(rows, key=lambda r: r["retrained_rank"])
-        return (f"The ranking does not hold: over {n_seeds} seeds trial {best['trial']} has the best mean {objective} "
-                f"({_mean_sd(best)}), ahead of the winner, trial {winner['trial']} ({_mean_sd(winner)}); the winner's "
-                "single run was partly luck of its seed.")
+        return (
+            f"The ranking does not hold: over {n_seeds} seeds trial {best['trial']} has the best mean {objective} "
+            f"({_mean_sd(best)}), ahead of the winner, trial {winner['trial']} ({_mean_sd(winner)}); the winner's "
+            "single run was partly luck of its seed."
+        )
     if p is not None and p < alpha:
-        return (f"The ranking holds: over {n_seeds} seeds trial {winner['trial']} ({_mean_sd(winner)}) beats the "
-                f"runner-up, trial {runner['trial']} ({_mean_sd(runner)}), on {objective} ({p_text} < {alpha}).")
-    return (f"Trial {winner['trial']} keeps the best mean {objective} over {n_seeds} seeds ({_mean_sd(winner)} against "
-            f"{_mean_sd(runner)} for trial {runner['trial']}), but by less than seed noise ({p_text} ≥ {alpha}): "
-            "treat them as tied, or retrain with more seeds.")
+        return (
+            f"The ranking holds: over {n_seeds} seeds trial {winner['trial']} ({_mean_sd(winner)}) beats the "
+            f"runner-up, trial {runner['trial']} ({_mean_sd(runner)}), on {objective} ({p_text} < {alpha})."
+        )
+    return (
+        f"Trial {winner['trial']} keeps the best mean {objective} over {n_seeds} seeds ({_mean_sd(winner)} against "
+        f"{_mean_sd(runner)} for trial {runner['trial']}), but by less than seed noise ({p_text} ≥ {alpha}): "
+        "treat them as tied, or retrain with more seeds."
+    )
 
 
 def confirmation_table(data: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
     """The confirmation as a table: per trial, its stored value, the retrained mean and spread, and the tests."""
     obj = data["objective"]
-    headers = ["trial", "study rank", f"stored {obj}", "retrained mean", "sd", "seeds", "retrained rank",
-               "diff from winner", "Welch p", "paired p"]
-    rows = [[r["trial"], r["rank"], r["stored"], r["mean"], r["sd"], r["n"], r["retrained_rank"], r.get("diff"),
-             r.get("welch_p"), r.get("paired_p")] for r in data["rows"]]
+    headers = [
+        "trial",
+        "study rank",
+        f"stored {obj}",
+        "retrained mean",
+        "sd",
+        "seeds",
+        "retrained rank",
+        "diff from winner",
+        "Welch p",
+        "paired p",
+    ]
+    rows = [
+        [
+            r["trial"],
+            r["rank"],
+            r["stored"],
+            r["mean"],
+            r["sd"],
+            r["n"],
+            r["retrained_rank"],
+            r.get("diff"),
+            r.get("welch_p"),
+            r.get("paired_p"),
+        ]
+        for r in data["rows"]
+    ]
     return headers, rows
 
 
@@ -276,16 +406,26 @@ def confirmation_figure(data: Mapping[str, Any]) -> Any:
         ax.scatter([i - 0.15], [r["stored"]], marker="x", color="#d62728", s=40)
     ax.set_xticks(range(len(rows)), [f"#{r['trial']}\n(rank {r['rank']})" for r in rows])
     ax.set_ylabel(data["objective"])
-    ax.set_title(f"Top {len(rows)} retrained over {len(data['seeds'])} seeds ("
-                 f"{'holds' if data['holds'] else 'does not hold'})")
+    ax.set_title(
+        f"Top {len(rows)} retrained over {len(data['seeds'])} seeds ({'holds' if data['holds'] else 'does not hold'})"
+    )
     fig.tight_layout()
     return fig
 
 
-def explain(study: Any, *, storage: str | None = None, seeds: int = 3, trial: int | None = None,
-            off: Mapping[str, Any] | None = None, confirm_top: int = 0, confirm_seeds: int | None = None,
-            builder: Callable[..., Any] | None = None, tracking_uri: str | None = None,
-            log: bool = True) -> dict[str, Any]:
+def explain(
+    study: Any,
+    *,
+    storage: str | None = None,
+    seeds: int = 3,
+    trial: int | None = None,
+    off: Mapping[str, Any] | None = None,
+    confirm_top: int = 0,
+    confirm_seeds: int | None = None,
+    builder: Callable[..., Any] | None = None,
+    tracking_uri: str | None = None,
+    log: bool = True,
+) -> dict[str, Any]:
     """What the study teaches about its winner: :func:`ablate`, and with ``confirm_top`` K :func:`confirm` too.
 
     Args:
@@ -307,8 +447,9 @@ def explain(study: Any, *, storage: str | None = None, seeds: int = 3, trial: in
     s = open_for_retraining(study, storage, builder=builder)
     out = {"ablation": ablate(s, seeds=seeds, trial=trial, off=off, tracking_uri=tracking_uri, log=log)}
     if confirm_top:
-        out["confirmation"] = confirm(s, k=confirm_top, seeds=confirm_seeds or seeds, tracking_uri=tracking_uri,
-                                      log=log)
+        out["confirmation"] = confirm(
+            s, k=confirm_top, seeds=confirm_seeds or seeds, tracking_uri=tracking_uri, log=log
+        )
     return out
 
 
@@ -318,16 +459,30 @@ def lesson_sections(lessons: Mapping[str, Mapping[str, Any]]) -> list[Section]:
     if "ablation" in lessons:
         a = lessons["ablation"]
         headers, rows = ablation_table(a)
-        sentences = [a["summary"], *[r["sentence"] for r in a["rows"]],
-                     f"Retraining took {a.get('wall_time')} s."]
-        sections.append(Section("ablation", f"What each regularizer of trial {a['trial']} bought", sentences, headers,
-                                rows, figure_png(ablation_figure(a)) if a["rows"] else None))
+        sentences = [a["summary"], *[r["sentence"] for r in a["rows"]], f"Retraining took {a.get('wall_time')} s."]
+        sections.append(
+            Section(
+                "ablation",
+                f"What each regularizer of trial {a['trial']} bought",
+                sentences,
+                headers,
+                rows,
+                figure_png(ablation_figure(a)) if a["rows"] else None,
+            )
+        )
     if "confirmation" in lessons:
         c = lessons["confirmation"]
         headers, rows = confirmation_table(c)
-        sections.append(Section("confirmation", f"Is the winner luck? The top {len(c['rows'])} retrained",
-                                [c["sentence"], f"Retraining took {c.get('wall_time')} s."], headers, rows,
-                                figure_png(confirmation_figure(c))))
+        sections.append(
+            Section(
+                "confirmation",
+                f"Is the winner luck? The top {len(c['rows'])} retrained",
+                [c["sentence"], f"Retraining took {c.get('wall_time')} s."],
+                headers,
+                rows,
+                figure_png(confirmation_figure(c)),
+            )
+        )
     if "refinement" in lessons:
         sections.append(refinement_section(lessons["refinement"]))
     return sections

@@ -42,9 +42,15 @@ class PlotFile:
     figure: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "title": self.title, "png": str(self.png),
-                "html": None if self.html is None else str(self.html), "trial": self.trial, "run_id": self.run_id,
-                "artifacts": list(self.artifacts)}
+        return {
+            "name": self.name,
+            "title": self.title,
+            "png": str(self.png),
+            "html": None if self.html is None else str(self.html),
+            "trial": self.trial,
+            "run_id": self.run_id,
+            "artifacts": list(self.artifacts),
+        }
 
 
 @dataclasses.dataclass
@@ -60,6 +66,7 @@ class PlotSet:
 
 
 # -- matplotlib ------------------------------------------------------------------------------------
+
 
 def pyplot() -> Any:
     """pyplot on the Agg backend, unless the caller already chose a backend by importing pyplot."""

@@ -72,9 +72,18 @@ def figure_png(fig: Any) -> bytes:
     return buffer.getvalue()
 
 
-def record_lesson(optuna_study: Any, kind: str, data: dict[str, Any], *, storage: str, headers: Sequence[str],
-                  rows: Sequence[Sequence[Any]], figure: Callable[[dict[str, Any]], Any],
-                  tracking_uri: str | None = None, log: bool = True) -> dict:
+def record_lesson(
+    optuna_study: Any,
+    kind: str,
+    data: dict[str, Any],
+    *,
+    storage: str,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    figure: Callable[[dict[str, Any]], Any],
+    tracking_uri: str | None = None,
+    log: bool = True,
+) -> dict:
     """Log a lesson's table and plot on the study's parent MLflow run, then store it on the study.
 
     Args:
@@ -112,8 +121,10 @@ def record_lesson(optuna_study: Any, kind: str, data: dict[str, Any], *, storage
                     writer.writerow(headers)
                     writer.writerows(rows)
                 (folder / f"{kind}.png").write_bytes(figure_png(figure(data)))
-                artifacts = [log_file(reader, run_id, folder / f"{kind}.{ext}", artifact_path=ARTIFACT_DIR)
-                             for ext in ("json", "csv", "png")]
+                artifacts = [
+                    log_file(reader, run_id, folder / f"{kind}.{ext}", artifact_path=ARTIFACT_DIR)
+                    for ext in ("json", "csv", "png")
+                ]
             data["mlflow"] = {"run_id": run_id, "artifacts": artifacts, "note": None}
     StudyRecord(optuna_study).set_lesson(kind, data)
     return data

@@ -34,6 +34,7 @@ _logger = get_logger(__name__)
 
 # -- per study -------------------------------------------------------------------------------------
 
+
 def plot_gap_vs_knobs(trials: Sequence[Any], knobs: Sequence[str], *, gap: str = "gap_loss") -> Any:
     """The gap of each complete trial against each knob, coloured by verdict.
 
@@ -54,8 +55,11 @@ def plot_gap_vs_knobs(trials: Sequence[Any], knobs: Sequence[str], *, gap: str =
     rng = np.random.default_rng(0)
     seen: set[str] = set()
     for ax, knob in zip(axes, knobs):
-        points = [(t.params[knob], trial_value(t, gap), read_trial(t).verdict, t.distributions[knob])
-                  for t in trials if t.state.name == "COMPLETE" and knob in t.params]
+        points = [
+            (t.params[knob], trial_value(t, gap), read_trial(t).verdict, t.distributions[knob])
+            for t in trials
+            if t.state.name == "COMPLETE" and knob in t.params
+        ]
         points = [p for p in points if p[1] is not None]
         if not points:
             ax.set_visible(False)
@@ -72,16 +76,23 @@ def plot_gap_vs_knobs(trials: Sequence[Any], knobs: Sequence[str], *, gap: str =
                 ax.set_xscale("log")
         for verdict in sorted({p[2] or "unknown" for p in points}):
             sel = [i for i, p in enumerate(points) if (p[2] or "unknown") == verdict]
-            ax.scatter([xs[i] for i in sel], [points[i][1] for i in sel], s=36, alpha=0.85,
-                       color=verdict_color(verdict), edgecolors="white", linewidths=0.5,
-                       label=verdict if verdict not in seen else None)
+            ax.scatter(
+                [xs[i] for i in sel],
+                [points[i][1] for i in sel],
+                s=36,
+                alpha=0.85,
+                color=verdict_color(verdict),
+                edgecolors="white",
+                linewidths=0.5,
+                label=verdict if verdict not in seen else None,
+            )
             seen.add(verdict)
         ax.axhline(0.0, color="#999999", linewidth=0.8)
         ax.set_xlabel(knob)
         ax.set_ylabel(gap)
         ax.set_title(f"{gap} vs {knob} ({len(points)} trials)", fontsize=10)
         ax.grid(alpha=0.3)
-    for ax in axes[len(knobs):]:
+    for ax in axes[len(knobs) :]:
         ax.set_visible(False)
     handles, labels = [], []
     for ax in axes:
@@ -100,9 +111,17 @@ def _first_axes(ax: Any) -> Any:
     return np.atleast_1d(ax).ravel()[0]
 
 
-def study_plots(results: Any, out_dir: str | Path, *, evaluator: Any = None, evaluator_name: str | None = None,
-                selected: int | None = None, selected_label: str | None = None, gap: str = "gap_loss",
-                plotlyjs: str = "inline") -> PlotSet:
+def study_plots(
+    results: Any,
+    out_dir: str | Path,
+    *,
+    evaluator: Any = None,
+    evaluator_name: str | None = None,
+    selected: int | None = None,
+    selected_label: str | None = None,
+    gap: str = "gap_loss",
+    plotlyjs: str = "inline",
+) -> PlotSet:
     """Write the study plots (PNG, plus HTML for Optuna's plotly plots) to ``out_dir``.
 
     Args:
@@ -134,11 +153,21 @@ def study_plots(results: Any, out_dir: str | Path, *, evaluator: Any = None, eva
     names = list(results.objective)
     if evaluator_name is None:
         evaluator_name = type(evaluator).__name__ if evaluator is not None else "FanovaImportanceEvaluator"
-    first = {"target": (lambda t: t.values[0]), "target_name": names[0]} if results.multi_objective else \
-        {"target_name": names[0]}
+    first = (
+        {"target": (lambda t: t.values[0]), "target_name": names[0]}
+        if results.multi_objective
+        else {"target_name": names[0]}
+    )
 
-    def optuna_plot(name: str, title: str, make_png: Any, make_html: Any, *, min_trials: int = 1,
-                    size: tuple[float, float] | None = None) -> None:
+    def optuna_plot(
+        name: str,
+        title: str,
+        make_png: Any,
+        make_html: Any,
+        *,
+        min_trials: int = 1,
+        size: tuple[float, float] | None = None,
+    ) -> None:
         if len(complete) < min_trials:
             out.skipped[name] = f"needs at least {min_trials} complete trials, the study has {len(complete)}"
             return
@@ -160,29 +189,47 @@ def study_plots(results: Any, out_dir: str | Path, *, evaluator: Any = None, eva
             return
         out.files.append(PlotFile(name, title, png, html, figure=figure))
 
-    optuna_plot("optimization_history", f"Optimization history ({names[0]})",
-                lambda: om.plot_optimization_history(study, **first),
-                lambda: ov.plot_optimization_history(study, **first))
+    optuna_plot(
+        "optimization_history",
+        f"Optimization history ({names[0]})",
+        lambda: om.plot_optimization_history(study, **first),
+        lambda: ov.plot_optimization_history(study, **first),
+    )
     params = varying_params(complete)
     if not params:
         for name in ("param_importances", "parallel_coordinate", "slice"):
             out.skipped[name] = "no parameter varies across the complete trials"
     else:
         imp_kwargs: dict[str, Any] = {} if results.multi_objective else {"target_name": names[0]}
-        optuna_plot("param_importances", f"Parameter importances for {', '.join(names)} ({evaluator_name})",
-                    lambda: _mpl_importances(study, evaluator, names, om),
-                    lambda: _name_objectives(ov.plot_param_importances(study, evaluator=evaluator, **imp_kwargs),
-                                             names), min_trials=2)
+        optuna_plot(
+            "param_importances",
+            f"Parameter importances for {', '.join(names)} ({evaluator_name})",
+            lambda: _mpl_importances(study, evaluator, names, om),
+            lambda: _name_objectives(ov.plot_param_importances(study, evaluator=evaluator, **imp_kwargs), names),
+            min_trials=2,
+        )
         if gap not in names and all(trial_value(t, gap) is not None for t in complete):
             target = {"target": (lambda t: trial_value(t, gap)), "target_name": gap}
-            optuna_plot("param_importances_gap", f"Parameter importances for {gap} ({evaluator_name})",
-                        lambda: om.plot_param_importances(study, evaluator=evaluator, **target),
-                        lambda: ov.plot_param_importances(study, evaluator=evaluator, **target), min_trials=2)
-        optuna_plot("parallel_coordinate", f"Parallel coordinates ({names[0]})",
-                    lambda: om.plot_parallel_coordinate(study, **first),
-                    lambda: ov.plot_parallel_coordinate(study, **first), size=(11.0, 5.5))
-        optuna_plot("slice", f"Slice plots ({names[0]})",
-                    lambda: om.plot_slice(study, **first), lambda: ov.plot_slice(study, **first))
+            optuna_plot(
+                "param_importances_gap",
+                f"Parameter importances for {gap} ({evaluator_name})",
+                lambda: om.plot_param_importances(study, evaluator=evaluator, **target),
+                lambda: ov.plot_param_importances(study, evaluator=evaluator, **target),
+                min_trials=2,
+            )
+        optuna_plot(
+            "parallel_coordinate",
+            f"Parallel coordinates ({names[0]})",
+            lambda: om.plot_parallel_coordinate(study, **first),
+            lambda: ov.plot_parallel_coordinate(study, **first),
+            size=(11.0, 5.5),
+        )
+        optuna_plot(
+            "slice",
+            f"Slice plots ({names[0]})",
+            lambda: om.plot_slice(study, **first),
+            lambda: ov.plot_slice(study, **first),
+        )
     knobs = regularization_knobs(params)
     if not knobs:
         out.skipped["gap_vs_regularization"] = "no regularization knob (dropout, L1, L2, BN momentum, ...) varies"
@@ -220,9 +267,10 @@ def _mpl_importances(study: Any, evaluator: Any, names: list[str], om: Any) -> A
     # last objective's labels; draw the same numbers (get_param_importances per objective) grouped by name.
     import optuna
 
-    values = {name: optuna.importance.get_param_importances(study, evaluator=evaluator,
-                                                            target=lambda t, i=i: t.values[i])
-              for i, name in enumerate(names)}
+    values = {
+        name: optuna.importance.get_param_importances(study, evaluator=evaluator, target=lambda t, i=i: t.values[i])
+        for i, name in enumerate(names)
+    }
     params = sorted({p for v in values.values() for p in v}, key=lambda p: values[names[0]].get(p, 0.0))
     fig = new_figure(figsize=(7.5, 1.0 + 0.55 * len(params) * len(names)), layout="constrained")
     ax = fig.subplots()
@@ -240,8 +288,9 @@ def _mpl_importances(study: Any, evaluator: Any, names: list[str], om: Any) -> A
     return ax
 
 
-def _pareto_plot(results: Any, out_dir: Path, out: PlotSet, *, selected: int | None, selected_label: str | None,
-                 plotlyjs: str) -> None:
+def _pareto_plot(
+    results: Any, out_dir: Path, out: PlotSet, *, selected: int | None, selected_label: str | None, plotlyjs: str
+) -> None:
     import optuna
     import optuna.visualization as ov
     import optuna.visualization.matplotlib as om
@@ -266,8 +315,15 @@ def _pareto_plot(results: Any, out_dir: Path, out: PlotSet, *, selected: int | N
                 x, y = study.trials[selected].values[:2]
                 ax.scatter([x], [y], marker="*", s=320, color="black", zorder=6, label=label)
                 ax.legend(fontsize=8)
-                figure.add_trace(go.Scatter(x=[x], y=[y], mode="markers", name=label,
-                                            marker={"symbol": "star", "size": 18, "color": "black"}))
+                figure.add_trace(
+                    go.Scatter(
+                        x=[x],
+                        y=[y],
+                        mode="markers",
+                        name=label,
+                        marker={"symbol": "star", "size": 18, "color": "black"},
+                    )
+                )
                 figure.update_layout(showlegend=True, legend={"orientation": "h", "yanchor": "top", "y": -0.18})
             ax.set_title(f"Pareto front: {names[0]} vs {names[1]}")
             png = save_png(ax.figure, out_dir / "pareto_front.png")
@@ -280,6 +336,7 @@ def _pareto_plot(results: Any, out_dir: Path, out: PlotSet, *, selected: int | N
 
 
 # -- MLflow ------------------------------------------------------------------------------------------
+
 
 def log_plots(client: Any, plots: PlotSet | Sequence[PlotFile], *, parent_run_id: str | None) -> None:
     """Log plot files as MLflow artifacts under ``plots/``: per-trial plots on their run, the rest on the parent.

@@ -58,8 +58,8 @@ def _bound(name: str, entry: Mapping[str, Any], old: float, u_target: float, log
     """The furthest of ``u_target``, halfway, a quarter of the way ... (from ``old``) that the knob accepts."""
     u_old = math.log10(old) if log else float(old)
     for i in range(8):
-        u = u_old + (u_target - u_old) / (2 ** i)
-        value = 10 ** u if log else u
+        u = u_old + (u_target - u_old) / (2**i)
+        value = 10**u if log else u
         value = int(round(value)) if entry["type"] == "int" else _fmt(value)
         if entry["type"] == "int" and log:
             value = max(1, value)
@@ -92,10 +92,12 @@ def _numeric(name: str, entry: Mapping[str, Any], trials: Sequence[Any], top: Se
         if new["low"] >= new["high"]:
             return None
         side = "upper" if up else "lower"
-        reason = (f"{where} crowd the {side} bound of [{lo}, {hi}]{scale}: median position {median:.0%}; range moved "
-                  f"{'up' if up else 'down'} to [{new['low']}, {new['high']}]")
+        reason = (
+            f"{where} crowd the {side} bound of [{lo}, {hi}]{scale}: median position {median:.0%}; range moved "
+            f"{'up' if up else 'down'} to [{new['low']}, {new['high']}]"
+        )
         return {"action": f"moved {'up' if up else 'down'}", "new": _snap(new), "reason": reason}
-    spread = (max(u(v) for v in tops) - min(u(v) for v in tops))
+    spread = max(u(v) for v in tops) - min(u(v) for v in tops)
     if log and width >= 2 and spread <= width / 3:
         low = 10 ** max(u(lo), min(u(v) for v in tops) - 0.5)
         high = 10 ** min(u(hi), max(u(v) for v in tops) + 0.5)
@@ -105,8 +107,10 @@ def _numeric(name: str, entry: Mapping[str, Any], trials: Sequence[Any], top: Se
             low, high = _fmt(low), _fmt(high)
         if (u(high) - u(low)) < 0.8 * width and low < high:
             new.update(low=low, high=high)
-            reason = (f"the log range [{lo}, {hi}] spans {width:.1f} decades but {where} lie within {spread:.1f}; "
-                      f"narrowed to [{low}, {high}], half a decade around them")
+            reason = (
+                f"the log range [{lo}, {hi}] spans {width:.1f} decades but {where} lie within {spread:.1f}; "
+                f"narrowed to [{low}, {high}], half a decade around them"
+            )
             return {"action": "narrowed", "new": _snap(new), "reason": reason}
     return None
 
@@ -149,12 +153,22 @@ def _categorical(name: str, entry: Mapping[str, Any], trials: Sequence[Any], top
         if set(new) == {"value"}:
             new = kept[0]
         return {"action": "fixed", "new": new, "dropped": dropped, "reason": f"{reason}; fixed to {kept[0]}"}
-    return {"action": "dropped choices", "new": {**entry, "choices": kept}, "dropped": dropped,
-            "reason": f"{reason}; dropped"}
+    return {
+        "action": "dropped choices",
+        "new": {**entry, "choices": kept},
+        "dropped": dropped,
+        "reason": f"{reason}; dropped",
+    }
 
 
-def refine_parameters(parameters: Mapping[str, Any], trials: Sequence[Any], *, maximize: bool,
-                      top_fraction: float = 0.25, min_trials: int = 6) -> tuple[dict[str, Any], list[dict], str]:
+def refine_parameters(
+    parameters: Mapping[str, Any],
+    trials: Sequence[Any],
+    *,
+    maximize: bool,
+    top_fraction: float = 0.25,
+    min_trials: int = 6,
+) -> tuple[dict[str, Any], list[dict], str]:
     """Refine a space's ``parameters`` (plain data, as in a space file) from complete ``optuna`` trials.
 
     Returns:
@@ -165,16 +179,24 @@ def refine_parameters(parameters: Mapping[str, Any], trials: Sequence[Any], *, m
         raise ConfigError([Problem("--top-fraction", "top_fraction", "must be in (0, 1]", value=top_fraction)])
     params = copy.deepcopy(dict(parameters))
     if len(trials) < min_trials:
-        return params, [], (f"{len(trials)} complete trials: too few to say where to search next "
-                            f"(refine needs {min_trials}); the space is left as it was")
+        return (
+            params,
+            [],
+            (
+                f"{len(trials)} complete trials: too few to say where to search next "
+                f"(refine needs {min_trials}); the space is left as it was"
+            ),
+        )
     best_first = ranked(trials, "maximize" if maximize else "minimize")
-    top = best_first[:max(3, math.ceil(top_fraction * len(best_first)))]
+    top = best_first[: max(3, math.ceil(top_fraction * len(best_first)))]
     changes: list[dict[str, Any]] = []
     for name, entry in list(params.items()):
         if not isinstance(entry, dict) or "type" not in entry:
             continue
         kind = entry["type"]
-        found = _numeric(name, entry, trials, top) if kind in ("int", "float") else _categorical(name, entry, trials, top)
+        found = (
+            _numeric(name, entry, trials, top) if kind in ("int", "float") else _categorical(name, entry, trials, top)
+        )
         if found is None:
             continue
         changes.append({"param": name, "old": entry, **found})
@@ -190,15 +212,29 @@ def refine_parameters(parameters: Mapping[str, Any], trials: Sequence[Any], *, m
                 params[name] = {**entry, "condition": {**condition, parent: allowed}}
             else:
                 del params[name]
-                changes.append({"param": name, "action": "removed", "old": entry, "new": None,
-                                "reason": f"its condition {parent} in {condition[parent]} can no longer hold"})
-    note = (f"the best {len(top)} of {len(trials)} complete trials by the first objective "
-            f"({'maximized' if maximize else 'minimized'}) decide")
+                changes.append(
+                    {
+                        "param": name,
+                        "action": "removed",
+                        "old": entry,
+                        "new": None,
+                        "reason": f"its condition {parent} in {condition[parent]} can no longer hold",
+                    }
+                )
+    note = (
+        f"the best {len(top)} of {len(trials)} complete trials by the first objective "
+        f"({'maximized' if maximize else 'minimized'}) decide"
+    )
     return params, changes, note
 
 
-def refined_yaml(name: str, description: str, parameters: Mapping[str, Any], changes: Sequence[Mapping[str, Any]],
-                 header: Sequence[str] = ()) -> str:
+def refined_yaml(
+    name: str,
+    description: str,
+    parameters: Mapping[str, Any],
+    changes: Sequence[Mapping[str, Any]],
+    header: Sequence[str] = (),
+) -> str:
     """A space file: ``name``, ``description`` and ``parameters``, each change's reason as a comment above it."""
     reasons = {c["param"]: c["reason"] for c in changes}
     lines = [f"# {line}" for line in header]
@@ -216,8 +252,16 @@ def refined_yaml(name: str, description: str, parameters: Mapping[str, Any], cha
     return "\n".join(lines) + "\n"
 
 
-def refine(study: Any, *, storage: str | None = None, output: str | Path | None = None, top_fraction: float = 0.25,
-           min_trials: int = 6, tracking_uri: str | None = None, log: bool = True) -> dict[str, Any]:
+def refine(
+    study: Any,
+    *,
+    storage: str | None = None,
+    output: str | Path | None = None,
+    top_fraction: float = 0.25,
+    min_trials: int = 6,
+    tracking_uri: str | None = None,
+    log: bool = True,
+) -> dict[str, Any]:
     """Write the study's space refined by where its best trials lie, each change with its reason.
 
     Args:
@@ -242,29 +286,54 @@ def refine(study: Any, *, storage: str | None = None, output: str | Path | None 
         tracking_uri = tracking_uri or study.settings.tracking_uri
     recipe = StudyRecord(opt).recipe
     if recipe.space is None:
-        raise ConfigError([Problem(url, f"study {opt.study_name!r}", "has no space recipe (not made by `tuner "
-                                   "study`), so there is no space to refine", value=opt.study_name)])
+        raise ConfigError(
+            [
+                Problem(
+                    url,
+                    f"study {opt.study_name!r}",
+                    "has no space recipe (not made by `tuner study`), so there is no space to refine",
+                    value=opt.study_name,
+                )
+            ]
+        )
     trials = [t for t in opt.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     maximize = maximizes(opt.directions[0])
-    params, changes, note = refine_parameters(recipe.space, trials, maximize=maximize, top_fraction=top_fraction,
-                                              min_trials=min_trials)
+    params, changes, note = refine_parameters(
+        recipe.space, trials, maximize=maximize, top_fraction=top_fraction, min_trials=min_trials
+    )
     objective = (recipe.objective or ["objective"])[0]
     space_name = str(recipe.space_name)
     base = space_name[: -len("-refined")] if space_name.endswith("-refined") else space_name
-    header = [f"Refined from study {opt.study_name!r} by `python -m tuner refine`: {note}, on {objective}.",
-              f"{len(changes)} change(s), each explained above it; parameters without a comment are as the study had "
-              "them."]
+    header = [
+        f"Refined from study {opt.study_name!r} by `python -m tuner refine`: {note}, on {objective}.",
+        f"{len(changes)} change(s), each explained above it; parameters without a comment are as the study had them.",
+    ]
     text = refined_yaml(f"{base}-refined", f"{space_name} refined by study {opt.study_name}", params, changes, header)
     SearchSpace.from_yaml(text, source=f"refined space of study {opt.study_name!r}")  # loads as the next study will
     if output is not None:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         Path(output).write_text(text, encoding="utf-8")
-    data = {"objective": objective, "note": note, "changes": changes, "yaml": text,
-            "output": None if output is None else str(output), "space": recipe.space,
-            "trials": [{"number": t.number, "value": t.values[0], "params": dict(t.params)} for t in trials]}
+    data = {
+        "objective": objective,
+        "note": note,
+        "changes": changes,
+        "yaml": text,
+        "output": None if output is None else str(output),
+        "space": recipe.space,
+        "trials": [{"number": t.number, "value": t.values[0], "params": dict(t.params)} for t in trials],
+    }
     headers, rows = refinement_table(data)
-    return record_lesson(opt, "refinement", data, storage=url, headers=headers, rows=rows, figure=refinement_figure,
-                         tracking_uri=tracking_uri, log=log)
+    return record_lesson(
+        opt,
+        "refinement",
+        data,
+        storage=url,
+        headers=headers,
+        rows=rows,
+        figure=refinement_figure,
+        tracking_uri=tracking_uri,
+        log=log,
+    )
 
 
 def _entry_text(entry: Any) -> str:
@@ -282,8 +351,9 @@ def _entry_text(entry: Any) -> str:
 def refinement_table(data: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
     """The refinement as a table: per change, the parameter, what changed, before, after and why."""
     headers = ["parameter", "change", "before", "after", "reason"]
-    return headers, [[c["param"], c["action"], _entry_text(c["old"]), _entry_text(c["new"]), c["reason"]]
-                     for c in data["changes"]]
+    return headers, [
+        [c["param"], c["action"], _entry_text(c["old"]), _entry_text(c["new"]), c["reason"]] for c in data["changes"]
+    ]
 
 
 def refinement_figure(data: Mapping[str, Any]) -> Any:
@@ -310,7 +380,7 @@ def refinement_figure(data: Mapping[str, Any]) -> Any:
             ax.set_xscale("log")
         ax.set_xlabel(name + (" (refined: dashed)" if name in new else ""))
         ax.set_ylabel(data["objective"])
-    for ax in axes[len(numeric):]:
+    for ax in axes[len(numeric) :]:
         ax.axis("off")
     if not numeric:
         axes[0].text(0.5, 0.5, "no numeric parameter was searched", ha="center", va="center")

@@ -72,54 +72,77 @@ def write_html(report: StudyReport, path: str | Path, *, plotlyjs: str = "inline
         raise ValueError(f"`plotlyjs` must be 'inline' or 'cdn', but got {plotlyjs=!r}.")
     path = Path(path)
     e = html.escape
-    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>tuner report: {e(report.study)}"
-             f"</title><style>{_CSS}</style></head><body>"]
+    parts = [
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>tuner report: {e(report.study)}"
+        f"</title><style>{_CSS}</style></head><body>"
+    ]
     ds = report.dataset
-    parts.append(f"<h1>Study {e(report.study)}</h1><p class='sub'>{e(str(ds.get('name', '?')))} "
-                 f"({e(str(ds.get('task', '?')))}) &middot; objective "
-                 f"{e(', '.join(f'{o} ({d})' for o, d in zip(report.objective, report.directions, strict=False)))}"
-                 " &middot; "
-                 f"storage {e(report.storage)}</p>")
+    parts.append(
+        f"<h1>Study {e(report.study)}</h1><p class='sub'>{e(str(ds.get('name', '?')))} "
+        f"({e(str(ds.get('task', '?')))}) &middot; objective "
+        f"{e(', '.join(f'{o} ({d})' for o, d in zip(report.objective, report.directions, strict=False)))}"
+        " &middot; "
+        f"storage {e(report.storage)}</p>"
+    )
     c = report.counts
-    cards: list[tuple[str, object]] = [("complete", c.get("complete", 0)), ("pruned", c.get("pruned", 0)),
-                                       ("failed", c.get("fail", 0))]
+    cards: list[tuple[str, object]] = [
+        ("complete", c.get("complete", 0)),
+        ("pruned", c.get("pruned", 0)),
+        ("failed", c.get("fail", 0)),
+    ]
     b = report.best
     if b:
         obj0 = report.objective[0]
         cards.append((f"best trial ({obj0})", f"#{b['number']}: {fmt(b['objective'].get(obj0))}"))
         if report.test:
             cards += [(k, fmt(v)) for k, v in report.test.items()]
-    parts.append("<div class='cards'>" + "".join(f"<div class='card'>{e(str(k))}<b>{e(str(v))}</b></div>"
-                                                for k, v in cards) + "</div>")
+    parts.append(
+        "<div class='cards'>"
+        + "".join(f"<div class='card'>{e(str(k))}<b>{e(str(v))}</b></div>" for k, v in cards)
+        + "</div>"
+    )
     if report.message:
         parts.append(f"<p><b>{e(report.message)}</b></p>")
     if b:
         sel = f", selected by the {b['selected_by']} rule" if b.get("selected_by") else ""
-        parts.append(f"<h2>Best trial {b['number']}{e(sel)}</h2><p>Verdict <span class='{e(str(b['verdict']))}'>"
-                     f"{e(str(b['verdict']))}</span> at epoch {e(fmt(b['best_epoch']))}. {e(b.get('reason') or '')} "
-                     f"Suggestion: {e(b.get('suggestion') or '-')}.</p>")
+        parts.append(
+            f"<h2>Best trial {b['number']}{e(sel)}</h2><p>Verdict <span class='{e(str(b['verdict']))}'>"
+            f"{e(str(b['verdict']))}</span> at epoch {e(fmt(b['best_epoch']))}. {e(b.get('reason') or '')} "
+            f"Suggestion: {e(b.get('suggestion') or '-')}.</p>"
+        )
         parts.append(_html_table(["parameter", "value"], list(b["params"].items()), left=["parameter", "value"]))
         if not report.test:
             parts.append(f"<p class='note'>Test split: {e(report.test_note or '-')}</p>")
         if report.pareto is not None:
             p = report.pareto
-            parts.append(f"<p>Pareto front: trials {e(', '.join(map(str, p['front'])))}. "
-                         + (e(f"Selected trial {p['selected']} by the {p['selection']['rule']} rule.")
-                            if p.get("selection") else e(p.get("note") or "")) + "</p>")
+            parts.append(
+                f"<p>Pareto front: trials {e(', '.join(map(str, p['front'])))}. "
+                + (
+                    e(f"Selected trial {p['selected']} by the {p['selection']['rule']} rule.")
+                    if p.get("selection")
+                    else e(p.get("note") or "")
+                )
+                + "</p>"
+            )
     ga = report.gap_analysis
     parts.append(f"<h2>Gap analysis</h2><p class='note'>{e(ga.method)}</p>")
     if ga.note:
         parts.append(f"<p class='note'>{e(ga.note)}</p>")
     parts.append("<ul>" + "".join(f"<li>{e(x.sentence)}</li>" for x in ga.effects) + "</ul>")
     for sec in lesson_sections(report.lessons):  # what explain, --confirm and refine found, when they ran
-        parts.append(f"<h2 id='lesson-{e(sec.kind)}'>{e(sec.title)}</h2>"
-                     + "".join(f"<p>{e(t)}</p>" for t in sec.sentences))
+        parts.append(
+            f"<h2 id='lesson-{e(sec.kind)}'>{e(sec.title)}</h2>" + "".join(f"<p>{e(t)}</p>" for t in sec.sentences)
+        )
         parts.append(_html_table(sec.headers, sec.rows, left=[sec.headers[0], "change", "before", "after", "reason"]))
         if sec.png:
-            parts.append(f"<figure><img alt='{e(sec.title)}' src='data:image/png;base64,"
-                         f"{base64.b64encode(sec.png).decode('ascii')}'></figure>")
-    study_files = sorted((f for f in report.plots.files if f.trial is None),
-                         key=lambda f: (f.name in _WIDE, _ORDER.index(f.name) if f.name in _ORDER else len(_ORDER)))
+            parts.append(
+                f"<figure><img alt='{e(sec.title)}' src='data:image/png;base64,"
+                f"{base64.b64encode(sec.png).decode('ascii')}'></figure>"
+            )
+    study_files = sorted(
+        (f for f in report.plots.files if f.trial is None),
+        key=lambda f: (f.name in _WIDE, _ORDER.index(f.name) if f.name in _ORDER else len(_ORDER)),
+    )
     narrow = [f.name for f in study_files if f.name not in _WIDE]
     wide_names = set(_WIDE) | ({narrow[-1]} if len(narrow) % 2 else set())  # no hole in the two-column grid
     if study_files:
@@ -129,8 +152,14 @@ def write_html(report: StudyReport, path: str | Path, *, plotlyjs: str = "inline
             if f.figure is not None:
                 include = (True if plotlyjs == "inline" else "cdn") if first else False
                 figure = go.Figure(f.figure).update_layout(width=None, height=None, autosize=True)
-                body = pio.to_html(figure, full_html=False, include_plotlyjs=include, default_height="440px",
-                                   default_width="100%", config={"displaylogo": False, "responsive": True})
+                body = pio.to_html(
+                    figure,
+                    full_html=False,
+                    include_plotlyjs=include,
+                    default_height="440px",
+                    default_width="100%",
+                    config={"displaylogo": False, "responsive": True},
+                )
                 first = False
             else:
                 body = _img(f.png, f.title)
@@ -143,22 +172,36 @@ def write_html(report: StudyReport, path: str | Path, *, plotlyjs: str = "inline
     if report.top:
         cols = table_columns(report)
         parts.append(f"<h2>Top {len(report.top)} complete trials</h2>")
-        parts.append(_html_table([h for h, _ in cols], [[get(r) for _, get in cols] for r in report.top],
-                                 left=["verdict", "state", "front"]))
+        parts.append(
+            _html_table(
+                [h for h, _ in cols],
+                [[get(r) for _, get in cols] for r in report.top],
+                left=["verdict", "state", "front"],
+            )
+        )
     imp = report.importances
     parts.append(f"<h2>Parameter importances ({e(imp.evaluator)})</h2>")
     if imp.values:
         targets = list(imp.values)
         params = list(dict.fromkeys(k for v in imp.values.values() for k in v))
-        parts.append(_html_table(["parameter", *targets], [[p, *[imp.values[t].get(p) for t in targets]]
-                                                           for p in params], left=["parameter"]))
+        parts.append(
+            _html_table(
+                ["parameter", *targets],
+                [[p, *[imp.values[t].get(p) for t in targets]] for p in params],
+                left=["parameter"],
+            )
+        )
     if imp.note:
         parts.append(f"<p class='note'>{e(imp.note)}</p>")
     if report.problems:
         parts.append("<h2>Trials that did not complete</h2>")
-        parts.append(_html_table(["state", "count", "reason", "trials"],
-                                 [[p["state"], p["count"], p["reason"], ", ".join(map(str, p["trials"]))]
-                                  for p in report.problems], left=["state", "reason", "trials"]))
+        parts.append(
+            _html_table(
+                ["state", "count", "reason", "trials"],
+                [[p["state"], p["count"], p["reason"], ", ".join(map(str, p["trials"]))] for p in report.problems],
+                left=["state", "reason", "trials"],
+            )
+        )
     shown = [r["number"] for r in report.top]
     if b and b["number"] not in shown:
         shown.insert(0, b["number"])
@@ -167,13 +210,17 @@ def write_html(report: StudyReport, path: str | Path, *, plotlyjs: str = "inline
         parts.append("<h2>Learning curves</h2><div class='grid'>")
         for n in shown:
             if n in curves:
-                parts.append(f"<figure id='curves-{n}'><figcaption>{e(curves[n].title)}</figcaption>"
-                             f"{_img(curves[n].png, curves[n].title)}</figure>")
+                parts.append(
+                    f"<figure id='curves-{n}'><figcaption>{e(curves[n].title)}</figcaption>"
+                    f"{_img(curves[n].png, curves[n].title)}</figure>"
+                )
         parts.append("</div>")
     mf = report.mlflow
     if mf.get("experiment_id"):
-        parts.append(f"<p class='note'>MLflow: {e(str(mf['tracking_uri']))}, experiment {e(str(mf['experiment_id']))}, "
-                     f"study run {e(str(mf['parent_run_id']))}.</p>")
+        parts.append(
+            f"<p class='note'>MLflow: {e(str(mf['tracking_uri']))}, experiment {e(str(mf['experiment_id']))}, "
+            f"study run {e(str(mf['parent_run_id']))}.</p>"
+        )
     parts.append("</body></html>")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(parts), encoding="utf-8")

@@ -33,11 +33,14 @@ def table_columns(report: StudyReport) -> list[tuple[str, Any]]:
         cols.append(("front", lambda r: "*" if r["on_front"] else ""))
     cols += [(p, lambda r, p=p: r["params"].get(p)) for p in report.varying]
     cols += [(o, lambda r, o=o: r["objective"].get(o)) for o in report.objective]
-    keys = ["train_loss", "val_loss"] + ([f"train_{m}", f"val_{m}"] if m else []) + ["gap_loss"] + \
-        ([f"gap_{m}"] if m else [])
+    keys = (
+        ["train_loss", "val_loss"]
+        + ([f"train_{m}", f"val_{m}"] if m else [])
+        + ["gap_loss"]
+        + ([f"gap_{m}"] if m else [])
+    )
     cols += [(k, lambda r, k=k: r["metrics"].get(k)) for k in keys if k not in report.objective]
-    cols += [("verdict", lambda r: r["verdict"]), ("epoch", lambda r: r["best_epoch"]),
-             ("state", lambda r: r["state"])]
+    cols += [("verdict", lambda r: r["verdict"]), ("epoch", lambda r: r["best_epoch"]), ("state", lambda r: r["state"])]
     return cols
 
 
@@ -48,8 +51,11 @@ def print_report(report: StudyReport, *, file: Any = None) -> None:
     from rich.text import Text
 
     def cell(value: Any, head: str = "") -> Text:
-        style = {"overfitting": "red", "underfitting": "blue", "good_fit": "green"}.get(str(value), "") \
-            if head == "verdict" else ""
+        style = (
+            {"overfitting": "red", "underfitting": "blue", "good_fit": "green"}.get(str(value), "")
+            if head == "verdict"
+            else ""
+        )
         return Text(fmt(value), style=style)
 
     def heading(text: str) -> None:
@@ -62,23 +68,33 @@ def print_report(report: StudyReport, *, file: Any = None) -> None:
     objective = ", ".join(f"{o} ({d})" for o, d in zip(report.objective, report.directions, strict=False))
     heading(f"Study {report.study!r}: {dataset}, objective {objective}")
     c = report.counts
-    console.print(Text(f"Trials: {c.get('complete', 0)} complete, {c.get('pruned', 0)} pruned, "
-                       f"{c.get('fail', 0)} failed" + (f", {c.get('running', 0)} running" if c.get("running") else "")))
+    console.print(
+        Text(
+            f"Trials: {c.get('complete', 0)} complete, {c.get('pruned', 0)} pruned, "
+            f"{c.get('fail', 0)} failed" + (f", {c.get('running', 0)} running" if c.get("running") else "")
+        )
+    )
     if report.problems:
         heading("Trials that did not complete")
         t = Table()
         for col in ("state", "count", "reason", "trials"):
             t.add_column(col)
         for p in report.problems:
-            t.add_row(cell(p["state"]), cell(p["count"]), cell(p["reason"]),
-                      cell(", ".join(map(str, p["trials"][:12])) + (" ..." if len(p["trials"]) > 12 else "")))
+            t.add_row(
+                cell(p["state"]),
+                cell(p["count"]),
+                cell(p["reason"]),
+                cell(", ".join(map(str, p["trials"][:12])) + (" ..." if len(p["trials"]) > 12 else "")),
+            )
         console.print(t)
     b = report.best
     if b is None:  # not report.ok: no complete trial to report on
         return
     cols = table_columns(report)
-    heading(f"Top {len(report.top)} complete trials by {report.objective[0]}"
-            + (" (Pareto front first)" if report.pareto is not None else ""))
+    heading(
+        f"Top {len(report.top)} complete trials by {report.objective[0]}"
+        + (" (Pareto front first)" if report.pareto is not None else "")
+    )
     t = Table()
     for head, _ in cols:
         t.add_column(head, justify="left" if head in ("verdict", "state", "front") else "right")
@@ -86,8 +102,11 @@ def print_report(report: StudyReport, *, file: Any = None) -> None:
         t.add_row(*[cell(get(r), head) for head, get in cols])
     console.print(t)
     sel = f", selected by the {b['selected_by']} rule" if b.get("selected_by") else ""
-    heading(f"Best trial {b['number']}{sel}: " + ", ".join(f"{k}={fmt(v)}" for k, v in b["objective"].items())
-            + f"; verdict {b['verdict']}, chosen epoch {b['best_epoch']}")
+    heading(
+        f"Best trial {b['number']}{sel}: "
+        + ", ".join(f"{k}={fmt(v)}" for k, v in b["objective"].items())
+        + f"; verdict {b['verdict']}, chosen epoch {b['best_epoch']}"
+    )
     lines = []
     if b.get("reason"):
         lines.append(f"  {b['reason']} Suggestion: {b['suggestion']}.")
@@ -98,9 +117,14 @@ def print_report(report: StudyReport, *, file: Any = None) -> None:
         lines.append(f"  test split: {report.test_note}")
     if report.pareto is not None:
         p = report.pareto
-        lines.append(f"Pareto front: trials {', '.join(map(str, p['front']))}"
-                     + (f"; selected trial {p['selected']} ({p['selection']['rule']})" if p.get("selection")
-                        else f"; {p['note']}"))
+        lines.append(
+            f"Pareto front: trials {', '.join(map(str, p['front']))}"
+            + (
+                f"; selected trial {p['selected']} ({p['selection']['rule']})"
+                if p.get("selection")
+                else f"; {p['note']}"
+            )
+        )
     for line in lines:
         console.print(Text(line))
     lines = []
@@ -135,8 +159,9 @@ def print_report(report: StudyReport, *, file: Any = None) -> None:
         folders = sorted({str(f.png.parent if f.trial is None else f.png.parent.parent) for f in report.plots.files})
         logged = sum(1 for f in report.plots.files if f.artifacts)
         lines.append(f"Plots: {len(report.plots.files)} written to {', '.join(folders)}; {logged} logged to MLflow")
-    lines += [f"  plot {name} left out: {why}" for name, why in report.plots.skipped.items()
-              if not name.startswith("trial-")]
+    lines += [
+        f"  plot {name} left out: {why}" for name, why in report.plots.skipped.items() if not name.startswith("trial-")
+    ]
     for line in lines:
         console.print(Text(line))
 

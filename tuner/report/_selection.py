@@ -70,16 +70,26 @@ def select_trial(results: StudyResults, rule: str = "knee", *, gap_bound: float 
     study = results.study
     where = f"study {study.study_name!r}"
     if not results.multi_objective:
-        raise ConfigError([Problem(where, "select", "applies to multi-objective studies only; this study has one "
-                                   "objective", value=results.objective)])
+        raise ConfigError(
+            [
+                Problem(
+                    where,
+                    "select",
+                    "applies to multi-objective studies only; this study has one objective",
+                    value=results.objective,
+                )
+            ]
+        )
     if rule not in SELECTION_RULES:
         raise ConfigError([Problem("--rule", "rule", f"must be one of {list(SELECTION_RULES)}", value=rule)])
     if rule == "gap_bound" and (gap_bound is None or not math.isfinite(gap_bound)):
-        raise ConfigError([Problem("--gap-bound", "gap_bound", "must be a finite number for the gap_bound rule",
-                                   value=gap_bound)])
+        raise ConfigError(
+            [Problem("--gap-bound", "gap_bound", "must be a finite number for the gap_bound rule", value=gap_bound)]
+        )
     if rule != "gap_bound" and gap_bound is not None:
-        raise ConfigError([Problem("--gap-bound", "gap_bound", f"applies to the gap_bound rule only, not {rule!r}",
-                                   value=gap_bound)])
+        raise ConfigError(
+            [Problem("--gap-bound", "gap_bound", f"applies to the gap_bound rule only, not {rule!r}", value=gap_bound)]
+        )
     front = sorted(study.best_trials, key=lambda t: t.number)
     if not front:
         raise NoCompleteTrial([Problem(where, "", "has no complete trial to select", value=results.counts())])
@@ -87,22 +97,39 @@ def select_trial(results: StudyResults, rule: str = "knee", *, gap_bound: float 
     points = [(t, val_of(t), gap_of(t)) for t in front]
     points = [p for p in points if p[1] is not None and p[2] is not None]
     if not points:
-        raise ConfigError([Problem(where, "", f"no front trial has both {val_name} and {gap_name}",
-                                   value=[t.number for t in front])])
+        raise ConfigError(
+            [Problem(where, "", f"no front trial has both {val_name} and {gap_name}", value=[t.number for t in front])]
+        )
     if rule == "gap_bound":
         ok = [p for p in points if p[2] <= gap_bound]
         if not ok:
             smallest = min(points, key=lambda p: p[2])
-            raise ConfigError([Problem("--gap-bound", "gap_bound",
-                                       f"no trial on the Pareto front has {gap_name} <= {gap_bound}; the smallest "
-                                       f"there is {smallest[2]:.4g} (trial {smallest[0].number})", value=gap_bound)])
+            raise ConfigError(
+                [
+                    Problem(
+                        "--gap-bound",
+                        "gap_bound",
+                        f"no trial on the Pareto front has {gap_name} <= {gap_bound}; the smallest "
+                        f"there is {smallest[2]:.4g} (trial {smallest[0].number})",
+                        value=gap_bound,
+                    )
+                ]
+            )
         sign = -1.0 if maximize else 1.0  # (maximize: maximizes() of the first direction, above)
         chosen = min(ok, key=lambda p: (sign * p[1], p[2], p[0].number))[0]
     else:
         chosen = _knee([(p[0], -p[1] if maximize else p[1], p[2]) for p in points])
-    StudyRecord(study).set_selection(chosen.number, {"trial": chosen.number, "rule": rule, "gap_bound": gap_bound,
-                                                     "validation": val_name, "gap": gap_name,
-                                                     "front": [p[0].number for p in points]})
+    StudyRecord(study).set_selection(
+        chosen.number,
+        {
+            "trial": chosen.number,
+            "rule": rule,
+            "gap_bound": gap_bound,
+            "validation": val_name,
+            "gap": gap_name,
+            "front": [p[0].number for p in points],
+        },
+    )
     return TrialReport.from_frozen(study.trials[chosen.number])
 
 
@@ -120,8 +147,9 @@ def _knee(points: Sequence[tuple[Any, float, float]]) -> Any:
         (_, x1, y1), (_, x2, y2) = pts[0], pts[-1]
         length = math.hypot(x2 - x1, y2 - y1)
         if length > 0:
-            dist = [(abs((y2 - y1) * x - (x2 - x1) * y + x2 * y1 - y2 * x1) / length, -t.number, t)
-                    for t, x, y in pts[1:-1]]
+            dist = [
+                (abs((y2 - y1) * x - (x2 - x1) * y + x2 * y1 - y2 * x1) / length, -t.number, t) for t, x, y in pts[1:-1]
+            ]
             best = max(dist, key=lambda d: (d[0], d[1]))
             if best[0] > 1e-12:
                 return best[2]

@@ -65,8 +65,11 @@ def param_of(hp: Any) -> Param:
     low, high, step = hp.min_value, hp.max_value, hp.step
     if log and step is not None:
         values = sorted({int(v) if integer else float(v) for v in hp.values})
-        return Param(name, "categorical", choices=values, **common) if len(values) > 1 else \
-            Param(name, "fixed", value=values[0], **common)
+        return (
+            Param(name, "categorical", choices=values, **common)
+            if len(values) > 1
+            else Param(name, "fixed", value=values[0], **common)
+        )
     if step is not None:
         high = _stepped_high(low, high, step, integer)
         step = None if integer and step == 1 else step
@@ -90,8 +93,13 @@ def _trial_class() -> type:
     class TrialHyperParameters(kt.HyperParameters):
         """KerasTuner's ``HyperParameters`` whose new, active values come from an Optuna trial."""
 
-        def __init__(self, trial: Any = None, space: Mapping[str, Param] | None = None,
-                     values: Mapping[str, Any] | None = None, tune_new: bool = True) -> None:
+        def __init__(
+            self,
+            trial: Any = None,
+            space: Mapping[str, Param] | None = None,
+            values: Mapping[str, Any] | None = None,
+            tune_new: bool = True,
+        ) -> None:
             super().__init__()
             self._trial = trial
             self._tune_new = tune_new
@@ -134,8 +142,13 @@ def _trial_class() -> type:
     return TrialHyperParameters
 
 
-def trial_hyperparameters(trial: optuna.trial.BaseTrial | None, space: Mapping[str, Param] | None = None,
-                          values: Mapping[str, Any] | None = None, *, tune_new: bool = True) -> Any:
+def trial_hyperparameters(
+    trial: optuna.trial.BaseTrial | None,
+    space: Mapping[str, Param] | None = None,
+    values: Mapping[str, Any] | None = None,
+    *,
+    tune_new: bool = True,
+) -> Any:
     """A ``keras_tuner.HyperParameters`` answered by ``trial``.
 
     Args:

@@ -63,8 +63,9 @@ class SearchSpace:
         source: where the space came from (a file path), used in error messages.
     """
 
-    def __init__(self, params: Mapping[str, Param], *, name: str = "space", description: str = "",
-                 source: str = "<space>") -> None:
+    def __init__(
+        self, params: Mapping[str, Param], *, name: str = "space", description: str = "", source: str = "<space>"
+    ) -> None:
         self.params: dict[str, Param] = dict(params)
         self.name = name
         self.description = description
@@ -151,7 +152,8 @@ class SearchSpace:
         known = [*KNOBS, *self.model_names]
         problems = [
             Problem(source, name, f"unknown parameter{did_you_mean(name, known)}", value=value)
-            for name, value in overrides.items() if name not in known
+            for name, value in overrides.items()
+            if name not in known
         ]
         if problems:
             raise SpaceError(problems)
@@ -170,8 +172,12 @@ class SearchSpace:
         try:
             return _parse(data, self.source)
         except SpaceError as err:
-            raise SpaceError([Problem(source, p.path.removeprefix("parameters."), p.rule, value=p.value,
-                                      has_value=p.has_value) for p in err.problems]) from None
+            raise SpaceError(
+                [
+                    Problem(source, p.path.removeprefix("parameters."), p.rule, value=p.value, has_value=p.has_value)
+                    for p in err.problems
+                ]
+            ) from None
 
     # -- sampling --------------------------------------------------------------------------
     def suggest(self, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
@@ -207,9 +213,14 @@ class SearchSpace:
             if p.is_fixed:
                 continue
             if p.per_layer or p.condition:
-                problems.append(Problem(self.source, f"parameters.{name}",
-                                        "the grid sampler needs unconditional, shared parameters",
-                                        value=p.to_config()))
+                problems.append(
+                    Problem(
+                        self.source,
+                        f"parameters.{name}",
+                        "the grid sampler needs unconditional, shared parameters",
+                        value=p.to_config(),
+                    )
+                )
             elif p.type == "categorical":
                 grid[name] = list(p.choices or [])
             elif p.step is not None and not p.log:
@@ -221,8 +232,14 @@ class SearchSpace:
                 low, high = p.bounds()
                 grid[name] = list(range(int(low), int(high) + 1))
             else:
-                problems.append(Problem(self.source, f"parameters.{name}",
-                                        "the grid sampler needs categorical or stepped ranges", value=p.to_config()))
+                problems.append(
+                    Problem(
+                        self.source,
+                        f"parameters.{name}",
+                        "the grid sampler needs categorical or stepped ranges",
+                        value=p.to_config(),
+                    )
+                )
         if problems:
             raise SpaceError(problems)
         return grid
@@ -294,9 +311,17 @@ def _sampling_order(params: Mapping[str, Param], source: str) -> list[str]:
         if state.get(name) == 2:
             return
         if state.get(name) == 1:
-            cycle = [*stack[stack.index(name):], name]
-            raise SpaceError([Problem(source, f"parameters.{name}.condition",
-                                      "conditions must not form a cycle", value=" -> ".join(cycle))])
+            cycle = [*stack[stack.index(name) :], name]
+            raise SpaceError(
+                [
+                    Problem(
+                        source,
+                        f"parameters.{name}.condition",
+                        "conditions must not form a cycle",
+                        value=" -> ".join(cycle),
+                    )
+                ]
+            )
         state[name] = 1
         for dep in _dependencies(name, params[name], params):
             visit(dep, [*stack, name])

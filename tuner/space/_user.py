@@ -31,8 +31,9 @@ def user_knob(name: str) -> Knob:
     return Knob(name, "any", None, "a parameter of the user's model", per_layer=True, nullable=True, group="user")
 
 
-def parse_model_parameters(raw: Any, source: str, problems: list[Problem], *, taken: Mapping[str, Any],
-                           parse: Callable[..., Param | None]) -> tuple[dict[str, Param], set[str]]:
+def parse_model_parameters(
+    raw: Any, source: str, problems: list[Problem], *, taken: Mapping[str, Any], parse: Callable[..., Param | None]
+) -> tuple[dict[str, Param], set[str]]:
     """The ``model_parameters`` section: ``({name: Param}, names of the entries that have problems)``.
 
     Args:
@@ -45,21 +46,29 @@ def parse_model_parameters(raw: Any, source: str, problems: list[Problem], *, ta
     if raw is None:
         return {}, set()
     if not isinstance(raw, dict):
-        problems.append(Problem(source, "model_parameters", "must be a mapping of parameter name to value or "
-                                "distribution", value=raw))
+        problems.append(
+            Problem(
+                source, "model_parameters", "must be a mapping of parameter name to value or distribution", value=raw
+            )
+        )
         return {}, set()
     params: dict[str, Param] = {}
     invalid: set[str] = set()
     for name, spec in raw.items():
         path = f"model_parameters.{name}"
         if not isinstance(name, str) or not name.isidentifier():
-            problems.append(Problem(source, path, "the name must be an identifier (letters, digits and _, not "
-                                    "starting with a digit)", value=name))
+            problems.append(
+                Problem(
+                    source,
+                    path,
+                    "the name must be an identifier (letters, digits and _, not starting with a digit)",
+                    value=name,
+                )
+            )
             invalid.add(str(name))
             continue
         if name in taken:
-            problems.append(Problem(source, path, "is also under parameters; name it in one section only",
-                                    value=name))
+            problems.append(Problem(source, path, "is also under parameters; name it in one section only", value=name))
             invalid.add(name)
             continue
         off = NO_OFF
@@ -67,8 +76,11 @@ def parse_model_parameters(raw: Any, source: str, problems: list[Problem], *, ta
             spec = dict(spec)
             off = spec.pop("regularizer_off")
             if off is not None and not isinstance(off, (bool, int, float, str)):
-                problems.append(Problem(source, f"{path}.regularizer_off", "must be a scalar (null, bool, number, "
-                                        "string)", value=off))
+                problems.append(
+                    Problem(
+                        source, f"{path}.regularizer_off", "must be a scalar (null, bool, number, string)", value=off
+                    )
+                )
                 invalid.add(name)
                 continue
         param = parse(name, spec, path, source, problems, knob=user_knob(name))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 from tuner.errors import Problem, SpaceError, did_you_mean
@@ -31,12 +30,17 @@ def validate(data: Any, source: str) -> tuple[dict[str, Param], str, str]:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise SpaceError([Problem(source, "(top level)", "must be a mapping with a 'parameters' key",
-                                  value=data)])
+        raise SpaceError([Problem(source, "(top level)", "must be a mapping with a 'parameters' key", value=data)])
     for key in data:
         if key not in _TOP_KEYS:
-            problems.append(Problem(source, str(key), f"unknown top-level key{did_you_mean(key, _TOP_KEYS)}; "
-                                    f"allowed: {list(_TOP_KEYS)}", value=data[key]))
+            problems.append(
+                Problem(
+                    source,
+                    str(key),
+                    f"unknown top-level key{did_you_mean(key, _TOP_KEYS)}; allowed: {list(_TOP_KEYS)}",
+                    value=data[key],
+                )
+            )
     name = data.get("name", "space")
     if not isinstance(name, str) or not name:
         problems.append(Problem(source, "name", "must be a non-empty string", value=name))
@@ -49,8 +53,11 @@ def validate(data: Any, source: str) -> tuple[dict[str, Param], str, str]:
     if raw_params is None:
         raw_params = {}
     if not isinstance(raw_params, dict):
-        problems.append(Problem(source, "parameters", "must be a mapping of parameter name to value or "
-                                "distribution", value=raw_params))
+        problems.append(
+            Problem(
+                source, "parameters", "must be a mapping of parameter name to value or distribution", value=raw_params
+            )
+        )
         raw_params = {}
 
     params: dict[str, Param] = {}
@@ -59,16 +66,23 @@ def validate(data: Any, source: str) -> tuple[dict[str, Param], str, str]:
         if not isinstance(pname, str) or pname not in KNOBS:
             hint = did_you_mean(str(pname), KNOBS)  # a typo of a knob; else perhaps the user's own parameter
             where = "" if hint else " (a parameter of your own model goes under model_parameters)"
-            problems.append(Problem(source, path, f"unknown parameter{hint}; see the knob reference in "
-                                    f"docs/search-spaces.md{where}", value=pname))
+            problems.append(
+                Problem(
+                    source,
+                    path,
+                    f"unknown parameter{hint}; see the knob reference in docs/search-spaces.md{where}",
+                    value=pname,
+                )
+            )
             continue
         param = _parse_param(pname, spec, path, source, problems)
         if param is not None:
             params[pname] = param
 
     invalid = {str(n) for n in raw_params if n in KNOBS and n not in params}
-    model_params, model_invalid = parse_model_parameters(data.get("model_parameters"), source, problems,
-                                                         taken=raw_params, parse=_parse_param)
+    model_params, model_invalid = parse_model_parameters(
+        data.get("model_parameters"), source, problems, taken=raw_params, parse=_parse_param
+    )
     params.update(model_params)
     _check_conditions(params, source, problems, skip=invalid | model_invalid)
     if problems:
@@ -76,8 +90,9 @@ def validate(data: Any, source: str) -> tuple[dict[str, Param], str, str]:
     return params, name, description
 
 
-def _parse_param(name: str, spec: Any, path: str, source: str, problems: list[Problem], *,
-                 knob: Knob | None = None) -> Param | None:
+def _parse_param(
+    name: str, spec: Any, path: str, source: str, problems: list[Problem], *, knob: Knob | None = None
+) -> Param | None:
     """One entry of ``parameters``: a bare value, ``{value: ...}``, or a categorical, int or float distribution.
 
     Every problem found is appended to ``problems``; the entry is None when it has any. ``knob`` is the
@@ -89,8 +104,9 @@ def _parse_param(name: str, spec: Any, path: str, source: str, problems: list[Pr
         return _parse_bare_value(knob, spec, path, source, problems)
 
     is_fixed = "value" in spec
-    per_layer, condition = _parse_entry_keys(knob, spec, path, source, problems,
-                                             allowed=_FIXED_KEYS if is_fixed else _DIST_KEYS)
+    per_layer, condition = _parse_entry_keys(
+        knob, spec, path, source, problems, allowed=_FIXED_KEYS if is_fixed else _DIST_KEYS
+    )
     if is_fixed:
         rule = check_value(knob, spec["value"])
         if rule:
@@ -101,8 +117,11 @@ def _parse_param(name: str, spec: Any, path: str, source: str, problems: list[Pr
 
     ptype = spec.get("type")
     if ptype not in _TYPES:
-        rule = "is required: 'int', 'float' or 'categorical' (or give 'value' for a fixed value)" \
-            if ptype is None else f"must be one of {list(_TYPES)}"
+        rule = (
+            "is required: 'int', 'float' or 'categorical' (or give 'value' for a fixed value)"
+            if ptype is None
+            else f"must be one of {list(_TYPES)}"
+        )
         problems.append(Problem(source, f"{path}.type", rule, value=ptype, has_value=ptype is not None))
         return None
     if ptype == "categorical":
@@ -124,8 +143,15 @@ def _parse_param(name: str, spec: Any, path: str, source: str, problems: list[Pr
 def _parse_bare_value(knob: Knob, spec: Any, path: str, source: str, problems: list[Problem]) -> Param | None:
     """A fixed value written as it is (``epochs: 20``); a list is refused with the categorical spelling."""
     if isinstance(spec, list):
-        problems.append(Problem(source, path, "must be a fixed value or a mapping with 'type' "
-                                "(a list of options is written {type: categorical, choices: [...]})", value=spec))
+        problems.append(
+            Problem(
+                source,
+                path,
+                "must be a fixed value or a mapping with 'type' "
+                "(a list of options is written {type: categorical, choices: [...]})",
+                value=spec,
+            )
+        )
         return None
     rule = check_value(knob, spec)
     if rule:
@@ -134,41 +160,47 @@ def _parse_bare_value(knob: Knob, spec: Any, path: str, source: str, problems: l
     return Param(knob.name, "fixed", value=spec)
 
 
-def _parse_entry_keys(knob: Knob, spec: dict[str, Any], path: str, source: str, problems: list[Problem], *,
-                      allowed: tuple[str, ...]) -> tuple[bool, dict[str, list[Any]] | None]:
+def _parse_entry_keys(
+    knob: Knob, spec: dict[str, Any], path: str, source: str, problems: list[Problem], *, allowed: tuple[str, ...]
+) -> tuple[bool, dict[str, list[Any]] | None]:
     """The keys every mapping entry shares: unknown keys refused, ``per_layer`` and ``condition`` read."""
     for key in spec:
         if key not in allowed:
             hint = did_you_mean(key, allowed)
-            problems.append(Problem(source, f"{path}.{key}", f"unknown key{hint}; allowed: {list(allowed)}",
-                                    value=spec[key]))
+            problems.append(
+                Problem(source, f"{path}.{key}", f"unknown key{hint}; allowed: {list(allowed)}", value=spec[key])
+            )
     per_layer = spec.get("per_layer", False)
     if not isinstance(per_layer, bool):
         problems.append(Problem(source, f"{path}.per_layer", "must be true or false", value=per_layer))
         per_layer = False
     if per_layer and not knob.per_layer:
         per_layer_knobs = [k.name for k in KNOBS.values() if k.per_layer]
-        problems.append(Problem(source, f"{path}.per_layer", f"only {per_layer_knobs} can be set per layer",
-                                value=per_layer))
+        problems.append(
+            Problem(source, f"{path}.per_layer", f"only {per_layer_knobs} can be set per layer", value=per_layer)
+        )
         per_layer = False
     return per_layer, _parse_condition(spec.get("condition"), f"{path}.condition", source, problems)
 
 
-def _parse_choices(knob: Knob, spec: dict[str, Any], path: str, source: str,
-                   problems: list[Problem]) -> list[Any] | None:
+def _parse_choices(
+    knob: Knob, spec: dict[str, Any], path: str, source: str, problems: list[Problem]
+) -> list[Any] | None:
     """The choices of a categorical entry, each checked against the knob."""
     for key in ("low", "high", "step", "log"):
         if key in spec:
-            problems.append(Problem(source, f"{path}.{key}", "does not apply to a categorical parameter",
-                                    value=spec[key]))
+            problems.append(
+                Problem(source, f"{path}.{key}", "does not apply to a categorical parameter", value=spec[key])
+            )
     choices = spec.get("choices")
     if not isinstance(choices, list) or not choices:
         problems.append(Problem(source, f"{path}.choices", "must be a non-empty list", value=choices))
         return None
     for i, c in enumerate(choices):
         if c is not None and not isinstance(c, (bool, int, float, str)):
-            problems.append(Problem(source, f"{path}.choices[{i}]", "must be a scalar (null, bool, number, "
-                                    "string)", value=c))
+            problems.append(
+                Problem(source, f"{path}.choices[{i}]", "must be a scalar (null, bool, number, string)", value=c)
+            )
             continue
         rule = check_value(knob, c)
         if rule:
@@ -181,31 +213,42 @@ def _parse_choices(knob: Knob, spec: dict[str, Any], path: str, source: str,
 _Bounds = tuple[Any, Any, Any, bool]  # low, high, step, log
 
 
-def _parse_range_keys(knob: Knob, ptype: str, spec: dict[str, Any], path: str, source: str,
-                      problems: list[Problem]) -> _Bounds | None:
+def _parse_range_keys(
+    knob: Knob, ptype: str, spec: dict[str, Any], path: str, source: str, problems: list[Problem]
+) -> _Bounds | None:
     """``low``, ``high``, ``step`` and ``log`` of an int or float range, each checked on its own."""
     if "choices" in spec:
-        problems.append(Problem(source, f"{path}.choices", f"does not apply to a {ptype} range (use low/high)",
-                                value=spec["choices"]))
+        problems.append(
+            Problem(
+                source, f"{path}.choices", f"does not apply to a {ptype} range (use low/high)", value=spec["choices"]
+            )
+        )
     if knob.kind == "int" and ptype == "float":
         problems.append(Problem(source, f"{path}.type", f"{knob.name} is an integer knob; use type int", value=ptype))
     if knob.kind in ("str", "bool"):
-        problems.append(Problem(source, f"{path}.type", f"{knob.name} is a {knob.kind} knob; use type categorical",
-                                value=ptype))
+        problems.append(
+            Problem(source, f"{path}.type", f"{knob.name} is a {knob.kind} knob; use type categorical", value=ptype)
+        )
         return None
     low, high, step, log = spec.get("low"), spec.get("high"), spec.get("step"), spec.get("log", False)
     for key, v in (("low", low), ("high", high)):
         if v is None:
             problems.append(Problem(source, f"{path}.{key}", f"is required for a {ptype} range", has_value=False))
         elif not _is_number(v) or (ptype == "int" and not isinstance(v, int)) or not math.isfinite(v):
-            problems.append(Problem(source, f"{path}.{key}", f"must be {'an integer' if ptype == 'int' else 'a finite number'}",
-                                    value=v))
+            problems.append(
+                Problem(
+                    source, f"{path}.{key}", f"must be {'an integer' if ptype == 'int' else 'a finite number'}", value=v
+                )
+            )
     if not isinstance(log, bool):
         problems.append(Problem(source, f"{path}.log", "must be true or false", value=log))
         log = False
     if step is not None and (not _is_number(step) or step <= 0 or (ptype == "int" and not isinstance(step, int))):
-        problems.append(Problem(source, f"{path}.step", f"must be a positive {'integer' if ptype == 'int' else 'number'}",
-                                value=step))
+        problems.append(
+            Problem(
+                source, f"{path}.step", f"must be a positive {'integer' if ptype == 'int' else 'number'}", value=step
+            )
+        )
         step = None
     return low, high, step, log
 
@@ -216,18 +259,31 @@ def _check_range(knob: Knob, bounds: _Bounds, path: str, source: str, problems: 
     if low > high:
         problems.append(Problem(source, path, "`low <= high` must hold", value={"low": low, "high": high}))
     elif low == high:
-        problems.append(Problem(source, path, "the range is empty (`low < high` must hold; write a fixed value "
-                                "instead)", value={"low": low, "high": high}))
+        problems.append(
+            Problem(
+                source,
+                path,
+                "the range is empty (`low < high` must hold; write a fixed value instead)",
+                value={"low": low, "high": high},
+            )
+        )
     if log and low <= 0:
-        problems.append(Problem(source, f"{path}.low", "must be > 0 on a log scale (log ranges cannot touch zero)",
-                                value=low))
+        problems.append(
+            Problem(source, f"{path}.low", "must be > 0 on a log scale (log ranges cannot touch zero)", value=low)
+        )
     if log and step is not None:
         problems.append(Problem(source, f"{path}.step", "cannot be combined with log: true", value=step))
     if step is not None and low < high and not log:
         span = (high - low) / step
         if abs(span - round(span)) > 1e-9:
-            problems.append(Problem(source, f"{path}.step", "must divide `high - low` evenly",
-                                    value={"low": low, "high": high, "step": step}))
+            problems.append(
+                Problem(
+                    source,
+                    f"{path}.step",
+                    "must divide `high - low` evenly",
+                    value={"low": low, "high": high, "step": step},
+                )
+            )
     for key, v in (("low", low), ("high", high)):
         rule = check_value(knob, v)
         if rule:
@@ -238,8 +294,9 @@ def _parse_condition(raw: Any, path: str, source: str, problems: list[Problem]) 
     if raw is None:
         return None
     if not isinstance(raw, dict) or not raw:
-        problems.append(Problem(source, path, "must be a mapping of parameter name to a value or list of values",
-                                value=raw))
+        problems.append(
+            Problem(source, path, "must be a mapping of parameter name to a value or list of values", value=raw)
+        )
         return None
     out: dict[str, list[Any]] = {}
     for k, v in raw.items():
@@ -251,8 +308,9 @@ def _parse_condition(raw: Any, path: str, source: str, problems: list[Problem]) 
     return out
 
 
-def _check_conditions(params: dict[str, Param], source: str, problems: list[Problem], *,
-                      skip: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+def _check_conditions(
+    params: dict[str, Param], source: str, problems: list[Problem], *, skip: set[str] = frozenset()
+) -> None:  # type: ignore[assignment]
     for name, p in params.items():
         for parent, values in (p.condition or {}).items():
             path = f"{'model_parameters' if p.model else 'parameters'}.{name}.condition.{parent}"
@@ -261,8 +319,14 @@ def _check_conditions(params: dict[str, Param], source: str, problems: list[Prob
             model_parent = parent in params and params[parent].model
             if parent not in KNOBS and not model_parent:
                 known = [*KNOBS, *(n for n, q in params.items() if q.model)]
-                problems.append(Problem(source, path, f"refers to a parameter that does not exist"
-                                        f"{did_you_mean(parent, known)}", value=parent))
+                problems.append(
+                    Problem(
+                        source,
+                        path,
+                        f"refers to a parameter that does not exist{did_you_mean(parent, known)}",
+                        value=parent,
+                    )
+                )
                 continue
             if parent == name:
                 problems.append(Problem(source, path, "a parameter cannot be conditional on itself", value=parent))
@@ -273,8 +337,9 @@ def _check_conditions(params: dict[str, Param], source: str, problems: list[Prob
             possible = params[parent].possible_values() if parent in params else [KNOBS[parent].default]
             if possible is not None:
                 if not any(v in possible for v in values):
-                    problems.append(Problem(source, path, f"can never hold: {parent} takes only {possible}",
-                                            value=values))
+                    problems.append(
+                        Problem(source, path, f"can never hold: {parent} takes only {possible}", value=values)
+                    )
             else:
                 knob = user_knob(parent) if model_parent else KNOBS[parent]
                 bad = False
@@ -285,5 +350,8 @@ def _check_conditions(params: dict[str, Param], source: str, problems: list[Prob
                         bad = True
                 rng = params[parent]
                 if not bad and not any(_is_number(v) and rng.low <= v <= rng.high for v in values):
-                    problems.append(Problem(source, path, f"can never hold: {parent} ranges over "
-                                            f"[{rng.low}, {rng.high}]", value=values))
+                    problems.append(
+                        Problem(
+                            source, path, f"can never hold: {parent} ranges over [{rng.low}, {rng.high}]", value=values
+                        )
+                    )

@@ -21,8 +21,9 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
         try:
             hash(key)
         except TypeError:
-            raise yaml.constructor.ConstructorError("while constructing a mapping", node.start_mark,
-                                                    "found unhashable key", key_node.start_mark) from None
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark, "found unhashable key", key_node.start_mark
+            ) from None
         if key in seen:
             raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         seen.add(key)
@@ -37,11 +38,14 @@ _NoDuplicatesSafeLoader.yaml_implicit_resolvers = {
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _NoDuplicatesSafeLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 # YAML 1.2 floats: 1e-3 is a number (YAML 1.1 needs a dot, 1.0e-3, and reads 1e-3 as a string).
 _NoDuplicatesSafeLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
-    list("-+0123456789."))
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
 
 
 def safe_load(text: str, source: str) -> Any:
@@ -52,7 +56,7 @@ def safe_load(text: str, source: str) -> Any:
             comments (a space of nothing would run a study of nothing).
     """
     try:
-        data = yaml.load(text, Loader=_NoDuplicatesSafeLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_NoDuplicatesSafeLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "document"
@@ -63,9 +67,17 @@ def safe_load(text: str, source: str) -> Any:
         raise SpaceError([Problem(source, where, rule, value=detail)]) from None
     if data is None:
         what = "is empty" if not text.strip() else "holds no YAML content (only comments)"
-        raise SpaceError([Problem(source, "", f"{what}; a space file needs a `parameters:` mapping, e.g. "
-                                  "`parameters: {learning_rate: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}}`",
-                                  has_value=False)])
+        raise SpaceError(
+            [
+                Problem(
+                    source,
+                    "",
+                    f"{what}; a space file needs a `parameters:` mapping, e.g. "
+                    "`parameters: {learning_rate: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}}`",
+                    has_value=False,
+                )
+            ]
+        )
     return data
 
 
@@ -76,7 +88,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not sep or not name:
         raise SpaceError([Problem("--set", text, "must be PARAM=VALUE", value=text)])
     try:
-        value = yaml.load(raw, Loader=_NoDuplicatesSafeLoader) if raw.strip() else ""  # noqa: S506
+        value = yaml.load(raw, Loader=_NoDuplicatesSafeLoader) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return name, value

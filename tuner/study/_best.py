@@ -84,10 +84,17 @@ class BestModel:
             except Exception as err:  # e.g. a custom model that does not load back: keep the study's results
                 _logger.warning("could not score or log the best model of trial %d: %s", best.number, err)
             record = StudyRecord(study.optuna_study)
-            info = {"metrics": {**best.metrics, **(study.best_test or {})}, "params": best.params,
-                    "tags": {"best_trial_number": best.number, "best_run_id": best.mlflow_run_id,
-                             "best_verdict": best.verdict, "best_model_uri": record.best_exported_model_uri,
-                             "best_keras_model_uri": record.best_model_uri}}
+            info = {
+                "metrics": {**best.metrics, **(study.best_test or {})},
+                "params": best.params,
+                "tags": {
+                    "best_trial_number": best.number,
+                    "best_run_id": best.mlflow_run_id,
+                    "best_verdict": best.verdict,
+                    "best_model_uri": record.best_exported_model_uri,
+                    "best_keras_model_uri": record.best_model_uri,
+                },
+            }
         self.discard()
         return info
 
@@ -108,8 +115,13 @@ class BestModel:
         if refitted:
             from tuner.training import refit
 
-            model, data = refit(params, study.dataset, int(trial.best_epoch or 1), seed=study.settings.seed + best.number,
-                                builder=study.builder)
+            model, data = refit(
+                params,
+                study.dataset,
+                int(trial.best_epoch or 1),
+                seed=study.settings.seed + best.number,
+                builder=study.builder,
+            )
         else:
             model = keras.models.load_model(self.path)
         study.best_test = evaluate_test(model, data, params)
@@ -145,8 +157,13 @@ def _export(study: RunningStudy, best: Any, model: Any, params: Any, record: Stu
     from tuner.training import prepare_data
 
     data = prepare_data(dataset, params)
-    info = {"study": study.settings.study_name, "trial": best.number, "metrics": best.metrics,
-            "test": study.best_test, "dataset": study.dataset.name}
+    info = {
+        "study": study.settings.study_name,
+        "trial": best.number,
+        "metrics": best.metrics,
+        "test": study.best_test,
+        "dataset": study.dataset.name,
+    }
     exported = ExportedModel(model, data.preprocessing, task=data.task, info=info)
     folder = model_folder(study.settings.storage, study.settings.study_name)
     staging = folder.with_name(f".{folder.name}.{os.getpid()}")  # saved whole, then moved in place
@@ -206,9 +223,12 @@ def load_best_model(study: Any, *, storage: str | None = None) -> Any:
 
         return load_logged_model(uri, tracking_uri=tracking_uri)
     where = f"study {name!r}"
-    rule = (f"its best model folder is gone ({folder})" if folder else
-            "has no saved best model: it was saved by an earlier version of tuner, with log_best_model off, or "
-            "before any trial completed; run `python -m tuner study` again to save it")
+    rule = (
+        f"its best model folder is gone ({folder})"
+        if folder
+        else "has no saved best model: it was saved by an earlier version of tuner, with log_best_model off, or "
+        "before any trial completed; run `python -m tuner study` again to save it"
+    )
     raise ConfigError([Problem(where, "best model", rule, has_value=False)])
 
 
@@ -231,8 +251,15 @@ def register_best_model(study: Any, name: str, *, alias: str = "champion") -> st
     record = StudyRecord(study.optuna_study)
     uri = record.best_exported_model_uri
     if not uri:
-        raise ConfigError([Problem(f"study {study.settings.study_name!r}", "--register",
-                                   "needs the best model logged to MLflow (tracking on and a complete trial)",
-                                   value=name)])
+        raise ConfigError(
+            [
+                Problem(
+                    f"study {study.settings.study_name!r}",
+                    "--register",
+                    "needs the best model logged to MLflow (tracking on and a complete trial)",
+                    value=name,
+                )
+            ]
+        )
     tags = {"tuner.study": study.settings.study_name, "tuner.trial": record.best_model_trial}
     return register_model(uri, name, alias=alias, tracking_uri=study.settings.tracking_uri, tags=tags)

@@ -127,8 +127,6 @@ def budget_counts(study: Any) -> tuple[int, int]:
         state = t.state.name
         if state == "RUNNING":
             running += 1
-        elif state in ("COMPLETE", "PRUNED"):
-            counted += 1
-        elif state == "FAIL" and t.number not in retried and read_trial(t).fail_reason != INTERRUPTED:
+        elif state in ("COMPLETE", "PRUNED") or (state == "FAIL" and t.number not in retried and read_trial(t).fail_reason != INTERRUPTED):
             counted += 1
     return counted, running

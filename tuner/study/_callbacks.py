@@ -32,7 +32,7 @@ class _PruningCallback:
         import keras
 
         class _Callback(keras.callbacks.Callback):
-            def on_epoch_end(cb_self, epoch: int, logs: dict | None = None) -> None:  # noqa: N805
+            def on_epoch_end(cb_self, epoch: int, logs: dict | None = None) -> None:
                 import optuna
 
                 value = (logs or {}).get(monitor)

@@ -45,13 +45,28 @@ class InProcess:
         from tuner.study._loop import optimize
 
         s = study.settings
-        optimize(study, target=s.n_trials, timeout=s.timeout, progress=progress, on_trial=on_trial,
-                 max_trials=self.max_trials, max_rss_mb=self.max_rss_mb)
+        optimize(
+            study,
+            target=s.n_trials,
+            timeout=s.timeout,
+            progress=progress,
+            on_trial=on_trial,
+            max_trials=self.max_trials,
+            max_rss_mb=self.max_rss_mb,
+        )
 
 
-def make_executor(*, workers: int = 1, ray: str | None = None, cpus_per_trial: float = 1.0,
-                  gpus_per_trial: float = 0.0, recycle_after: int | None = 50, max_rss_mb: float | None = None,
-                  verbosity: int = 0, early: Any = None) -> Executor:
+def make_executor(
+    *,
+    workers: int = 1,
+    ray: str | None = None,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float = 0.0,
+    recycle_after: int | None = 50,
+    max_rss_mb: float | None = None,
+    verbosity: int = 0,
+    early: Any = None,
+) -> Executor:
     """The executor for the CLI's and the API's options: Ray when ``ray`` names a cluster (``"local"``
     starts one here), else the process pool with ``workers > 1``, else this process."""
     if ray is not None:
@@ -61,6 +76,7 @@ def make_executor(*, workers: int = 1, ray: str | None = None, cpus_per_trial: f
     if workers > 1:
         from tuner.study._workers import ProcessPool
 
-        return ProcessPool(workers, recycle_after=recycle_after, max_rss_mb=max_rss_mb, verbosity=verbosity,
-                           early=early)
+        return ProcessPool(
+            workers, recycle_after=recycle_after, max_rss_mb=max_rss_mb, verbosity=verbosity, early=early
+        )
     return InProcess(max_rss_mb=max_rss_mb)

@@ -14,8 +14,16 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["check_stop", "clear_stop", "deferring_interrupts", "interrupt", "interrupts_deferrable", "request_stop",
-           "stop_callback", "stop_requested"]
+__all__ = [
+    "check_stop",
+    "clear_stop",
+    "deferring_interrupts",
+    "interrupt",
+    "interrupts_deferrable",
+    "request_stop",
+    "stop_callback",
+    "stop_requested",
+]
 
 _STOP = threading.Event()
 _DEFERRING = [0]  # depth of open deferring_interrupts() blocks (signal handlers run in the main thread)
@@ -75,8 +83,10 @@ def deferring_interrupts(*, raise_after: bool = True) -> Iterator[None]:
 def interrupts_deferrable() -> Iterator[None]:
     """While a study runs in a script or notebook (Python's own SIGINT handler), route Ctrl-C through
     :func:`interrupt`, as the CLI does, so that :func:`deferring_interrupts` holds it back there too."""
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
         yield
         return
 
@@ -98,5 +108,6 @@ def stop_callback() -> Any:
     would make Keras wait for every batch's results, which stops JAX from dispatching the next batch asynchronously."""
     import keras
 
-    return keras.callbacks.LambdaCallback(on_train_batch_begin=lambda batch, logs: check_stop(),
-                                          on_epoch_end=lambda epoch, logs: check_stop())
+    return keras.callbacks.LambdaCallback(
+        on_train_batch_begin=lambda batch, logs: check_stop(), on_epoch_end=lambda epoch, logs: check_stop()
+    )

@@ -18,10 +18,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-from tuner.study._types import RunningStudy
 from tuner.study._resources import visible_gpus, wait_or_kill, worker_env
+from tuner.study._types import RunningStudy
 
 __all__ = ["WorkerJoin", "EarlyWorkers", "read_join_file", "worker_command"]
 
@@ -89,8 +88,9 @@ class EarlyWorkers:
             return
         try:
             for i in range(1, n_workers):
-                self.procs[i] = subprocess.Popen(self.cmd, env=worker_env(i, n_workers, gpus=self.gpus),
-                                                 start_new_session=True)
+                self.procs[i] = subprocess.Popen(
+                    self.cmd, env=worker_env(i, n_workers, gpus=self.gpus), start_new_session=True
+                )
         except BaseException:
             self.cancel()
             raise
@@ -108,9 +108,17 @@ class EarlyWorkers:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def join_of(study: RunningStudy, *, recycle_after: int | None, max_rss_mb: float | None, deadline: float | None) -> WorkerJoin:
+def join_of(
+    study: RunningStudy, *, recycle_after: int | None, max_rss_mb: float | None, deadline: float | None
+) -> WorkerJoin:
     """The join file's fields for ``study`` (a running :class:`~tuner.study.Study`)."""
     s = study.settings
-    return WorkerJoin(study=s.study_name, storage=s.storage, tracking_uri=s.tracking_uri,
-                      parent_run_id=study.tracking_run_id, recycle_after=recycle_after, max_rss_mb=max_rss_mb,
-                      deadline=deadline)
+    return WorkerJoin(
+        study=s.study_name,
+        storage=s.storage,
+        tracking_uri=s.tracking_uri,
+        parent_run_id=study.tracking_run_id,
+        recycle_after=recycle_after,
+        max_rss_mb=max_rss_mb,
+        deadline=deadline,
+    )

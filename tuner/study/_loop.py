@@ -44,9 +44,16 @@ def rss_mb() -> float:
     return peak / (1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0)
 
 
-def optimize(study: RunningStudy, *, target: int, timeout: float | None, progress: bool,
-             on_trial: Callable[[TrialReport], None] | None, max_trials: int | None,
-             max_rss_mb: float | None) -> None:
+def optimize(
+    study: RunningStudy,
+    *,
+    target: int,
+    timeout: float | None,
+    progress: bool,
+    on_trial: Callable[[TrialReport], None] | None,
+    max_trials: int | None,
+    max_rss_mb: float | None,
+) -> None:
     """Run trials of ``study`` (a :class:`~tuner.study.Study`) inside its tracking; sets ``study.stopped_for``.
 
     Raises:
@@ -71,18 +78,38 @@ def optimize(study: RunningStudy, *, target: int, timeout: float | None, progres
             # frozen with the rest is freed once the run unfreezes.
             gc.freeze()
             if missing <= 0:
-                _logger.info("study %r already holds %d finished trials (asked for %d): nothing to run",
-                             s.study_name, study.n_finished(), target)
+                _logger.info(
+                    "study %r already holds %d finished trials (asked for %d): nothing to run",
+                    s.study_name,
+                    study.n_finished(),
+                    target,
+                )
                 return
-            study.stopped_for = _trials(study, target=target, missing=missing, timeout=timeout, progress=progress,
-                                        on_trial=on_trial, max_trials=max_trials, max_rss_mb=max_rss_mb)
+            study.stopped_for = _trials(
+                study,
+                target=target,
+                missing=missing,
+                timeout=timeout,
+                progress=progress,
+                on_trial=on_trial,
+                max_trials=max_trials,
+                max_rss_mb=max_rss_mb,
+            )
     finally:
         gc.unfreeze()  # last (closing the tracking clears the Keras session): later work collects this run's garbage
 
 
-def _trials(study: RunningStudy, *, target: int, missing: int, timeout: float | None, progress: bool,
-            on_trial: Callable[[TrialReport], None] | None, max_trials: int | None,
-            max_rss_mb: float | None) -> str | None:
+def _trials(
+    study: RunningStudy,
+    *,
+    target: int,
+    missing: int,
+    timeout: float | None,
+    progress: bool,
+    on_trial: Callable[[TrialReport], None] | None,
+    max_trials: int | None,
+    max_rss_mb: float | None,
+) -> str | None:
     """The loop itself; returns why it stopped early (``halted``, ``timeout``, ``recycle``) or None."""
     import optuna
 
@@ -127,8 +154,15 @@ def _trials(study: RunningStudy, *, target: int, missing: int, timeout: float | 
                         return "timeout"
                     left = None if deadline is None else max(1e-3, deadline - time.monotonic())
                     seed_next_trial(study.opened, s, study.space)  # its own stream: a resume never replays
-                    optuna_study.optimize(objective, n_trials=1, timeout=left, callbacks=[after_trial],
-                                          catch=(TrialFailed,), gc_after_trial=False, show_progress_bar=False)
+                    optuna_study.optimize(
+                        objective,
+                        n_trials=1,
+                        timeout=left,
+                        callbacks=[after_trial],
+                        catch=(TrialFailed,),
+                        gc_after_trial=False,
+                        show_progress_bar=False,
+                    )
                     ran += 1
                     continue
             # the rest of the budget is held by running trials elsewhere: wait for them

@@ -17,18 +17,31 @@ from typing import Any
 
 from tuner.errors import ConfigError, Problem
 
-__all__ = ["DEFAULT_SPACES", "IN_MEMORY", "default_space", "load_model_ref", "model_name", "model_ref_of", "study_space",
-           "user_model"]
+__all__ = [
+    "DEFAULT_SPACES",
+    "IN_MEMORY",
+    "default_space",
+    "load_model_ref",
+    "model_name",
+    "model_ref_of",
+    "study_space",
+    "user_model",
+]
 
 IN_MEMORY = "<in-memory object>"  # a model with no importable reference: workers cannot rebuild it
 
 # the shipped space a study without --space tunes, by the view the data suggests (tuner.model.natural_view)
 DEFAULT_SPACES = {"image": "image_default", "sequence": "sequence_default", "flat": "default"}
-_WHAT = {"image": "a CNN (Conv2D blocks) on the images", "sequence": "a CNN (Conv1D blocks) along the sequences",
-         "flat": "an MLP on the features"}
-_OTHERS = {"image": "--space default for an MLP on the flat pixels",
-           "sequence": "--space rnn_regularization for LSTM/GRU layers, --space default for an MLP",
-           "flat": "--image-shape H,W,C when the rows are images"}
+_WHAT = {
+    "image": "a CNN (Conv2D blocks) on the images",
+    "sequence": "a CNN (Conv1D blocks) along the sequences",
+    "flat": "an MLP on the features",
+}
+_OTHERS = {
+    "image": "--space default for an MLP on the flat pixels",
+    "sequence": "--space rnn_regularization for LSTM/GRU layers, --space default for an MLP",
+    "flat": "--image-shape H,W,C when the rows are images",
+}
 
 
 def _ref_error(ref: str, rule: str) -> ConfigError:
@@ -42,8 +55,11 @@ def load_model_ref(ref: str) -> Any:
         ConfigError: one line naming the reference and why it does not load.
     """
     if ref == IN_MEMORY:
-        raise _ref_error(ref, "the study was created with a model object that has no importable reference, so a "
-                         "worker cannot rebuild it; define it at module level in a file")
+        raise _ref_error(
+            ref,
+            "the study was created with a model object that has no importable reference, so a "
+            "worker cannot rebuild it; define it at module level in a file",
+        )
     module_part, sep, name = ref.rpartition(":")
     if not sep or not module_part or not name:
         raise _ref_error(ref, "must be FILE.py:NAME or MODULE:NAME, e.g. models.py:build")
@@ -69,8 +85,9 @@ def load_model_ref(ref: str) -> Any:
         raise
     except Exception as err:
         where = f"line {err.lineno}: " if isinstance(err, SyntaxError) else ""
-        raise _ref_error(ref, f"cannot import {module_part} ({where}{type(err).__name__}: {err})".replace("\n", " ")) \
-            from None
+        raise _ref_error(
+            ref, f"cannot import {module_part} ({where}{type(err).__name__}: {err})".replace("\n", " ")
+        ) from None
     obj = module
     for part in name.split("."):
         if not hasattr(obj, part):
@@ -149,8 +166,17 @@ def study_space(space: Any, model: Any, fixed: Any) -> Any:
         declared = model.declared()
         clash = [n for n in declared if n in space.params and not space.params[n].model]
         if clash:
-            raise SpaceError([Problem(space.source, f"parameters.{n}", f"is a hyperparameter that {model.source} "
-                                      "asks for; set it under model_parameters instead", value=n) for n in clash])
+            raise SpaceError(
+                [
+                    Problem(
+                        space.source,
+                        f"parameters.{n}",
+                        f"is a hyperparameter that {model.source} asks for; set it under model_parameters instead",
+                        value=n,
+                    )
+                    for n in clash
+                ]
+            )
         space = space.with_model_parameters(declared)
     return space.with_fixed(fixed) if fixed else space
 
@@ -162,5 +188,7 @@ def default_space(dataset: Any) -> tuple[str, str]:
 
     view, why = natural_view(dataset)
     name = DEFAULT_SPACES[view]
-    return name, (f"space {name!r}: {_WHAT[view]}, since {why}; choose another with --space NAME "
-                  f"(python -m tuner spaces list), e.g. {_OTHERS[view]}")
+    return name, (
+        f"space {name!r}: {_WHAT[view]}, since {why}; choose another with --space NAME "
+        f"(python -m tuner spaces list), e.g. {_OTHERS[view]}"
+    )

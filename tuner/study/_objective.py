@@ -51,17 +51,30 @@ def _train(study: Any, number: int, params: dict[str, Any], builder: Any, callba
     for execution in range(s.executions_per_trial):
         for attempt in range(s.max_retries_per_trial + 1):
             try:
-                results.append(train_model(params, study.dataset, seed=s.seed + number + 100_003 * execution,
-                                           callbacks=callbacks if execution == 0 else [stop_callback()],
-                                           builder=builder, gap_subset=s.gap_subset))
+                results.append(
+                    train_model(
+                        params,
+                        study.dataset,
+                        seed=s.seed + number + 100_003 * execution,
+                        callbacks=callbacks if execution == 0 else [stop_callback()],
+                        builder=builder,
+                        gap_subset=s.gap_subset,
+                    )
+                )
                 break
             except (ConfigError, TrialFailed, optuna.TrialPruned):
                 raise
             except Exception as err:
                 if attempt == s.max_retries_per_trial:
                     raise
-                _logger.warning("trial %d: %s: %s; training it again (retry %d of %d)", number, type(err).__name__,
-                                err, attempt + 1, s.max_retries_per_trial)
+                _logger.warning(
+                    "trial %d: %s: %s; training it again (retry %d of %d)",
+                    number,
+                    type(err).__name__,
+                    err,
+                    attempt + 1,
+                    s.max_retries_per_trial,
+                )
                 keras.backend.clear_session()
     return average_results(results, study.dataset)
 
@@ -104,8 +117,9 @@ class Objective:
                 late_names = _FIT_KNOBS
             TrialRecord.write(trial, resolved_params=params, device=_device(), worker_pid=os.getpid())
             with deferring_interrupts():  # a Ctrl-C here arrives once run_id is known, so the run gets closed
-                run_id = tracker.start_trial(trial.number, {k: v for k, v in params.items() if k not in late_names},
-                                             study_name=s.study_name)
+                run_id = tracker.start_trial(
+                    trial.number, {k: v for k, v in params.items() if k not in late_names}, study_name=s.study_name
+                )
                 if run_id is not None:
                     TrialRecord.write(trial, mlflow_run_id=run_id)
             if s.cv:
@@ -113,7 +127,9 @@ class Objective:
             else:
                 callbacks = [*tracker.trial_callbacks(run_id), stop_callback()]
                 if not study.multi_objective:
-                    callbacks.append(_PruningCallback(trial, s.objective[0], first_prunable_step(study.opened)).callback)
+                    callbacks.append(
+                        _PruningCallback(trial, s.objective[0], first_prunable_step(study.opened)).callback
+                    )
                 result = _train(study, trial.number, train_params, builder, callbacks)
             record = TrialRecord.from_result(result)
             values = [float(result.metrics[m]) for m in s.objective]
@@ -121,7 +137,9 @@ class Objective:
                 raise TrialFailed(f"non-finite objective {dict(zip(s.objective, values))}")
             record.write_result(trial, metric=result.metric)
             state = "complete"
-            if study.best_kept.is_best(study.optuna_study, study.directions, values):  # scored on the test split at the end
+            if study.best_kept.is_best(
+                study.optuna_study, study.directions, values
+            ):  # scored on the test split at the end
                 study.best_kept.keep(trial.number, result.model)  # cross-validated: no model, refitted at the end
             return values[0] if len(values) == 1 else values
         except optuna.TrialPruned as err:
@@ -149,8 +167,13 @@ class Objective:
                 resolved = params if hp is None else {**params, **hp.values, **fitted}  # with what fit() chose
                 try:
                     late = {k: v for k, v in resolved.items() if k in late_names or k not in params}
-                    tracker.end_trial(run_id, state=state, metrics=record.tracking_metrics(),
-                                      tags=record.tracking_tags(reason), params=late)
+                    tracker.end_trial(
+                        run_id,
+                        state=state,
+                        metrics=record.tracking_metrics(),
+                        tags=record.tracking_tags(reason),
+                        params=late,
+                    )
                 except Exception as err:  # tracking must not lose the Optuna result
                     _logger.warning("could not close the tracking run of trial %d: %s", trial.number, err)
                 if resolved != params:
@@ -180,6 +203,14 @@ class Objective:
             if fold * stride >= first_step and trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after fold {fold} of {s.cv} (mean {monitor}={value:.4g})")
 
-        return cross_validate(params, study.dataset, s.cv, seed=s.seed + trial.number, fold_seed=s.seed,
-                              builder=builder, gap_subset=s.gap_subset, after_fold=after_fold,
-                              callbacks=lambda i: [*(epoch_callbacks if i == 0 else ()), stop_callback()])
+        return cross_validate(
+            params,
+            study.dataset,
+            s.cv,
+            seed=s.seed + trial.number,
+            fold_seed=s.seed,
+            builder=builder,
+            gap_subset=s.gap_subset,
+            after_fold=after_fold,
+            callbacks=lambda i: [*(epoch_callbacks if i == 0 else ()), stop_callback()],
+        )

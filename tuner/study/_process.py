@@ -42,7 +42,10 @@ def restoring_process_state() -> Iterator[None]:
     env = dict(os.environ)
     for name in _TOUCHED_LOGGERS:
         logging.getLogger(name)
-    loggers = [logging.getLogger(), *(v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger))]
+    loggers = [
+        logging.getLogger(),
+        *(v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger)),
+    ]
     levels = [(logger, logger.level) for logger in loggers]
     main = threading.current_thread() is threading.main_thread()
     handler = signal.getsignal(signal.SIGINT) if main else None

@@ -45,8 +45,16 @@ LOCAL = "local"  # --ray with no address: a Ray instance started here, on loopba
 _PROBE_SECONDS = 3.0
 # what a runner's process needs from ours: the Keras backend, quiet TensorFlow, MLflow's credentials (an
 # environment, never a command line; Ray keeps it in its GCS, behind its token when RAY_AUTH_MODE=token)
-_PASSED_ENV = ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
-               "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_INSECURE_TLS", "TUNER_CACHE_DIR", "KERAS_HOME")
+_PASSED_ENV = (
+    "KERAS_BACKEND",
+    "TF_CPP_MIN_LOG_LEVEL",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_INSECURE_TLS",
+    "TUNER_CACHE_DIR",
+    "KERAS_HOME",
+)
 
 
 def import_ray() -> Any:
@@ -54,8 +62,9 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise ConfigError([Problem("--ray", "ray", 'needs Ray, which is not installed: pip install "tuner[ray]"',
-                                   has_value=False)]) from None
+        raise ConfigError(
+            [Problem("--ray", "ray", 'needs Ray, which is not installed: pip install "tuner[ray]"', has_value=False)]
+        ) from None
     return ray
 
 
@@ -87,8 +96,9 @@ def connect_ray(address: str, *, num_cpus: int | None = None) -> Any:
         try:
             socket.create_connection(where, timeout=_PROBE_SECONDS).close()
         except OSError as err:
-            raise ConfigError([Problem("--ray", "ray", f"nothing answers at this address ({err.strerror or err})",
-                                       value=address)]) from None
+            raise ConfigError(
+                [Problem("--ray", "ray", f"nothing answers at this address ({err.strerror or err})", value=address)]
+            ) from None
     # the runners' own output (TensorFlow's warnings) reaches this terminal with -v only: each trial's end,
     # and why a runner died, come back as results
     verbose = get_logger("tuner").isEnabledFor(10)
@@ -106,8 +116,10 @@ def connect_ray(address: str, *, num_cpus: int | None = None) -> Any:
             cause = cause.__cause__
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         if refused:
-            first = ("the cluster refused this process's token: set RAY_AUTH_MODE=token and the cluster's token "
-                     "in ~/.ray/auth_token or RAY_AUTH_TOKEN")
+            first = (
+                "the cluster refused this process's token: set RAY_AUTH_MODE=token and the cluster's token "
+                "in ~/.ray/auth_token or RAY_AUTH_TOKEN"
+            )
         raise ConfigError([Problem("--ray", "ray", f"cannot join this Ray cluster ({first})", value=address)]) from None
     return ray
 
@@ -124,20 +136,29 @@ class RayCluster:
         gpus_per_trial: Ray GPUs per trial. Defaults to `0`.
     """
 
-    def __init__(self, address: str, *, workers: int = 1, cpus_per_trial: float = 1.0,
-                 gpus_per_trial: float = 0.0) -> None:
+    def __init__(
+        self, address: str, *, workers: int = 1, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0
+    ) -> None:
         problems = []
         if not isinstance(workers, int) or workers < 1:
             problems.append(Problem("--workers", "workers", "must be a positive integer", value=workers))
         if not cpus_per_trial > 0:
-            problems.append(Problem("--cpus-per-trial", "cpus_per_trial", "must be a positive number",
-                                    value=cpus_per_trial))
+            problems.append(
+                Problem("--cpus-per-trial", "cpus_per_trial", "must be a positive number", value=cpus_per_trial)
+            )
         if not gpus_per_trial >= 0:
             problems.append(Problem("--gpus-per-trial", "gpus_per_trial", "must be 0 or more", value=gpus_per_trial))
         if address.startswith("ray://"):  # the study host must run beside the storage, on a node of the cluster
-            problems.append(Problem("--ray", "ray", "Ray Client addresses are not supported: run the study on a node "
-                                    "of the cluster (--ray auto there, or ray job submit -- python -m tuner study "
-                                    "--ray auto)", value=address))
+            problems.append(
+                Problem(
+                    "--ray",
+                    "ray",
+                    "Ray Client addresses are not supported: run the study on a node "
+                    "of the cluster (--ray auto there, or ray job submit -- python -m tuner study "
+                    "--ray auto)",
+                    value=address,
+                )
+            )
         if problems:
             raise ConfigError(problems)
         self.address = address
@@ -161,9 +182,17 @@ class RayCluster:
 
         from tuner.study._ray_trial import TrialRunner
 
-        return ray.remote(TrialRunner).options(
-            num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_restarts=0, max_task_retries=0,
-            runtime_env={"env_vars": self.environment()}).remote()
+        return (
+            ray.remote(TrialRunner)
+            .options(
+                num_cpus=self.cpus_per_trial,
+                num_gpus=self.gpus_per_trial,
+                max_restarts=0,
+                max_task_retries=0,
+                runtime_env={"env_vars": self.environment()},
+            )
+            .remote()
+        )
 
     def warm_up(self) -> None:
         """Join Ray and start the runners now, so that their start (a Python process each, Keras imported)
@@ -206,8 +235,9 @@ class _Running:
 class _Pool:
     """The driver's loop: keep ``workers`` trials running until the study holds its total."""
 
-    def __init__(self, cluster: RayCluster, study: RunningStudy, *, progress: bool,
-                 on_trial: Callable[[Any], None] | None) -> None:
+    def __init__(
+        self, cluster: RayCluster, study: RunningStudy, *, progress: bool, on_trial: Callable[[Any], None] | None
+    ) -> None:
         import ray
 
         self.ray = ray
@@ -220,8 +250,11 @@ class _Pool:
         self.deadline = None if s.timeout is None else time.monotonic() + s.timeout
         self.bar = None
         if progress:  # drawn in a terminal or a notebook only (as in the single-process loop)
-            self.bar = progress_bar(total=max(0, self.target - budget_counts(self.optuna_study)[0]),
-                                    desc=f"study {s.study_name}", unit="trial")
+            self.bar = progress_bar(
+                total=max(0, self.target - budget_counts(self.optuna_study)[0]),
+                desc=f"study {s.study_name}",
+                unit="trial",
+            )
         self.env = cluster.environment()
         self.host = self._start_host()
         self.recipe = self._recipe()
@@ -238,9 +271,16 @@ class _Pool:
         s = self.study.settings
         here = self.ray.get_runtime_context().get_node_id()
         settings = dataclasses.replace(s, storage=absolute_sqlite(s.storage))
-        host = self.ray.remote(StudyHost).options(
-            num_cpus=0, max_restarts=0, scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
-            runtime_env={"env_vars": self.env}).remote(settings, _tracking_uri(s), self.study.tracking_run_id)
+        host = (
+            self.ray.remote(StudyHost)
+            .options(
+                num_cpus=0,
+                max_restarts=0,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
+                runtime_env={"env_vars": self.env},
+            )
+            .remote(settings, _tracking_uri(s), self.study.tracking_run_id)
+        )
         return host
 
     def _recipe(self) -> Any:
@@ -258,13 +298,23 @@ class _Pool:
         if study.user_model is None and study.builder is not None:
             builder = study.builder
         # the worker's copy: the storage URL without its password (it reaches the storage through the host)
-        settings = dataclasses.replace(s, storage=mask_secrets(s.storage), parent_run_id=study.tracking_run_id,
-                                       tracking_uri=_tracking_uri(s))
+        settings = dataclasses.replace(
+            s, storage=mask_secrets(s.storage), parent_run_id=study.tracking_run_id, tracking_uri=_tracking_uri(s)
+        )
         dataset = study.dataset_spec.get("dataset") if study.dataset_spec else None
         options = {k: v for k, v in (study.dataset_spec or {}).items() if k != "dataset"}
-        return RayRecipe(space=study.space, dataset=dataset, dataset_options=options, settings=settings,
-                         model=s.model, model_file=model_file, model_object=model_object, builder=builder,
-                         tracking_uri=_tracking_uri(s), study_class=type(study))
+        return RayRecipe(
+            space=study.space,
+            dataset=dataset,
+            dataset_options=options,
+            settings=settings,
+            model=s.model,
+            model_file=model_file,
+            model_object=model_object,
+            builder=builder,
+            tracking_uri=_tracking_uri(s),
+            study_class=type(study),
+        )
 
     def _start_runners(self, slots: list[int]) -> None:
         """Give runners (warm ones first) the study at once, and wait until each has built it."""
@@ -302,8 +352,9 @@ class _Pool:
             if not self.running:
                 counted, running = budget_counts(self.optuna_study)
                 if counted >= self.target or self.study.halted or self._expired():
-                    self.study.stopped_for = None if counted >= self.target else (
-                        "halted" if self.study.halted else "timeout")
+                    self.study.stopped_for = (
+                        None if counted >= self.target else ("halted" if self.study.halted else "timeout")
+                    )
                     return
                 time.sleep(1.0)  # the rest of the budget is held by trials running elsewhere
                 continue
@@ -368,8 +419,9 @@ class _Pool:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.RetryFailedTrialCallback(max_retry=1)(self.optuna_study, frozen)
-        retried = number in {n for t in self.optuna_study.get_trials(deepcopy=False)
-                             for n in t.system_attrs.get("retry_history", [])}
+        retried = number in {
+            n for t in self.optuna_study.get_trials(deepcopy=False) for n in t.system_attrs.get("retry_history", [])
+        }
         _logger.warning("trial %d: %s%s", number, reason, "; it is retried with the same parameters" if retried else "")
         run_id = self._run_of(frozen)
         if run_id:

@@ -148,8 +148,15 @@ class RelayTracker:
     def log_metrics(self, run_id: str, rows: Sequence[tuple[str, float, int]]) -> None:
         self._call("log_metrics", run_id, list(rows))
 
-    def end_trial(self, run_id: str | None, *, state: str, metrics: Mapping[str, float] | None = None,
-                  tags: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None) -> None:
+    def end_trial(
+        self,
+        run_id: str | None,
+        *,
+        state: str,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
         self._call("end_trial", run_id, state=state, metrics=metrics, tags=tags, params=params)
 
     def log_model(self, run_id: str, model: Any, *, example: Any = None) -> dict[str, str] | None:
@@ -175,9 +182,20 @@ class RayRecipe:
         study_class: the driver's study class (:class:`~tuner.study.Study`), which builds the runner's study.
     """
 
-    def __init__(self, *, space: Any, dataset: Any, dataset_options: Mapping[str, Any] | None, settings: Any,
-                 model: str | None, model_file: tuple[str, str] | None, model_object: Any, builder: Any,
-                 tracking_uri: str, study_class: type) -> None:
+    def __init__(
+        self,
+        *,
+        space: Any,
+        dataset: Any,
+        dataset_options: Mapping[str, Any] | None,
+        settings: Any,
+        model: str | None,
+        model_file: tuple[str, str] | None,
+        model_object: Any,
+        builder: Any,
+        tracking_uri: str,
+        study_class: type,
+    ) -> None:
         self.space, self.dataset, self.dataset_options = space, dataset, dict(dataset_options or {})
         self.settings, self.model, self.model_file = settings, model, model_file
         self.model_object, self.builder, self.tracking_uri = model_object, builder, tracking_uri
@@ -255,8 +273,14 @@ def _build_study(host: Any, recipe: RayRecipe, dataset: Any) -> Any:
     elif hypermodel is None and recipe.model is not None and recipe.builder is None:
         hypermodel = recipe.model  # an importable module:name
     data = dataset if dataset is not None else recipe.dataset
-    study = recipe.study_class(recipe.space, data, recipe.settings, builder=recipe.builder, hypermodel=hypermodel,
-                  dataset_options=recipe.dataset_options if isinstance(data, str) else None)
+    study = recipe.study_class(
+        recipe.space,
+        data,
+        recipe.settings,
+        builder=recipe.builder,
+        hypermodel=hypermodel,
+        dataset_options=recipe.dataset_options if isinstance(data, str) else None,
+    )
     study.open_with_storage(relay_storage(host))
     # each runner draws its own random numbers (as each worker process does): the same seed everywhere
     # would propose the same configurations in every runner

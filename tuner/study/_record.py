@@ -77,17 +77,27 @@ class TrialRecord:
     @classmethod
     def from_result(cls, result: Any) -> TrialRecord:
         """The record of a finished training run (a :class:`~tuner.training.TrainResult`)."""
-        return cls(metrics=dict(result.metrics), final_metrics=dict(result.final_metrics),
-                   verdict=result.diagnosis.verdict, reason=result.diagnosis.reason,
-                   suggestion=result.diagnosis.suggestion, best_epoch=result.best_epoch,
-                   epochs_run=result.epochs_run, n_params=result.n_params, wall_time=round(result.wall_time, 3),
-                   cv_folds=getattr(result, "folds", None), cv_spread=getattr(result, "spread", None))
+        return cls(
+            metrics=dict(result.metrics),
+            final_metrics=dict(result.final_metrics),
+            verdict=result.diagnosis.verdict,
+            reason=result.diagnosis.reason,
+            suggestion=result.diagnosis.suggestion,
+            best_epoch=result.best_epoch,
+            epochs_run=result.epochs_run,
+            n_params=result.n_params,
+            wall_time=round(result.wall_time, 3),
+            cv_folds=getattr(result, "folds", None),
+            cv_spread=getattr(result, "spread", None),
+        )
 
     def write_result(self, trial: Any, *, metric: str) -> None:
         """Store this record of a finished training run (:meth:`from_result`) on a running trial; ``metric`` is
         the task's headline metric, whose gap stands at the top level beside ``gap_loss``."""
-        TrialRecord.write(trial, **{k: getattr(self, k) for k in _RESULT_FIELDS
-                                    if getattr(self, k) is not None or not k.startswith("cv_")})
+        TrialRecord.write(
+            trial,
+            **{k: getattr(self, k) for k in _RESULT_FIELDS if getattr(self, k) is not None or not k.startswith("cv_")},
+        )
         # the gaps stand at the top level too: Optuna's dashboard and trials_dataframe show them as columns
         trial.set_user_attr("gap_loss", self.metrics.get("gap_loss"))
         trial.set_user_attr(f"gap_{metric}", self.metrics.get(f"gap_{metric}"))
@@ -99,26 +109,51 @@ class TrialRecord:
         out = {f"best_{k}": v for k, v in self.metrics.items() if isinstance(v, (int, float))}
         out.update({f"cv_std_{k}": v for k, v in (self.cv_spread or {}).items() if isinstance(v, (int, float))})
         for i, fold in enumerate(self.cv_folds or (), start=1):
-            out.update({f"fold_{i}_{k}": v for k, v in fold.items() if isinstance(v, (int, float))
-                        and not isinstance(v, bool)})
+            out.update(
+                {f"fold_{i}_{k}": v for k, v in fold.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            )
         out.update({f"final_{k}": v for k, v in self.final_metrics.items() if isinstance(v, (int, float))})
-        out.update({k: v for k, v in (("best_epoch", self.best_epoch), ("n_params", self.n_params),
-                                      ("wall_time", self.wall_time)) if v is not None})
+        out.update(
+            {
+                k: v
+                for k, v in (
+                    ("best_epoch", self.best_epoch),
+                    ("n_params", self.n_params),
+                    ("wall_time", self.wall_time),
+                )
+                if v is not None
+            }
+        )
         return out
 
     def tracking_tags(self, reason: str | None = None) -> dict[str, str]:
         """The diagnosis (``verdict``, ``verdict_reason``, ``suggestion``) and ``fail_reason`` (``reason``, else
         the stored fail or prune reason)."""
-        tags = {"verdict": self.verdict, "verdict_reason": self.reason, "suggestion": self.suggestion,
-                "fail_reason": reason or self.fail_reason or self.prune_reason,
-                "fold_verdicts": ",".join(str(f.get("verdict")) for f in self.cv_folds) if self.cv_folds else None}
+        tags = {
+            "verdict": self.verdict,
+            "verdict_reason": self.reason,
+            "suggestion": self.suggestion,
+            "fail_reason": reason or self.fail_reason or self.prune_reason,
+            "fold_verdicts": ",".join(str(f.get("verdict")) for f in self.cv_folds) if self.cv_folds else None,
+        }
         return {k: v for k, v in tags.items() if v is not None}
 
 
 _UNCLOSED = "unclosed_study_run:"  # + the MLflow run id of a study run to close: its status
 
-_RESULT_FIELDS = ("metrics", "final_metrics", "verdict", "reason", "suggestion", "best_epoch", "epochs_run", "n_params",
-                  "wall_time", "cv_folds", "cv_spread")
+_RESULT_FIELDS = (
+    "metrics",
+    "final_metrics",
+    "verdict",
+    "reason",
+    "suggestion",
+    "best_epoch",
+    "epochs_run",
+    "n_params",
+    "wall_time",
+    "cv_folds",
+    "cv_spread",
+)
 
 
 def read_trial(trial: Any) -> TrialRecord:
@@ -250,7 +285,7 @@ class StudyRecord:
     def unclosed_study_runs(self) -> dict[str, str]:
         """Study runs that their process ended while tracking was away: ``{run_id: status}`` (``tuner sync``
         closes them in MLflow)."""
-        return {k[len(_UNCLOSED):]: v for k, v in self.study.user_attrs.items() if k.startswith(_UNCLOSED)}
+        return {k[len(_UNCLOSED) :]: v for k, v in self.study.user_attrs.items() if k.startswith(_UNCLOSED)}
 
     def add_unclosed_study_run(self, run_id: str, status: str) -> None:
         self.study.set_user_attr(f"{_UNCLOSED}{run_id}", status)  # one key per run: processes never overwrite
@@ -285,8 +320,11 @@ class StudyRecord:
     def trial_fail_reasons(self) -> dict[int, str]:
         """Every reason written on the study for a trial (by number), read at once."""
         prefix = "fail_reason."
-        return {int(key[len(prefix):]): value for key, value in self.study.user_attrs.items()
-                if key.startswith(prefix) and value is not None}
+        return {
+            int(key[len(prefix) :]): value
+            for key, value in self.study.user_attrs.items()
+            if key.startswith(prefix) and value is not None
+        }
 
     # what `explain`, `--confirm` and `refine` found (tuner.report._explain, tuner.report._refine)
     def lessons(self) -> dict[str, dict[str, Any]]:

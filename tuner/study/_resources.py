@@ -32,14 +32,25 @@ def visible_gpus() -> list[str]:
     return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
 
 
-def worker_env(index: int, n_workers: int, *, gpus: list[str] | None = None, base: dict[str, str] | None = None,
-               cpu_count: int | None = None) -> dict[str, str]:
+def worker_env(
+    index: int,
+    n_workers: int,
+    *,
+    gpus: list[str] | None = None,
+    base: dict[str, str] | None = None,
+    cpu_count: int | None = None,
+) -> dict[str, str]:
     """The environment of worker ``index`` of ``n_workers``: its share of CPU threads and its GPU."""
     env = dict(os.environ if base is None else base)
     cores = cpu_count or os.cpu_count() or 1
     threads = max(1, cores // n_workers)
-    env.update(OMP_NUM_THREADS=str(threads), TF_NUM_INTRAOP_THREADS=str(threads), TF_NUM_INTEROP_THREADS="1",
-               MKL_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+    env.update(
+        OMP_NUM_THREADS=str(threads),
+        TF_NUM_INTRAOP_THREADS=str(threads),
+        TF_NUM_INTEROP_THREADS="1",
+        MKL_NUM_THREADS=str(threads),
+        OPENBLAS_NUM_THREADS=str(threads),
+    )
     if threads == 1:
         flags = env.get("XLA_FLAGS", "")
         if "xla_cpu_multi_thread_eigen" not in flags:
@@ -54,8 +65,16 @@ def worker_env(index: int, n_workers: int, *, gpus: list[str] | None = None, bas
     return env
 
 
-_THREAD_KEYS = ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "MKL_NUM_THREADS",
-                "OPENBLAS_NUM_THREADS", "XLA_FLAGS", "TF_FORCE_GPU_ALLOW_GROWTH", "XLA_PYTHON_CLIENT_PREALLOCATE")
+_THREAD_KEYS = (
+    "OMP_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "XLA_FLAGS",
+    "TF_FORCE_GPU_ALLOW_GROWTH",
+    "XLA_PYTHON_CLIENT_PREALLOCATE",
+)
 
 
 def share_this_process(n_workers: int, gpus: list[str] | None = None) -> None:

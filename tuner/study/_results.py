@@ -40,11 +40,23 @@ class TrialReport:
         fail_reason = record.fail_reason or record.prune_reason
         if fail_reason is None and trial.state.name == "FAIL":
             fail_reason = DEAD_WORKER
-        return cls(number=trial.number, state=trial.state.name.lower(), values=trial.values, params=dict(trial.params),
-                   metrics=dict(record.metrics), verdict=record.verdict, reason=record.reason,
-                   suggestion=record.suggestion, best_epoch=record.best_epoch, n_params=record.n_params,
-                   wall_time=record.wall_time, fail_reason=fail_reason, mlflow_run_id=record.mlflow_run_id,
-                   cv_folds=record.cv_folds, cv_spread=record.cv_spread)
+        return cls(
+            number=trial.number,
+            state=trial.state.name.lower(),
+            values=trial.values,
+            params=dict(trial.params),
+            metrics=dict(record.metrics),
+            verdict=record.verdict,
+            reason=record.reason,
+            suggestion=record.suggestion,
+            best_epoch=record.best_epoch,
+            n_params=record.n_params,
+            wall_time=record.wall_time,
+            fail_reason=fail_reason,
+            mlflow_run_id=record.mlflow_run_id,
+            cv_folds=record.cv_folds,
+            cv_spread=record.cv_spread,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -88,8 +100,9 @@ class StudyResults:
             counts = {}
             for t in study.get_trials(deepcopy=False):
                 counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
-            raise NoCompleteTrial([Problem(f"study {study.study_name!r}", "", "has no complete trial yet",
-                                       value=counts or "no trials")])
+            raise NoCompleteTrial(
+                [Problem(f"study {study.study_name!r}", "", "has no complete trial yet", value=counts or "no trials")]
+            )
         if self.multi_objective:
             selected = self.record.selected_trial
             if selected is not None:
@@ -125,8 +138,14 @@ class StudyResults:
                     row[f"objective.{name}"] = v
             row.update({f"params.{k}": v for k, v in t.params.items()})
             row.update(t.metrics)
-            row.update(verdict=t.verdict, best_epoch=t.best_epoch, n_params=t.n_params, wall_time=t.wall_time,
-                       fail_reason=t.fail_reason, mlflow_run_id=t.mlflow_run_id)
+            row.update(
+                verdict=t.verdict,
+                best_epoch=t.best_epoch,
+                n_params=t.n_params,
+                wall_time=t.wall_time,
+                fail_reason=t.fail_reason,
+                mlflow_run_id=t.mlflow_run_id,
+            )
             rows.append(row)
         return pd.DataFrame(rows)
 
@@ -142,11 +161,20 @@ def load_study_results(study_name: str, *, storage: str | None = None) -> StudyR
 
     url = storage or default_storage()
     if sqlite_path(url) is not None and not sqlite_path(url).exists():
-        raise ConfigError([Problem(url, "", "no study store here (run `python -m tuner study` first, or pass "
-                                   "--storage)", has_value=False)])
+        raise ConfigError(
+            [
+                Problem(
+                    url,
+                    "",
+                    "no study store here (run `python -m tuner study` first, or pass --storage)",
+                    has_value=False,
+                )
+            ]
+        )
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     names = optuna.study.get_all_study_names(storage=url)
     if study_name not in names:
-        raise ConfigError([Problem(url, f"study {study_name!r}", f"does not exist; studies here: {names}",
-                                   value=study_name)])
+        raise ConfigError(
+            [Problem(url, f"study {study_name!r}", f"does not exist; studies here: {names}", value=study_name)]
+        )
     return StudyResults(optuna.load_study(study_name=study_name, storage=url), storage=url)

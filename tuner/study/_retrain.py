@@ -26,8 +26,18 @@ from tuner.metrics import ranked
 from tuner.space import KNOBS, layer_keys
 from tuner.study._record import read_trial
 
-__all__ = ["BUILTIN_OFF", "Variant", "ablation_variants", "declared_off", "open_for_retraining", "regularization_knobs",
-           "resolved_params", "retrain", "retrain_seeds", "top_trials"]
+__all__ = [
+    "BUILTIN_OFF",
+    "Variant",
+    "ablation_variants",
+    "declared_off",
+    "open_for_retraining",
+    "regularization_knobs",
+    "resolved_params",
+    "retrain",
+    "retrain_seeds",
+    "top_trials",
+]
 
 _DROPOUTS = ("dropout", "input_dropout", "spatial_dropout", "recurrent_dropout", "head_dropout")
 _PENALTIES = ("kernel", "bias", "activity")
@@ -103,7 +113,7 @@ def _builtin_variant(name: str, params: Mapping[str, Any]) -> Variant | None:
         if not keys:
             return None
         values = "/".join(_short(params[k]) for k in _layer_keys(params, name))
-        return Variant(name, f"{name} {values}", {k: 0.0 for k in _layer_keys(params, name)})
+        return Variant(name, f"{name} {values}", dict.fromkeys(_layer_keys(params, name), 0.0))
     if name == "augmentation":
         on = {k: v for k, v in _AUGMENT_OFF.items() if _is_on(params.get(k), v)}
         if not on:
@@ -114,7 +124,7 @@ def _builtin_variant(name: str, params: Mapping[str, Any]) -> Variant | None:
         if not _is_on(patience, 0):
             return None
         return Variant(name, f"early stopping (patience {patience})", {"patience": 0})
-    (knob, off), = BUILTIN_OFF[name].items()
+    ((knob, off),) = BUILTIN_OFF[name].items()
     value = params.get(knob)
     if not _is_on(value, off):
         return None
@@ -137,8 +147,11 @@ def declared_off(parameters: Mapping[str, Any] | None) -> dict[str, Any]:
         return {}
     if isinstance(parameters.get("parameters"), Mapping) or isinstance(parameters.get("model_parameters"), Mapping):
         parameters = {**(parameters.get("parameters") or {}), **(parameters.get("model_parameters") or {})}
-    return {name: entry["regularizer_off"] for name, entry in parameters.items()
-            if isinstance(entry, Mapping) and "regularizer_off" in entry}
+    return {
+        name: entry["regularizer_off"]
+        for name, entry in parameters.items()
+        if isinstance(entry, Mapping) and "regularizer_off" in entry
+    }
 
 
 def ablation_variants(params: Mapping[str, Any], *, off: Mapping[str, Any] | None = None) -> list[Variant]:
@@ -159,10 +172,22 @@ def ablation_variants(params: Mapping[str, Any], *, off: Mapping[str, Any] | Non
     off = dict(off or {})
     missing = [name for name in off if name not in params]
     if missing:
-        raise ConfigError([Problem("regularizer_off", name, "must name a parameter of the configuration "
-                                   f"(it has {sorted(params)})", value=name) for name in missing])
-    variants = [Variant(name, f"{name} {_short(params[name])}", {name: value})
-                for name, value in off.items() if _is_on(params[name], value)]
+        raise ConfigError(
+            [
+                Problem(
+                    "regularizer_off",
+                    name,
+                    f"must name a parameter of the configuration (it has {sorted(params)})",
+                    value=name,
+                )
+                for name in missing
+            ]
+        )
+    variants = [
+        Variant(name, f"{name} {_short(params[name])}", {name: value})
+        for name, value in off.items()
+        if _is_on(params[name], value)
+    ]
     taken = set(off)
     for name in BUILTIN_OFF:
         variant = _builtin_variant(name, params)
@@ -172,6 +197,7 @@ def ablation_variants(params: Mapping[str, Any], *, off: Mapping[str, Any] | Non
 
 
 # -- the study, its trials, and retraining ---------------------------------------------------------
+
 
 def open_for_retraining(study: Any, storage: str | None = None, *, builder: Callable[..., Any] | None = None) -> Any:
     """A :class:`~tuner.study.Study` to retrain from: ``study`` itself, or the named study rebuilt from its recipe.
@@ -194,8 +220,17 @@ def resolved_params(optuna_study: Any, number: int) -> dict[str, Any]:
     """
     complete = {t.number: t for t in optuna_study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"}
     if number not in complete:
-        raise ConfigError([Problem("--trial", "trial", f"must be the number of a complete trial of study "
-                                   f"{optuna_study.study_name!r} (complete: {sorted(complete)})", value=number)])
+        raise ConfigError(
+            [
+                Problem(
+                    "--trial",
+                    "trial",
+                    f"must be the number of a complete trial of study "
+                    f"{optuna_study.study_name!r} (complete: {sorted(complete)})",
+                    value=number,
+                )
+            ]
+        )
     trial = complete[number]
     stored = read_trial(trial).resolved_params
     return dict(stored) if stored else dict(trial.params)
@@ -228,10 +263,18 @@ def retrain(study: Any, params: Mapping[str, Any], seeds: Sequence[int]) -> list
     runs: list[dict[str, Any]] = []
     for seed in seeds:
         try:
-            result = train_model(params, study.dataset, seed=int(seed), builder=study.builder,
-                                 gap_subset=study.settings.gap_subset)
-            runs.append({**{k: float(v) for k, v in result.metrics.items()}, "best_epoch": result.best_epoch,
-                         "epochs_run": result.epochs_run, "wall_time": round(result.wall_time, 3), "seed": int(seed)})
+            result = train_model(
+                params, study.dataset, seed=int(seed), builder=study.builder, gap_subset=study.settings.gap_subset
+            )
+            runs.append(
+                {
+                    **{k: float(v) for k, v in result.metrics.items()},
+                    "best_epoch": result.best_epoch,
+                    "epochs_run": result.epochs_run,
+                    "wall_time": round(result.wall_time, 3),
+                    "seed": int(seed),
+                }
+            )
             result.model = None
         except TrialFailed as err:
             runs.append({"failed": str(err), "seed": int(seed)})

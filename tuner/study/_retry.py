@@ -28,8 +28,13 @@ _T = TypeVar("_T")
 _last_warning = [-1e9]  # monotonic time of this process's last "connection lost" warning
 
 
-def retry_transient(call: Callable[[], _T], *, what: str = "storage", seconds: float | None = None,
-                    on_retry: Callable[[], None] | None = None) -> _T:
+def retry_transient(
+    call: Callable[[], _T],
+    *,
+    what: str = "storage",
+    seconds: float | None = None,
+    on_retry: Callable[[], None] | None = None,
+) -> _T:
     """``call()``, tried again while it fails on a lost or refused database connection.
 
     Args:
@@ -54,8 +59,12 @@ def retry_transient(call: Callable[[], _T], *, what: str = "storage", seconds: f
                 deadline = now + limit
                 if now - _last_warning[0] > limit:
                     _last_warning[0] = now
-                    _logger.warning("%s: the database connection was lost (%s); retrying for up to %.0f s",
-                                    what, _root_cause(err), limit)
+                    _logger.warning(
+                        "%s: the database connection was lost (%s); retrying for up to %.0f s",
+                        what,
+                        _root_cause(err),
+                        limit,
+                    )
             if now >= deadline:
                 raise
             time.sleep(min(delay, deadline - now))
@@ -94,15 +103,41 @@ def _retrying(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # every call that talks to the database (the rest only read settings)
-_RETRIED = ("create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr",
-            "get_study_id_from_name", "get_study_name_from_id", "get_study_directions", "get_study_user_attrs",
-            "get_study_system_attrs", "get_all_studies", "create_new_trial", "set_trial_param",
-            "get_trial_id_from_study_id_trial_number", "get_trial_number_from_id", "get_trial_param",
-            "set_trial_state_values", "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr",
-            "get_trial", "get_all_trials", "get_n_trials", "get_best_trial", "get_trial_params",
-            "get_trial_user_attrs", "get_trial_system_attrs", "record_heartbeat", "_get_stale_trial_ids",
-            # what Optuna's _CachedStorage calls in front of it
-            "_create_new_trial", "_get_best_trial_id", "_get_trials", "_set_trial_param")
+_RETRIED = (
+    "create_new_study",
+    "delete_study",
+    "set_study_user_attr",
+    "set_study_system_attr",
+    "get_study_id_from_name",
+    "get_study_name_from_id",
+    "get_study_directions",
+    "get_study_user_attrs",
+    "get_study_system_attrs",
+    "get_all_studies",
+    "create_new_trial",
+    "set_trial_param",
+    "get_trial_id_from_study_id_trial_number",
+    "get_trial_number_from_id",
+    "get_trial_param",
+    "set_trial_state_values",
+    "set_trial_intermediate_value",
+    "set_trial_user_attr",
+    "set_trial_system_attr",
+    "get_trial",
+    "get_all_trials",
+    "get_n_trials",
+    "get_best_trial",
+    "get_trial_params",
+    "get_trial_user_attrs",
+    "get_trial_system_attrs",
+    "record_heartbeat",
+    "_get_stale_trial_ids",
+    # what Optuna's _CachedStorage calls in front of it
+    "_create_new_trial",
+    "_get_best_trial_id",
+    "_get_trials",
+    "_set_trial_param",
+)
 
 
 class RetryingRDBStorage(optuna.storages.RDBStorage):

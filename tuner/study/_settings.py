@@ -114,16 +114,27 @@ class StudySettings:
             allowed |= {"val_rmse", "gap_rmse", "train_rmse"}
         for obj in self.objective:
             if obj not in allowed:
-                problems.append(Problem("--objective", "objective", f"must be one of {sorted(allowed)} for a {task} task",
-                                        value=obj))
-        if self.directions and (len(self.directions) != len(self.objective)
-                                or not set(self.directions) <= {"maximize", "minimize"}):
-            problems.append(Problem("--objective", "directions", "must be 'maximize' or 'minimize', one per objective",
-                                    value=list(self.directions)))
+                problems.append(
+                    Problem(
+                        "--objective", "objective", f"must be one of {sorted(allowed)} for a {task} task", value=obj
+                    )
+                )
+        if self.directions and (
+            len(self.directions) != len(self.objective) or not set(self.directions) <= {"maximize", "minimize"}
+        ):
+            problems.append(
+                Problem(
+                    "--objective",
+                    "directions",
+                    "must be 'maximize' or 'minimize', one per objective",
+                    value=list(self.directions),
+                )
+            )
         if len(self.objective) != len(set(self.objective)):
             problems.append(Problem("--objective", "objective", "must not repeat a metric", value=list(self.objective)))
-        if self.cv is not None and (isinstance(self.cv, bool) or not isinstance(self.cv, int) or self.cv < 0
-                                    or self.cv == 1):
+        if self.cv is not None and (
+            isinstance(self.cv, bool) or not isinstance(self.cv, int) or self.cv < 0 or self.cv == 1
+        ):
             problems.append(Problem("--cv", "cv", "must be 0 (off) or a number of folds >= 2", value=self.cv))
         if problems:
             raise ConfigError(problems)
@@ -143,8 +154,9 @@ class StudySettings:
         self.validate(task, metrics)
         self.directions = tuple(self.directions)
         if len(self.objective) > 1 and self.pruner != "none":  # the settings say what runs (the CLI's header too)
-            _logger.warning("pruning is disabled: Optuna cannot prune multi-objective studies (%s)",
-                            ",".join(self.objective))
+            _logger.warning(
+                "pruning is disabled: Optuna cannot prune multi-objective studies (%s)", ",".join(self.objective)
+            )
             self.pruner = "none"
         try:
             self.backend = choose_backend(self.backend)  # ConfigError: a backend not installed, or not the one running
@@ -184,7 +196,14 @@ def check_inputs(space: Any, dataset: Any, settings: StudySettings) -> None:
     Raises:
         ConfigError: for the first combination that does not fit.
     """
-    from tuner.model import IMAGE_AUGMENTATIONS, SEQUENCE_AUGMENTATIONS, as_view, check_model_fit, check_task_fit, resolve_view
+    from tuner.model import (
+        IMAGE_AUGMENTATIONS,
+        SEQUENCE_AUGMENTATIONS,
+        as_view,
+        check_model_fit,
+        check_task_fit,
+        resolve_view,
+    )
 
     for loss in possible_values(space, "loss"):
         for act in possible_values(space, "output_activation"):

@@ -24,14 +24,33 @@ from tuner.study._settings import DEFAULT_N_TRIALS, StudySettings
 from tuner.study._types import RunningStudy
 from tuner.tracking import probe_tracking
 
-__all__ = ["OptunaStudy", "open_optuna_study", "open_storage", "first_prunable_step", "join_recipe", "sampler_seed",
-           "seed_next_trial"]
+__all__ = [
+    "OptunaStudy",
+    "open_optuna_study",
+    "open_storage",
+    "first_prunable_step",
+    "join_recipe",
+    "sampler_seed",
+    "seed_next_trial",
+]
 
 _logger = get_logger(__name__)
 
 # the settings a worker needs to rebuild the study, stored in its recipe
-_RECIPE_SETTINGS = ("sampler", "pruner", "seed", "gap_subset", "pruner_startup_trials", "heartbeat_interval",
-                    "grace_period", "tracking_uri", "log_best_model", "model", "cv", "image_shape")
+_RECIPE_SETTINGS = (
+    "sampler",
+    "pruner",
+    "seed",
+    "gap_subset",
+    "pruner_startup_trials",
+    "heartbeat_interval",
+    "grace_period",
+    "tracking_uri",
+    "log_best_model",
+    "model",
+    "cv",
+    "image_shape",
+)
 
 
 @dataclasses.dataclass
@@ -118,17 +137,24 @@ def _storage(s: StudySettings, tracker: Callable[[], Any]) -> tuple[Any, bool]:
         wal = db is not None and "?" not in url and os.environ.get("TUNER_SQLITE_WAL", "1") != "0"
         if wal:
             _sqlite_wal(db)
-        storage = _rdb_storage(url, engine_kwargs=engine_kwargs, heartbeat_interval=s.heartbeat_interval,
-                               grace_period=s.grace_period,
-                               heartbeat_stale_trial_callback=_StaleTrialHandler(tracker, s.grace_period))
+        storage = _rdb_storage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=s.heartbeat_interval,
+            grace_period=s.grace_period,
+            heartbeat_stale_trial_callback=_StaleTrialHandler(tracker, s.grace_period),
+        )
         if wal:
             import sqlalchemy
 
             sqlalchemy.event.listen(storage.engine, "connect", _sqlite_synchronous_normal)
             storage.engine.dispose()  # pooled connections from Optuna's set-up get the pragma too
         return storage, True
-    _logger.warning("storage %s has no heartbeat: a trial whose worker dies stays RUNNING and is not retried "
-                    "(use SQLite, PostgreSQL or MySQL for crash recovery)", mask_secrets(url))
+    _logger.warning(
+        "storage %s has no heartbeat: a trial whose worker dies stays RUNNING and is not retried "
+        "(use SQLite, PostgreSQL or MySQL for crash recovery)",
+        mask_secrets(url),
+    )
     return url, False
 
 
@@ -170,14 +196,16 @@ def _sampler(s: StudySettings, space: Any, *, started: int = 0) -> Any:
         try:
             import torch  # noqa: F401
         except ImportError:
-            raise ConfigError([Problem("--sampler", "sampler", "the gp sampler needs PyTorch: pip install torch",
-                                       value="gp")]) from None
+            raise ConfigError(
+                [Problem("--sampler", "sampler", "the gp sampler needs PyTorch: pip install torch", value="gp")]
+            ) from None
         return optuna.samplers.GPSampler(seed=seed)
     if s.sampler == "qmc":
         # the scrambled sequence keeps the study's seed (its position is counted in the storage); the
         # parameters it leaves to the independent sampler get the trial's stream
-        return optuna.samplers.QMCSampler(seed=s.seed, independent_sampler=optuna.samplers.RandomSampler(seed=seed),
-                                          warn_independent_sampling=False)
+        return optuna.samplers.QMCSampler(
+            seed=s.seed, independent_sampler=optuna.samplers.RandomSampler(seed=seed), warn_independent_sampling=False
+        )
     if s.sampler == "grid":  # the grid's shuffled order is the study's (trial n takes its n-th point)
         return optuna.samplers.GridSampler(space.grid(), seed=s.seed)
     return optuna.samplers.NSGAIISampler(seed=seed)
@@ -191,8 +219,11 @@ def seed_next_trial(opened: OptunaStudy, settings: StudySettings, space: Any) ->
     """
     import optuna
 
-    started = len(opened.study.get_trials(deepcopy=False, states=tuple(
-        st for st in optuna.trial.TrialState if st != optuna.trial.TrialState.WAITING)))
+    started = len(
+        opened.study.get_trials(
+            deepcopy=False, states=tuple(st for st in optuna.trial.TrialState if st != optuna.trial.TrialState.WAITING)
+        )
+    )
     opened.study.sampler = _sampler(settings, space, started=started)
 
 
@@ -264,8 +295,14 @@ def open_optuna_study(study: RunningStudy, storage: Any = None) -> OptunaStudy:
     try:
         storage, heartbeat = _storage(s, lambda: study.tracker) if storage is None else (storage, False)
         with library_logs(current_verbosity()):  # Optuna's "A new study created ..." at INFO: shown with -v only
-            created = optuna.create_study(study_name=s.study_name, storage=storage, sampler=sampler, pruner=pruner,
-                                          directions=study.directions, load_if_exists=True)
+            created = optuna.create_study(
+                study_name=s.study_name,
+                storage=storage,
+                sampler=sampler,
+                pruner=pruner,
+                directions=study.directions,
+                load_if_exists=True,
+            )
     except Exception as err:  # read-only, locked, full, or a server that does not answer: one line, exit 2
         trouble = storage_trouble(err)
         if trouble is None:
@@ -294,30 +331,60 @@ def _check_same_study(optuna_study: Any, study: RunningStudy) -> None:
 
     record = StudyRecord(optuna_study)
     s = study.settings
-    mine = Recipe(space=study.space.to_dict()["parameters"], dataset=study.dataset.name, objective=list(s.objective),
-                  model_space=study.space.to_dict().get("model_parameters"))
+    mine = Recipe(
+        space=study.space.to_dict()["parameters"],
+        dataset=study.dataset.name,
+        objective=list(s.objective),
+        model_space=study.space.to_dict().get("model_parameters"),
+    )
     if not record.has_recipe:
         if len(optuna_study.trials) == 0:
             record.recipe = dataclasses.replace(
-                mine, space_name=study.space.name, dataset_spec=study.dataset_spec, n_trials=s.n_trials,
-                settings={**{k: getattr(s, k) for k in _RECIPE_SETTINGS}, "tracking_uri": absolute_sqlite(s.tracking_uri)})
+                mine,
+                space_name=study.space.name,
+                dataset_spec=study.dataset_spec,
+                n_trials=s.n_trials,
+                settings={
+                    **{k: getattr(s, k) for k in _RECIPE_SETTINGS},
+                    "tracking_uri": absolute_sqlite(s.tracking_uri),
+                },
+            )
             record.dataset_description = study.dataset.describe()
         return
     theirs = record.recipe
     stored_cv = int(theirs.settings.get("cv") or 0)  # made before --cv existed: 0
     if stored_cv != s.cv:  # a resumed study keeps the folds it was scored with
-        _logger.warning("study %r was created with --cv %d: its trials go on with %s", s.study_name, stored_cv,
-                        f"{stored_cv} folds" if stored_cv else "no cross-validation")
+        _logger.warning(
+            "study %r was created with --cv %d: its trials go on with %s",
+            s.study_name,
+            stored_cv,
+            f"{stored_cv} folds" if stored_cv else "no cross-validation",
+        )
         s.cv = stored_cv
     for key in ("dataset", "objective", "space", "model_space"):
         if getattr(theirs, key) != getattr(mine, key):
-            raise ConfigError([Problem(s.storage, f"study {s.study_name!r}",
-                                       f"exists with another {key}; give a new --study name to start a "
-                                       "new study, or run with the same settings to resume it",
-                                       value=getattr(theirs, key) if "space" not in key else "a different space")])
+            raise ConfigError(
+                [
+                    Problem(
+                        s.storage,
+                        f"study {s.study_name!r}",
+                        f"exists with another {key}; give a new --study name to start a "
+                        "new study, or run with the same settings to resume it",
+                        value=getattr(theirs, key) if "space" not in key else "a different space",
+                    )
+                ]
+            )
     if list(optuna_study.directions) != [optuna.study.StudyDirection[d.upper()] for d in study.directions]:
-        raise ConfigError([Problem(s.storage, f"study {s.study_name!r}",
-                                   "exists with other directions", value=[d.name for d in optuna_study.directions])])
+        raise ConfigError(
+            [
+                Problem(
+                    s.storage,
+                    f"study {s.study_name!r}",
+                    "exists with other directions",
+                    value=[d.name for d in optuna_study.directions],
+                )
+            ]
+        )
 
 
 def record_target(optuna_study: Any, target: int) -> None:
@@ -340,12 +407,27 @@ def join_recipe(study_name: str, url: str, overrides: dict[str, Any]) -> tuple[A
     recipe = StudyRecord(load_study_results(study_name, storage=url).study).recipe
     spec = dict(recipe.dataset_spec or {})
     if recipe.space is None or not spec:
-        raise ConfigError([Problem(url, f"study {study_name!r}", "was not created by `tuner study` from a "
-                                   "dataset name or file, so a worker cannot rebuild it", value=study_name)])
-    space = SearchSpace.from_dict({"name": recipe.space_name, "parameters": recipe.space,
-                                   "model_parameters": recipe.model_space}, source=f"study {study_name!r}")
-    settings = StudySettings(study_name=study_name, storage=url, objective=tuple(recipe.objective),
-                             n_trials=int(recipe.n_trials or DEFAULT_N_TRIALS), **recipe.settings)
+        raise ConfigError(
+            [
+                Problem(
+                    url,
+                    f"study {study_name!r}",
+                    "was not created by `tuner study` from a dataset name or file, so a worker cannot rebuild it",
+                    value=study_name,
+                )
+            ]
+        )
+    space = SearchSpace.from_dict(
+        {"name": recipe.space_name, "parameters": recipe.space, "model_parameters": recipe.model_space},
+        source=f"study {study_name!r}",
+    )
+    settings = StudySettings(
+        study_name=study_name,
+        storage=url,
+        objective=tuple(recipe.objective),
+        n_trials=int(recipe.n_trials or DEFAULT_N_TRIALS),
+        **recipe.settings,
+    )
     settings = dataclasses.replace(settings, **overrides)
     dataset = spec.pop("dataset")
     return space, dataset, spec, settings

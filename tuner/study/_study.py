@@ -25,8 +25,14 @@ from tuner._store import default_storage
 from tuner.errors import ConfigError, Problem
 from tuner.study._best import BestModel, close_tracking, load_best_model
 from tuner.study._budget import budget_counts
-from tuner.study._interrupts import (check_stop, clear_stop, deferring_interrupts, interrupts_deferrable, request_stop,
-                                    stop_requested)
+from tuner.study._interrupts import (
+    check_stop,
+    clear_stop,
+    deferring_interrupts,
+    interrupts_deferrable,
+    request_stop,
+    stop_requested,
+)
 from tuner.study._loop import optimize, rss_mb
 from tuner.study._model_ref import default_space, study_space, user_model
 from tuner.study._process import restoring_process_state
@@ -40,8 +46,20 @@ if TYPE_CHECKING:
     from tuner.study._executor import Executor
 
 # re-exported for callers written before the study engine was split (import them from tuner.study instead)
-__all__ = ["Study", "StudySettings", "TrialReport", "create_study", "run_study", "SAMPLERS", "PRUNERS",
-           "default_storage", "objective_direction", "request_stop", "stop_requested", "rss_mb"]
+__all__ = [
+    "Study",
+    "StudySettings",
+    "TrialReport",
+    "create_study",
+    "run_study",
+    "SAMPLERS",
+    "PRUNERS",
+    "default_storage",
+    "objective_direction",
+    "request_stop",
+    "stop_requested",
+    "rss_mb",
+]
 
 
 class Study:
@@ -69,11 +87,22 @@ class Study:
     """
 
     @restoring_process_state()  # KERAS_BACKEND is set while Keras is imported, then put back
-    def __init__(self, space: Any = None, dataset: Any = "digits", settings: StudySettings | None = None, *,
-                 builder: Callable[..., Any] | None = None, fixed: Mapping[str, Any] | None = None,
-                 dataset_options: Mapping[str, Any] | None = None, hypermodel: Any = None,
-                 ray: str | bool | None = None, workers: int = 1, cpus_per_trial: float = 1.0,
-                 gpus_per_trial: float = 0.0, **overrides: Any) -> None:
+    def __init__(
+        self,
+        space: Any = None,
+        dataset: Any = "digits",
+        settings: StudySettings | None = None,
+        *,
+        builder: Callable[..., Any] | None = None,
+        fixed: Mapping[str, Any] | None = None,
+        dataset_options: Mapping[str, Any] | None = None,
+        hypermodel: Any = None,
+        ray: str | bool | None = None,
+        workers: int = 1,
+        cpus_per_trial: float = 1.0,
+        gpus_per_trial: float = 0.0,
+        **overrides: Any,
+    ) -> None:
         from tuner.data import in_memory_dataset, load_dataset
         from tuner.model import with_image_shape
         from tuner.training import auto_folds
@@ -87,7 +116,9 @@ class Study:
             self.dataset = load_dataset(str(dataset), **options)
             path = Path(str(dataset))
             self.dataset_spec: dict[str, Any] | None = {
-                "dataset": str(path.resolve()) if path.exists() else str(dataset), **options}
+                "dataset": str(path.resolve()) if path.exists() else str(dataset),
+                **options,
+            }
         else:
             self.dataset = in_memory_dataset(dataset, **(dataset_options or {}))
             self.dataset_spec = None
@@ -103,8 +134,17 @@ class Study:
             self.choices.append(line)
         own_fit = self.user_model is not None and self.user_model.hypermodel is not None
         if s.cv and own_fit:
-            raise ConfigError([Problem("--cv", "cv", "is not available for a build(hp) model or a HyperModel yet (its "
-                                       "refit would need the trial); use --cv 0", value=s.cv)])
+            raise ConfigError(
+                [
+                    Problem(
+                        "--cv",
+                        "cv",
+                        "is not available for a build(hp) model or a HyperModel yet (its "
+                        "refit would need the trial); use --cv 0",
+                        value=s.cv,
+                    )
+                ]
+            )
         if s.cv is None and own_fit:
             s.cv, why = 0, "off: not available for a build(hp) model or a HyperModel"
         elif s.cv is None:
@@ -128,8 +168,12 @@ class Study:
         if ray is not None and ray is not False:
             from tuner.study._ray import RayCluster
 
-            self.executor = RayCluster("local" if ray is True else str(ray), workers=workers,
-                                       cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial)
+            self.executor = RayCluster(
+                "local" if ray is True else str(ray),
+                workers=workers,
+                cpus_per_trial=cpus_per_trial,
+                gpus_per_trial=gpus_per_trial,
+            )
 
     def _check_user_model(self) -> tuple[str, ...]:
         """Build a ``build(hp)`` model once with default values before the study exists: a build that returns no
@@ -142,8 +186,9 @@ class Study:
         return check_user_model(builder, self.dataset, self.space.defaults())
 
     @classmethod
-    def from_storage(cls, study_name: str, storage: str | None = None, *, builder: Callable[..., Any] | None = None,
-                     **overrides: Any) -> Study:
+    def from_storage(
+        cls, study_name: str, storage: str | None = None, *, builder: Callable[..., Any] | None = None, **overrides: Any
+    ) -> Study:
         """Join an existing study from its storage alone (as ``python -m tuner worker`` does).
 
         The space, dataset, objective and settings are read back from the study's user attributes.
@@ -191,9 +236,16 @@ class Study:
         record_target(self.optuna_study, n_trials)
 
     @restoring_process_state()  # Optuna's logger, MLflow's retry limits, the SIGINT handler: put back after
-    def run(self, *, n_trials: int | None = None, timeout: float | None = None, progress: bool = False,
-            on_trial: Callable[[TrialReport], None] | None = None, max_trials: int | None = None,
-            max_rss_mb: float | None = None) -> Study:
+    def run(
+        self,
+        *,
+        n_trials: int | None = None,
+        timeout: float | None = None,
+        progress: bool = False,
+        on_trial: Callable[[TrialReport], None] | None = None,
+        max_trials: int | None = None,
+        max_rss_mb: float | None = None,
+    ) -> Study:
         """Run trials until the study holds ``n_trials`` finished trials (or ``timeout`` passes).
 
         Any number of processes may run the same study at once: the budget is shared exactly (see
@@ -222,9 +274,15 @@ class Study:
                     s.timeout = timeout
                 self.executor.run(self, progress=progress, on_trial=on_trial)
                 return self
-            optimize(self, target=n_trials if n_trials is not None else s.n_trials,
-                     timeout=timeout if timeout is not None else s.timeout, progress=progress, on_trial=on_trial,
-                     max_trials=max_trials, max_rss_mb=max_rss_mb)
+            optimize(
+                self,
+                target=n_trials if n_trials is not None else s.n_trials,
+                timeout=timeout if timeout is not None else s.timeout,
+                progress=progress,
+                on_trial=on_trial,
+                max_trials=max_trials,
+                max_rss_mb=max_rss_mb,
+            )
         return self
 
     def halt(self) -> None:
@@ -292,8 +350,12 @@ class Study:
             settings["objective"] = ",".join(s.objective)
             settings["directions"] = ",".join(self.directions)
             with deferring_interrupts(raise_after=False):  # held until tracking() holds the run and can close it
-                tracker.start_study(study_name=s.study_name, settings=settings, space_yaml=self.space.to_yaml(),
-                                    dataset=self.dataset.describe())
+                tracker.start_study(
+                    study_name=s.study_name,
+                    settings=settings,
+                    space_yaml=self.space.to_yaml(),
+                    dataset=self.dataset.describe(),
+                )
                 self.tracker = tracker
                 if tracker.experiment_id is not None:
                     StudyRecord(self.optuna_study).mlflow_experiment_id = tracker.experiment_id

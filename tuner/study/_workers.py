@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -40,8 +39,17 @@ EXIT_CONFIG = 2  # a worker stopped on a configuration error: the study stops wi
 class _Supervisor:
     """Starts, watches and restarts worker processes; reports every finished trial once."""
 
-    def __init__(self, study: RunningStudy, n_workers: int, cmd: list[str], gpus: list[str], *, bar: Any,
-                 on_trial: Callable[[Any], None] | None, deadline: float | None = None) -> None:
+    def __init__(
+        self,
+        study: RunningStudy,
+        n_workers: int,
+        cmd: list[str],
+        gpus: list[str],
+        *,
+        bar: Any,
+        on_trial: Callable[[Any], None] | None,
+        deadline: float | None = None,
+    ) -> None:
         self.study = study
         self.deadline = deadline  # time.time() after which no worker starts a trial (--timeout)
         self.forwarded = False
@@ -53,15 +61,16 @@ class _Supervisor:
         self.bar = bar
         self.on_trial = on_trial
         self.procs: dict[int, subprocess.Popen] = {}
-        self.starts = {i: 0 for i in range(n_workers)}
+        self.starts = dict.fromkeys(range(n_workers), 0)
         self.seen: set[int] = {t.number for t in self.optuna_study.get_trials(deepcopy=False) if t.state.is_finished()}
         self.lock = threading.RLock()
         self.error: BaseException | None = None
 
     def start(self, i: int) -> None:
         self.starts[i] += 1
-        self.procs[i] = subprocess.Popen(self.cmd, env=worker_env(i, self.n_workers, gpus=self.gpus),
-                                         start_new_session=True)
+        self.procs[i] = subprocess.Popen(
+            self.cmd, env=worker_env(i, self.n_workers, gpus=self.gpus), start_new_session=True
+        )
 
     def done(self) -> bool:
         return budget_counts(self.optuna_study)[0] >= self.target
@@ -98,8 +107,12 @@ class _Supervisor:
                 if code == EXIT_CONFIG:
                     raise self.config_error(i)
                 if code not in (0, EXIT_RECYCLE):  # died: a signal, an error, a native abort (-6): any code
-                    _logger.warning("worker %d exited with code %s%s", i, code,
-                                    "" if self.done() or self.expired() or self.forwarded else "; starting a new one")
+                    _logger.warning(
+                        "worker %d exited with code %s%s",
+                        i,
+                        code,
+                        "" if self.done() or self.expired() or self.forwarded else "; starting a new one",
+                    )
                 if self.done() or self.expired() or self.forwarded:
                     continue
                 if self.starts[i] > 3 * max(1, self.target) + 5:
@@ -153,15 +166,27 @@ class _Supervisor:
                 proc.send_signal(sig)
 
 
-def _supervise(study: RunningStudy, n_workers: int, gpus: list[str], *, recycle_after: int | None, max_rss_mb: float | None,
-               progress: bool, on_trial: Callable[[Any], None] | None, verbosity: int, poll_seconds: float,
-               in_process: bool, early: EarlyWorkers) -> None:
+def _supervise(
+    study: RunningStudy,
+    n_workers: int,
+    gpus: list[str],
+    *,
+    recycle_after: int | None,
+    max_rss_mb: float | None,
+    progress: bool,
+    on_trial: Callable[[Any], None] | None,
+    verbosity: int,
+    poll_seconds: float,
+    in_process: bool,
+    early: EarlyWorkers,
+) -> None:
     """Start the workers, run trials here (``in_process``), restart recycled workers, and wait for them all."""
     s = study.settings
     bar = None
     if progress:  # drawn in a terminal or a notebook only (as in the single-process loop)
-        bar = progress_bar(total=max(0, s.n_trials - budget_counts(study.optuna_study)[0]),
-                           desc=f"study {s.study_name}", unit="trial")
+        bar = progress_bar(
+            total=max(0, s.n_trials - budget_counts(study.optuna_study)[0]), desc=f"study {s.study_name}", unit="trial"
+        )
     deadline = None if s.timeout is None else time.time() + s.timeout
     # every worker (started early, started now, or restarted) joins through the same file
     join_of(study, recycle_after=recycle_after, max_rss_mb=max_rss_mb, deadline=deadline).write(early.join_file)
@@ -207,9 +232,19 @@ def _supervise(study: RunningStudy, n_workers: int, gpus: list[str], *, recycle_
 
 
 @restoring_process_state()  # the thread shares given to this process (share_this_process) are put back after
-def run_workers(study: RunningStudy, n_workers: int, *, recycle_after: int | None = 50, max_rss_mb: float | None = None,
-                progress: bool = False, on_trial: Callable[[Any], None] | None = None, verbosity: int = 0,
-                poll_seconds: float = 0.5, in_process: bool = True, early: EarlyWorkers | None = None) -> Any:
+def run_workers(
+    study: RunningStudy,
+    n_workers: int,
+    *,
+    recycle_after: int | None = 50,
+    max_rss_mb: float | None = None,
+    progress: bool = False,
+    on_trial: Callable[[Any], None] | None = None,
+    verbosity: int = 0,
+    poll_seconds: float = 0.5,
+    in_process: bool = True,
+    early: EarlyWorkers | None = None,
+) -> Any:
     """Run ``study`` with ``n_workers`` workers until it holds its ``n_trials`` finished trials.
 
     With ``in_process`` (the default, and what ``python -m tuner study --workers N`` does) this process
@@ -239,9 +274,19 @@ def run_workers(study: RunningStudy, n_workers: int, *, recycle_after: int | Non
         # this process opens the study's tracking (its parent run) and closes it once, after every worker;
         # worker processes join that run, and study.run() here shares it
         with study.tracking():
-            _supervise(study, n_workers, gpus, recycle_after=recycle_after, max_rss_mb=max_rss_mb, progress=progress,
-                       on_trial=on_trial, verbosity=verbosity, poll_seconds=poll_seconds, in_process=in_process,
-                       early=early)
+            _supervise(
+                study,
+                n_workers,
+                gpus,
+                recycle_after=recycle_after,
+                max_rss_mb=max_rss_mb,
+                progress=progress,
+                on_trial=on_trial,
+                verbosity=verbosity,
+                poll_seconds=poll_seconds,
+                in_process=in_process,
+                early=early,
+            )
     finally:
         early.cleanup()
     return study
@@ -251,11 +296,22 @@ class ProcessPool:
     """The :class:`~tuner.study.Executor` of ``--workers N`` on this machine: this process and worker processes
     (see :func:`run_workers`)."""
 
-    def __init__(self, n_workers: int, *, recycle_after: int | None = 50, max_rss_mb: float | None = None,
-                 verbosity: int = 0, early: EarlyWorkers | None = None) -> None:
+    def __init__(
+        self,
+        n_workers: int,
+        *,
+        recycle_after: int | None = 50,
+        max_rss_mb: float | None = None,
+        verbosity: int = 0,
+        early: EarlyWorkers | None = None,
+    ) -> None:
         self.n_workers = n_workers
-        self.options = {"recycle_after": recycle_after, "max_rss_mb": max_rss_mb, "verbosity": verbosity,
-                        "early": early}
+        self.options = {
+            "recycle_after": recycle_after,
+            "max_rss_mb": max_rss_mb,
+            "verbosity": verbosity,
+            "early": early,
+        }
 
     def run(self, study: RunningStudy, *, progress: bool, on_trial: Callable[[Any], None] | None) -> None:
         run_workers(study, self.n_workers, progress=progress, on_trial=on_trial, **self.options)

@@ -16,9 +16,26 @@ from tuner.tracking._probe import probe_tracking
 from tuner.tracking._reading import find_experiment, log_file, metric_history, open_reader, study_run_ids
 from tuner.tracking._sync import sync_trials
 
-__all__ = ["EpochLogger", "MlflowTracker", "NullTracker", "TRACKING_OFF", "Tracker", "VERDICT_COLORS", "find_experiment",
-           "load_logged_model", "log_file", "make_tracker", "metric_history", "open_reader", "plot_learning_curves",
-           "probe_tracking", "register_model", "study_run_ids", "sync_trials", "verdict_color"]
+__all__ = [
+    "EpochLogger",
+    "MlflowTracker",
+    "NullTracker",
+    "TRACKING_OFF",
+    "Tracker",
+    "VERDICT_COLORS",
+    "find_experiment",
+    "load_logged_model",
+    "log_file",
+    "make_tracker",
+    "metric_history",
+    "open_reader",
+    "plot_learning_curves",
+    "probe_tracking",
+    "register_model",
+    "study_run_ids",
+    "sync_trials",
+    "verdict_color",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -32,8 +32,9 @@ class Tracker(Protocol):
     @property
     def parent_run_id(self) -> str | None: ...
 
-    def start_study(self, *, study_name: str, settings: Mapping[str, Any], space_yaml: str,
-                    dataset: Mapping[str, Any]) -> str | None:
+    def start_study(
+        self, *, study_name: str, settings: Mapping[str, Any], space_yaml: str, dataset: Mapping[str, Any]
+    ) -> str | None:
         """Start the study run (this process owns it and ends it); returns its id."""
 
     def join_study(self, parent_run_id: str) -> None:
@@ -52,8 +53,15 @@ class Tracker(Protocol):
     def log_metrics(self, run_id: str, rows: Sequence[tuple[str, float, int]]) -> None:
         """Record ``(key, value, step)`` rows on a run."""
 
-    def end_trial(self, run_id: str | None, *, state: str, metrics: Mapping[str, float] | None = None,
-                  tags: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None) -> None:
+    def end_trial(
+        self,
+        run_id: str | None,
+        *,
+        state: str,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
         """End a trial's run: ``state`` is ``complete``, ``pruned``, ``failed`` or ``interrupted``; ``params`` are
         the ones known only now (asked by a user's ``fit()``)."""
 
@@ -74,8 +82,9 @@ class NullTracker:
     experiment_id: str | None = None
     parent_run_id: str | None = None
 
-    def start_study(self, *, study_name: str, settings: Mapping[str, Any], space_yaml: str,
-                    dataset: Mapping[str, Any]) -> None:
+    def start_study(
+        self, *, study_name: str, settings: Mapping[str, Any], space_yaml: str, dataset: Mapping[str, Any]
+    ) -> None:
         return None
 
     def join_study(self, parent_run_id: str) -> None:
@@ -93,8 +102,15 @@ class NullTracker:
     def log_metrics(self, run_id: str, rows: Sequence[tuple[str, float, int]]) -> None:
         return None
 
-    def end_trial(self, run_id: str | None, *, state: str, metrics: Mapping[str, float] | None = None,
-                  tags: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None) -> None:
+    def end_trial(
+        self,
+        run_id: str | None,
+        *,
+        state: str,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
         return None
 
     def log_model(self, run_id: str, model: Any, *, example: Any = None) -> dict[str, str] | None:

@@ -20,9 +20,16 @@ def verdict_color(verdict: str | None) -> str:
     return VERDICT_COLORS.get(verdict or "", _OTHER_COLOR)
 
 
-def plot_learning_curves(history: Mapping[str, Sequence[float]], *, best_epoch: int | None = None,
-                         verdict: str | None = None, metric: str | None = None, title: str | None = None,
-                         gaps: bool = False, compact: bool = False) -> Any:
+def plot_learning_curves(
+    history: Mapping[str, Sequence[float]],
+    *,
+    best_epoch: int | None = None,
+    verdict: str | None = None,
+    metric: str | None = None,
+    title: str | None = None,
+    gaps: bool = False,
+    compact: bool = False,
+) -> Any:
     """Honest train and validation loss (and metric) per epoch, the chosen epoch marked.
 
     The one drawer of learning curves: the report draws them from the MLflow histories, the tracker at the end
@@ -51,8 +58,9 @@ def plot_learning_curves(history: Mapping[str, Sequence[float]], *, best_epoch: 
         ['loss']
     """
     if metric is None:
-        metric = next((k[4:] for k in history if k.startswith("val_") and k != "val_loss"
-                       and not k.startswith("val_keras")), None)
+        metric = next(
+            (k[4:] for k in history if k.startswith("val_") and k != "val_loss" and not k.startswith("val_keras")), None
+        )
     panels = ["loss"] + ([metric] if metric and (f"train_{metric}" in history or f"val_{metric}" in history) else [])
     panels += ["gap"] if gaps and any(history.get(k) for k in ("gap_loss", f"gap_{metric}")) else []
     from matplotlib.figure import Figure  # drawn and saved without pyplot: no backend to choose
@@ -66,15 +74,17 @@ def plot_learning_curves(history: Mapping[str, Sequence[float]], *, best_epoch: 
     n = max((len(v) for k, v in history.items() if k != "epoch"), default=0)
     epochs = list(history.get("epoch") or range(1, n + 1))
     for ax, name in zip(axes, panels):
-        lines = ([("gap_loss", "-", "gap_loss", "#2ca02c"), (f"gap_{metric}", "--", f"gap_{metric}", "#9467bd")]
-                 if name == "gap" else [(f"train_{name}", "-", "train (honest)", "#1f77b4"),
-                                         (f"val_{name}", "--", "validation", "#ff7f0e")])
+        lines = (
+            [("gap_loss", "-", "gap_loss", "#2ca02c"), (f"gap_{metric}", "--", f"gap_{metric}", "#9467bd")]
+            if name == "gap"
+            else [(f"train_{name}", "-", "train (honest)", "#1f77b4"), (f"val_{name}", "--", "validation", "#ff7f0e")]
+        )
         for key, style, label, color in lines:
             values = history.get(key)
             if not values:
                 continue
             ys = [float(v) if v is not None and math.isfinite(float(v)) else math.nan for v in values]
-            ax.plot(epochs[:len(ys)], ys, style, marker="o", markersize=3, label=label, color=color)
+            ax.plot(epochs[: len(ys)], ys, style, marker="o", markersize=3, label=label, color=color)
         if best_epoch is not None:
             ax.axvline(best_epoch, color="#555555", linestyle=":", linewidth=1.2, label=f"chosen epoch {best_epoch}")
         ax.set_title(name)

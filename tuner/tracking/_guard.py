@@ -70,8 +70,12 @@ class GuardedTracker:
             return call(*args, **kwargs)
         except Exception as err:
             self.down = mask_secrets(f"{type(err).__name__}: {err}".splitlines()[0][:300])
-            _logger.warning("tracking at %s failed (%s): trials go on, their results are kept in the Optuna "
-                            "storage, and tracking is off for the rest of this run", self.uri, self.down)
+            _logger.warning(
+                "tracking at %s failed (%s): trials go on, their results are kept in the Optuna "
+                "storage, and tracking is off for the rest of this run",
+                self.uri,
+                self.down,
+            )
             return None
 
     def _missed(self, number: int | None) -> None:
@@ -79,10 +83,16 @@ class GuardedTracker:
             self.unwritten.append(number)
 
     # -- the Tracker protocol -------------------------------------------------------------------
-    def start_study(self, *, study_name: str, settings: Mapping[str, Any], space_yaml: str,
-                    dataset: Mapping[str, Any]) -> str | None:
-        return self._call("start_study", study_name=study_name, settings=masked(settings), space_yaml=space_yaml,
-                          dataset=masked(dataset))
+    def start_study(
+        self, *, study_name: str, settings: Mapping[str, Any], space_yaml: str, dataset: Mapping[str, Any]
+    ) -> str | None:
+        return self._call(
+            "start_study",
+            study_name=study_name,
+            settings=masked(settings),
+            space_yaml=space_yaml,
+            dataset=masked(dataset),
+        )
 
     def join_study(self, parent_run_id: str) -> None:
         self._joined = parent_run_id
@@ -93,10 +103,16 @@ class GuardedTracker:
         self._call("end_study", status=status, best=best)
         if self.unwritten:
             numbers = ", ".join(str(n) for n in sorted(self.unwritten))
-            _logger.warning("the tracking runs of %d trials (%s) were not written to %s (%s); every result is in "
-                            "the Optuna storage: write them with `python -m tuner sync %s` (with this study's "
-                            "--storage) once tracking answers again", len(self.unwritten), numbers, self.uri,
-                            self.down, self.study_name)
+            _logger.warning(
+                "the tracking runs of %d trials (%s) were not written to %s (%s); every result is in "
+                "the Optuna storage: write them with `python -m tuner sync %s` (with this study's "
+                "--storage) once tracking answers again",
+                len(self.unwritten),
+                numbers,
+                self.uri,
+                self.down,
+                self.study_name,
+            )
 
     def start_trial(self, number: int, params: Mapping[str, Any], *, study_name: str) -> str | None:
         run_id = self._call("start_trial", number, params, study_name=study_name)
@@ -116,8 +132,15 @@ class GuardedTracker:
     def log_metrics(self, run_id: str, rows: Sequence[tuple[str, float, int]]) -> None:
         self._call("log_metrics", run_id, rows)
 
-    def end_trial(self, run_id: str | None, *, state: str, metrics: Mapping[str, float] | None = None,
-                  tags: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None) -> None:
+    def end_trial(
+        self,
+        run_id: str | None,
+        *,
+        state: str,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
         if run_id is None:
             return
         if self.down is None:

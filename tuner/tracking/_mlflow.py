@@ -68,8 +68,9 @@ class MlflowTracker:
             if store is not None:
                 slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", experiment)
                 location = (store.resolve() / "artifacts" / slug).as_uri()
-            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location,
-                                                               tags=EXPERIMENT_KIND)
+            self.experiment_id = self.client.create_experiment(
+                experiment, artifact_location=location, tags=EXPERIMENT_KIND
+            )
         else:
             if exp.lifecycle_stage == "deleted":
                 self.client.restore_experiment(exp.experiment_id)
@@ -84,8 +85,9 @@ class MlflowTracker:
         self._epoch_loggers: dict[str, Any] = {}
 
     # -- batches ---------------------------------------------------------------------------
-    def log_metrics(self, run_id: str, rows: list[tuple[str, float, int]],
-                    tags: Mapping[str, Any] | None = None) -> None:
+    def log_metrics(
+        self, run_id: str, rows: list[tuple[str, float, int]], tags: Mapping[str, Any] | None = None
+    ) -> None:
         """Log ``(key, value, step)`` rows (and ``tags``) with ``log_batch``, which splits them as MLflow's limits ask."""
         from mlflow.entities import Metric, RunTag
 
@@ -98,17 +100,22 @@ class MlflowTracker:
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
-        self.client.log_batch(run_id, params=[Param(str(k), _param_value(v)) for k, v in params.items()],
-                              synchronous=True)
+        self.client.log_batch(
+            run_id, params=[Param(str(k), _param_value(v)) for k, v in params.items()], synchronous=True
+        )
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
         self.log_metrics(run_id, [], tags=tags)
 
     # -- study (parent) run -------------------------------------------------------------------
-    def start_study(self, *, study_name: str, settings: Mapping[str, Any], space_yaml: str,
-                    dataset: Mapping[str, Any]) -> str:
-        run = self.client.create_run(self.experiment_id, run_name=f"{study_name} @ {time.strftime('%Y-%m-%d %H:%M:%S')}",
-                                     tags={"tuner.kind": "study", "tuner.study": study_name})
+    def start_study(
+        self, *, study_name: str, settings: Mapping[str, Any], space_yaml: str, dataset: Mapping[str, Any]
+    ) -> str:
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"{study_name} @ {time.strftime('%Y-%m-%d %H:%M:%S')}",
+            tags={"tuner.kind": "study", "tuner.study": study_name},
+        )
         self.parent_run_id = run.info.run_id
         self._owns_parent = True
         self.log_params(self.parent_run_id, {k: v for k, v in settings.items() if v is not None})
@@ -138,10 +145,16 @@ class MlflowTracker:
 
     # -- trial (child) runs ------------------------------------------------------------------
     def start_trial(self, number: int, params: Mapping[str, Any], *, study_name: str) -> str:
-        tags = {"mlflow.parentRunId": self.parent_run_id, "optuna_trial_number": str(number),
-                "tuner.study": study_name, "tuner.kind": "trial", "state": "running"}
-        run = self.client.create_run(self.experiment_id, run_name=f"trial-{number}",
-                                     tags={k: v for k, v in tags.items() if v is not None})
+        tags = {
+            "mlflow.parentRunId": self.parent_run_id,
+            "optuna_trial_number": str(number),
+            "tuner.study": study_name,
+            "tuner.kind": "trial",
+            "state": "running",
+        }
+        run = self.client.create_run(
+            self.experiment_id, run_name=f"trial-{number}", tags={k: v for k, v in tags.items() if v is not None}
+        )
         self.log_params(run.info.run_id, params)
         self.log_dataset(run.info.run_id)
         return run.info.run_id
@@ -155,8 +168,15 @@ class MlflowTracker:
         logger = self._epoch_loggers[run_id] = EpochLogger(self, run_id)
         return [logger]
 
-    def end_trial(self, run_id: str | None, *, state: str, metrics: Mapping[str, float] | None = None,
-                  tags: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None) -> None:
+    def end_trial(
+        self,
+        run_id: str | None,
+        *,
+        state: str,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
         if run_id is None:
             return
         if params:
@@ -164,7 +184,9 @@ class MlflowTracker:
         logger = self._epoch_loggers.pop(run_id, None)
         rows = logger.take_rows() if logger is not None else []  # the epochs not sent yet, in the same batch
         rows += [(k, v, 0) for k, v in (metrics or {}).items()]
-        self.log_metrics(run_id, rows, tags={"state": state, **{k: v for k, v in (tags or {}).items() if v is not None}})
+        self.log_metrics(
+            run_id, rows, tags={"state": state, **{k: v for k, v in (tags or {}).items() if v is not None}}
+        )
         self.client.set_terminated(run_id, status=STATUS[state])
         if logger is not None and logger.history:
             self._log_learning_curves(run_id, logger.history)
@@ -189,8 +211,14 @@ class MlflowTracker:
             return
         if self._dataset_input is None:  # the entity from the dataset's public to_dict()
             d = _mlflow_dataset(self.dataset).to_dict()
-            self._dataset_input = Dataset(name=d["name"], digest=d["digest"], source_type=d["source_type"],
-                                          source=d["source"], schema=d.get("schema"), profile=d.get("profile"))
+            self._dataset_input = Dataset(
+                name=d["name"],
+                digest=d["digest"],
+                source_type=d["source_type"],
+                source=d["source"],
+                schema=d.get("schema"),
+                profile=d.get("profile"),
+            )
         context = InputTag(key="mlflow.data.context", value="training")
         self.client.log_inputs(run_id, datasets=[DatasetInput(self._dataset_input, tags=[context])])
 
@@ -218,15 +246,25 @@ class MlflowTracker:
 
             signature = None if example is None else infer_signature(example, model.predict_frame(example))
             folder = model.save(os.path.join(tmp, "exported"))
-            with fluent_tracking_uri(self.tracking_uri), \
-                    mlflow.start_run(run_id=run_id, nested=True, log_system_metrics=False):
+            with (
+                fluent_tracking_uri(self.tracking_uri),
+                mlflow.start_run(run_id=run_id, nested=True, log_system_metrics=False),
+            ):
                 info = mlflow.pyfunc.log_model(
-                    name="model", python_model=TunerPyfunc(), artifacts={ARTIFACT: str(folder)},
-                    signature=signature, input_example=example,
-                    pip_requirements=[f"keras=={keras.__version__}", f"numpy=={np.__version__}",
-                                      f"pandas=={pd.__version__}"])
-                keras_info = mlflow.keras.log_model(model.keras_model, name="keras_model",
-                                                    pip_requirements=[f"keras=={keras.__version__}"])
+                    name="model",
+                    python_model=TunerPyfunc(),
+                    artifacts={ARTIFACT: str(folder)},
+                    signature=signature,
+                    input_example=example,
+                    pip_requirements=[
+                        f"keras=={keras.__version__}",
+                        f"numpy=={np.__version__}",
+                        f"pandas=={pd.__version__}",
+                    ],
+                )
+                keras_info = mlflow.keras.log_model(
+                    model.keras_model, name="keras_model", pip_requirements=[f"keras=={keras.__version__}"]
+                )
         return {"model": info.model_uri, "keras_model": keras_info.model_uri}
 
     def fail_dead_trial(self, run_id: str, reason: str) -> None:
@@ -266,7 +304,7 @@ def _mlflow_dataset(dataset: Any) -> Any:
     from mlflow.data.code_dataset_source import CodeDatasetSource
 
     pre = dataset.preprocessing
-    path = dataset.source[len("file "):] if dataset.source.startswith("file ") else None
+    path = dataset.source[len("file ") :] if dataset.source.startswith("file ") else None
     source = path or CodeDatasetSource({"tuner.dataset": dataset.name, "tuner.source": dataset.source})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # hints about integer columns and ambiguous sources
@@ -296,13 +334,28 @@ def load_logged_model(model_uri: str, *, tracking_uri: str | None = None) -> Any
     except Exception:
         inner = None
     if not isinstance(inner, TunerPyfunc):
-        raise ConfigError([Problem(model_uri, "model", "is not a model exported by tuner (raw inputs in, labels "
-                                   "out); run the study again to export its best model", has_value=False)])
+        raise ConfigError(
+            [
+                Problem(
+                    model_uri,
+                    "model",
+                    "is not a model exported by tuner (raw inputs in, labels "
+                    "out); run the study again to export its best model",
+                    has_value=False,
+                )
+            ]
+        )
     return inner.exported
 
 
-def register_model(model_uri: str, name: str, *, alias: str = "champion", tracking_uri: str | None = None,
-                   tags: Mapping[str, Any] | None = None) -> str:
+def register_model(
+    model_uri: str,
+    name: str,
+    *,
+    alias: str = "champion",
+    tracking_uri: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+) -> str:
     """Register a logged model in the Model Registry under ``name`` and point ``alias`` at the new version.
 
     Returns:

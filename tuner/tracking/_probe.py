@@ -35,8 +35,12 @@ AUTH_TIMEOUT = 10.0
 
 # MLflow's defaults (7 retries, backoff factor 2, 120 s per request) block minutes per call on a dead
 # server; these keep one failed call to a few seconds. Names from mlflow/environment_variables.py.
-_MLFLOW_HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                       "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
+_MLFLOW_HTTP_LIMITS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+}
 
 
 def bound_mlflow_retries() -> None:
@@ -66,9 +70,16 @@ def probe_tracking(uri: str | None, *, timeout: float = PROBE_TIMEOUT, credentia
     failed, refused = _diagnose(uri, timeout)
     if failed is not None and (refused or not credentials_only):
         fix = "Fix the credentials" if refused else "Start the server"
-        raise ConfigError([Problem(mask_secrets(uri), "tracking server",
-                                   f"{failed}; nothing was written. {fix}, or pass --tracking-uri none "
-                                   "to run without tracking", has_value=False)])
+        raise ConfigError(
+            [
+                Problem(
+                    mask_secrets(uri),
+                    "tracking server",
+                    f"{failed}; nothing was written. {fix}, or pass --tracking-uri none to run without tracking",
+                    has_value=False,
+                )
+            ]
+        )
     return failed
 
 
@@ -126,7 +137,7 @@ def _ask(url: str, header: str | None, timeout: float) -> int:
         request.add_header("Authorization", header)
     try:
         # http(s) only, checked by the caller
-        with urllib.request.urlopen(request, timeout=timeout, context=_tls_context()) as answer:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout, context=_tls_context()) as answer:
             return answer.status
     except urllib.error.HTTPError as err:
         return err.code
@@ -152,11 +163,12 @@ def _diagnose(uri: str | None, timeout: float) -> tuple[str | None, bool]:
         status = _ask(urlunsplit((parts.scheme, netloc, base + "/health", "", "")), header, timeout)
         if status in (401, 403) or 200 <= status < 300:  # there (basic-auth leaves /health open; a proxy may not)
             # one cheap request that needs the credentials: MLflow's basic-auth checks every API call
-            search = urlunsplit((parts.scheme, netloc, base + "/api/2.0/mlflow/experiments/search",
-                                 "max_results=1", ""))
+            search = urlunsplit(
+                (parts.scheme, netloc, base + "/api/2.0/mlflow/experiments/search", "max_results=1", "")
+            )
             try:
                 status = _ask(search, header, max(timeout, AUTH_TIMEOUT))
-            except (socket.timeout, TimeoutError, urllib.error.URLError, OSError) as err:
+            except (TimeoutError, urllib.error.URLError, OSError) as err:
                 if not isinstance(getattr(err, "reason", err), (socket.timeout, TimeoutError)):
                     raise
                 # there, but slow to serve a call (a refusal is quick: no store behind it); MLflow's own calls,
@@ -167,15 +179,23 @@ def _diagnose(uri: str | None, timeout: float) -> tuple[str | None, bool]:
                 # requests with a plugin (MLFLOW_TRACKING_AUTH, AWS SigV4) this check cannot imitate
                 return None, False
             if status == 403:
-                return (f"refused access to user {user!r} (HTTP 403): ask the server's admin for READ permission"
-                        if user else "refused access (HTTP 403)"), True
+                return (
+                    f"refused access to user {user!r} (HTTP 403): ask the server's admin for READ permission"
+                    if user
+                    else "refused access (HTTP 403)"
+                ), True
             if header is None:
-                return ("asks for credentials (HTTP 401): set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, "
-                        "or write them to ~/.mlflow/credentials"), True
-            return (f"refused the credentials of user {user!r} (HTTP 401)" if user
-                    else "refused the token in MLFLOW_TRACKING_TOKEN (HTTP 401)"), True
+                return (
+                    "asks for credentials (HTTP 401): set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, "
+                    "or write them to ~/.mlflow/credentials"
+                ), True
+            return (
+                f"refused the credentials of user {user!r} (HTTP 401)"
+                if user
+                else "refused the token in MLFLOW_TRACKING_TOKEN (HTTP 401)"
+            ), True
         failed = f"answered HTTP {status} to GET /health"
-    except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, OSError) as err:
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
         reason = getattr(err, "reason", err)
         if isinstance(reason, (socket.timeout, TimeoutError)):
             failed = f"did not answer within {timeout:g} s"
@@ -188,4 +208,5 @@ def _diagnose(uri: str | None, timeout: float) -> tuple[str | None, bool]:
 def _plugin_auth() -> bool:
     """MLflow signs its requests with a plugin (``MLFLOW_TRACKING_AUTH``) or AWS SigV4, which this probe cannot."""
     return bool(os.environ.get("MLFLOW_TRACKING_AUTH")) or (
-        os.environ.get("MLFLOW_TRACKING_AWS_SIGV4", "").strip().lower() in ("true", "1"))
+        os.environ.get("MLFLOW_TRACKING_AWS_SIGV4", "").strip().lower() in ("true", "1")
+    )

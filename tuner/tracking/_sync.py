@@ -22,8 +22,13 @@ __all__ = ["sync_trials"]
 _TRIAL_RUNS = "tags.`tuner.kind` = 'trial'"
 
 
-def sync_trials(study_name: str, trials: Sequence[Mapping[str, Any]], *, tracking_uri: str | None,
-                study_runs: Mapping[str, str] | None = None) -> list[int]:
+def sync_trials(
+    study_name: str,
+    trials: Sequence[Mapping[str, Any]],
+    *,
+    tracking_uri: str | None,
+    study_runs: Mapping[str, str] | None = None,
+) -> list[int]:
     """Write the tracking runs that a study's finished trials lack; returns the trial numbers written.
 
     Args:
@@ -66,8 +71,13 @@ def sync_trials(study_name: str, trials: Sequence[Mapping[str, Any]], *, trackin
             tracker.log_metrics(run_id, curve)
         tags = {**(trial.get("tags") or {}), "tuner.synced": "true"}
         missing = {k: v for k, v in params.items() if k not in logged.get(run_id, params)}  # an open run's late ones
-        tracker.end_trial(run_id, state=_STATES.get(trial["state"], trial["state"]), metrics=trial.get("metrics"),
-                          tags=tags, params=missing)
+        tracker.end_trial(
+            run_id,
+            state=_STATES.get(trial["state"], trial["state"]),
+            metrics=trial.get("metrics"),
+            tags=tags,
+            params=missing,
+        )
         written.append(number)
     for run_id, status in (study_runs or {}).items():
         if run_id in parents and client.get_run(run_id).info.status == "RUNNING":

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
-from tuner.training._cv import (CV_AUTO_FOLDS, CV_AUTO_ROWS, auto_folds, check_folds, cross_validate, cv_folds, pool,
-                                refit)
+from tuner.training._cv import (
+    CV_AUTO_FOLDS,
+    CV_AUTO_ROWS,
+    auto_folds,
+    check_folds,
+    cross_validate,
+    cv_folds,
+    pool,
+    refit,
+)
 from tuner.training._diagnosis import VERDICTS, Diagnosis, DiagnosisRules, baseline_score, diagnose
 from tuner.training._gap import HonestGap, evaluate_split, metric_functions
-from tuner.training._train import (ModelBuilder, TrainResult, average_results, check_user_model, evaluate_test, prepare_data, train_model,
-                                   user_compiled)
+from tuner.training._train import (
+    ModelBuilder,
+    TrainResult,
+    average_results,
+    check_user_model,
+    evaluate_test,
+    prepare_data,
+    train_model,
+    user_compiled,
+)
 
 __all__ = [
     "CV_AUTO_FOLDS",

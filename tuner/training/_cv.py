@@ -47,8 +47,11 @@ def pool(dataset: Dataset) -> Dataset:
     refit stops on a fixed epoch count, not on it)."""
     cached = dataset.__dict__.get("_pool")
     if cached is None:
-        cached = dataclasses.replace(dataset, x_train=np.concatenate([dataset.x_train, dataset.x_val]),
-                                     y_train=np.concatenate([dataset.y_train, dataset.y_val]))
+        cached = dataclasses.replace(
+            dataset,
+            x_train=np.concatenate([dataset.x_train, dataset.x_val]),
+            y_train=np.concatenate([dataset.y_train, dataset.y_val]),
+        )
         dataset.__dict__["_pool"] = cached
     return cached
 
@@ -56,8 +59,9 @@ def pool(dataset: Dataset) -> Dataset:
 def _smallest_class(dataset: Dataset) -> tuple[str, int] | None:
     if dataset.task == "regression":
         return None
-    counts = np.bincount(np.concatenate([dataset.y_train, dataset.y_val]).astype(np.int64),
-                         minlength=int(dataset.n_classes or 0))
+    counts = np.bincount(
+        np.concatenate([dataset.y_train, dataset.y_val]).astype(np.int64), minlength=int(dataset.n_classes or 0)
+    )
     index = int(np.argmin(counts))
     names = dataset.class_names or [str(i) for i in range(len(counts))]
     return str(names[index]), int(counts[index])
@@ -76,15 +80,25 @@ def check_folds(dataset: Dataset, k: int, *, where: str = "--cv") -> None:
         return
     rows = len(dataset.x_train) + len(dataset.x_val)
     if k > rows:
-        raise ConfigError([Problem(where, "cv", f"asks for more folds than the {rows} training and validation rows",
-                                   value=k)])
+        raise ConfigError(
+            [Problem(where, "cv", f"asks for more folds than the {rows} training and validation rows", value=k)]
+        )
     smallest = _smallest_class(dataset)
     if smallest is not None and smallest[1] < k:
         name, count = smallest
         fewer = f"--cv {count} or fewer folds, or " if count >= 2 else ""
-        raise ConfigError([Problem(where, "cv", f"needs at least {k} rows of every class in the training and "
-                                   f"validation rows for stratified folds, but class {name!r} has {count}; use "
-                                   f"{fewer}--cv 0", value=k)])
+        raise ConfigError(
+            [
+                Problem(
+                    where,
+                    "cv",
+                    f"needs at least {k} rows of every class in the training and "
+                    f"validation rows for stratified folds, but class {name!r} has {count}; use "
+                    f"{fewer}--cv 0",
+                    value=k,
+                )
+            ]
+        )
 
 
 def auto_folds(dataset: Dataset) -> tuple[int, str]:
@@ -96,10 +110,12 @@ def auto_folds(dataset: Dataset) -> tuple[int, str]:
         return 0, f"off: {rows} training and validation rows (auto below {limit}); --cv K turns it on"
     smallest = _smallest_class(dataset)
     if smallest is not None and smallest[1] < CV_AUTO_FOLDS:
-        return 0, (f"off: class {smallest[0]!r} has {smallest[1]} rows, fewer than {CV_AUTO_FOLDS} folds; "
-                   "--cv K turns it on")
-    return CV_AUTO_FOLDS, (f"{CV_AUTO_FOLDS}-fold over the {rows} training and validation rows (auto below "
-                           f"{limit}); --cv 0 turns it off")
+        return 0, (
+            f"off: class {smallest[0]!r} has {smallest[1]} rows, fewer than {CV_AUTO_FOLDS} folds; --cv K turns it on"
+        )
+    return CV_AUTO_FOLDS, (
+        f"{CV_AUTO_FOLDS}-fold over the {rows} training and validation rows (auto below {limit}); --cv 0 turns it off"
+    )
 
 
 def cv_folds(dataset: Dataset, k: int, seed: int = 0) -> list[Dataset]:
@@ -111,18 +127,29 @@ def cv_folds(dataset: Dataset, k: int, seed: int = 0) -> list[Dataset]:
     from sklearn.model_selection import KFold, StratifiedKFold
 
     data = pool(dataset)
-    splitter = (KFold(n_splits=k, shuffle=True, random_state=seed) if dataset.task == "regression" else
-                StratifiedKFold(n_splits=k, shuffle=True, random_state=seed))
-    folds = [dataclasses.replace(dataset, x_train=data.x_train[tr], y_train=data.y_train[tr],
-                                 x_val=data.x_train[va], y_val=data.y_train[va])
-             for tr, va in splitter.split(data.x_train, data.y_train)]
+    splitter = (
+        KFold(n_splits=k, shuffle=True, random_state=seed)
+        if dataset.task == "regression"
+        else StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    )
+    folds = [
+        dataclasses.replace(
+            dataset, x_train=data.x_train[tr], y_train=data.y_train[tr], x_val=data.x_train[va], y_val=data.y_train[va]
+        )
+        for tr, va in splitter.split(data.x_train, data.y_train)
+    ]
     cache[(k, seed)] = folds
     return folds
 
 
 def _fold_summary(result: TrainResult) -> dict[str, Any]:
-    return {**{k: float(v) for k, v in result.metrics.items()}, "verdict": result.diagnosis.verdict,
-            "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "wall_time": round(result.wall_time, 3)}
+    return {
+        **{k: float(v) for k, v in result.metrics.items()},
+        "verdict": result.diagnosis.verdict,
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "wall_time": round(result.wall_time, 3),
+    }
 
 
 def _mean(results: Sequence[TrainResult], attr: str) -> dict[str, float]:
@@ -130,10 +157,18 @@ def _mean(results: Sequence[TrainResult], attr: str) -> dict[str, float]:
     return {k: float(np.mean([getattr(r, attr)[k] for r in results])) for k in keys}
 
 
-def cross_validate(params: Mapping[str, Any], dataset: Dataset, k: int, *, seed: int = 0, fold_seed: int = 0,
-                   builder: ModelBuilder | None = None, gap_subset: int | None = 10_000,
-                   callbacks: Callable[[int], Sequence[Any]] = lambda fold: (),
-                   after_fold: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
+def cross_validate(
+    params: Mapping[str, Any],
+    dataset: Dataset,
+    k: int,
+    *,
+    seed: int = 0,
+    fold_seed: int = 0,
+    builder: ModelBuilder | None = None,
+    gap_subset: int | None = 10_000,
+    callbacks: Callable[[int], Sequence[Any]] = lambda fold: (),
+    after_fold: Callable[[int, dict[str, float]], None] | None = None,
+) -> TrainResult:
     """Train ``params`` once per fold (:func:`cv_folds`) and sum the folds up in one :class:`TrainResult`.
 
     The result's ``metrics`` and ``final_metrics`` are the means over folds, ``spread`` their standard
@@ -156,8 +191,9 @@ def cross_validate(params: Mapping[str, Any], dataset: Dataset, k: int, *, seed:
     """
     results: list[TrainResult] = []
     for i, fold in enumerate(cv_folds(dataset, k, fold_seed)):
-        result = train_model(params, fold, seed=seed + i, callbacks=list(callbacks(i)), builder=builder,
-                             gap_subset=gap_subset)
+        result = train_model(
+            params, fold, seed=seed + i, callbacks=list(callbacks(i)), builder=builder, gap_subset=gap_subset
+        )
         result.model = None
         results.append(result)
         if after_fold is not None:
@@ -168,19 +204,31 @@ def cross_validate(params: Mapping[str, Any], dataset: Dataset, k: int, *, seed:
     verdict = max(verdicts, key=lambda v: (verdicts[v], -[r.diagnosis.verdict for r in results].index(v)))
     first = next(r for r in results if r.diagnosis.verdict == verdict)
     counts = ", ".join(f"{n} {v}" for v, n in verdicts.most_common())
-    diagnosis = Diagnosis(verdict=verdict, reason=f"{k} folds: {counts}. Fold {results.index(first) + 1}: "
-                          f"{first.diagnosis.reason}", suggestion=first.diagnosis.suggestion,
-                          train_skill=float(np.mean([r.diagnosis.train_skill for r in results])))
-    return TrainResult(history=results[0].history, best_epoch=max(1, round(np.mean([r.best_epoch for r in results]))),
-                       epochs_run=max(r.epochs_run for r in results), metrics=metrics,
-                       final_metrics=_mean(results, "final_metrics"), diagnosis=diagnosis,
-                       wall_time=sum(r.wall_time for r in results), n_params=results[0].n_params,
-                       metric=results[0].metric, stopped_early=all(r.stopped_early for r in results),
-                       folds=[_fold_summary(r) for r in results], spread=spread)
+    diagnosis = Diagnosis(
+        verdict=verdict,
+        reason=f"{k} folds: {counts}. Fold {results.index(first) + 1}: {first.diagnosis.reason}",
+        suggestion=first.diagnosis.suggestion,
+        train_skill=float(np.mean([r.diagnosis.train_skill for r in results])),
+    )
+    return TrainResult(
+        history=results[0].history,
+        best_epoch=max(1, round(np.mean([r.best_epoch for r in results]))),
+        epochs_run=max(r.epochs_run for r in results),
+        metrics=metrics,
+        final_metrics=_mean(results, "final_metrics"),
+        diagnosis=diagnosis,
+        wall_time=sum(r.wall_time for r in results),
+        n_params=results[0].n_params,
+        metric=results[0].metric,
+        stopped_early=all(r.stopped_early for r in results),
+        folds=[_fold_summary(r) for r in results],
+        spread=spread,
+    )
 
 
-def refit(params: Mapping[str, Any], dataset: Dataset, epochs: int, *, seed: int = 0,
-          builder: ModelBuilder | None = None) -> tuple[Any, Dataset]:
+def refit(
+    params: Mapping[str, Any], dataset: Dataset, epochs: int, *, seed: int = 0, builder: ModelBuilder | None = None
+) -> tuple[Any, Dataset]:
     """Train ``params`` on the whole training pool for ``epochs`` epochs (no early stopping: there is no
     held-out split left), as the model the study exports.
 

@@ -31,9 +31,9 @@ VERDICTS = ("overfitting", "underfitting", "good_fit")
 
 SUGGESTIONS = {
     "overfitting": "raise dropout or L2 (or add batch normalization), shrink the layers, stop earlier, "
-                   "or get more training data",
+    "or get more training data",
     "underfitting": "add layers or units, train longer (more epochs or a higher learning rate), "
-                    "or lower dropout and L1/L2",
+    "or lower dropout and L1/L2",
     "good_fit": "keep this configuration and confirm it once on the test split",
 }
 
@@ -90,8 +90,15 @@ def _rising_tail(val: Sequence[float], train: Sequence[float]) -> int:
     return n
 
 
-def diagnose(*, task: str, chosen: Mapping[str, float], history: Mapping[str, Sequence[float]],
-             chosen_epoch: int, y_train: np.ndarray, rules: DiagnosisRules | None = None) -> Diagnosis:
+def diagnose(
+    *,
+    task: str,
+    chosen: Mapping[str, float],
+    history: Mapping[str, Sequence[float]],
+    chosen_epoch: int,
+    y_train: np.ndarray,
+    rules: DiagnosisRules | None = None,
+) -> Diagnosis:
     """Give a verdict for one trained model.
 
     Args:
@@ -117,21 +124,27 @@ def diagnose(*, task: str, chosen: Mapping[str, float], history: Mapping[str, Se
         skill_text = f"training accuracy is {acc:.1%}"
 
     if skill < rules.underfit_skill:
-        reason = (f"{skill_text}, too close to {baseline_text}: the model does not fit even the data it "
-                  f"trained on (skill {skill:.2f} < {rules.underfit_skill}).")
+        reason = (
+            f"{skill_text}, too close to {baseline_text}: the model does not fit even the data it "
+            f"trained on (skill {skill:.2f} < {rules.underfit_skill})."
+        )
         return Diagnosis("underfitting", reason, SUGGESTIONS["underfitting"], skill)
 
     if task == "regression":
         val_loss, train_loss = float(chosen["val_loss"]), float(chosen["train_loss"])
         ratio = (val_loss - train_loss) / val_loss if val_loss > 0 else 0.0
         over = ratio > rules.overfit_loss_ratio
-        gap_text = (f"validation loss {val_loss:.4g} is {ratio:.0%} above training loss {train_loss:.4g} "
-                    f"(threshold {rules.overfit_loss_ratio:.0%})")
+        gap_text = (
+            f"validation loss {val_loss:.4g} is {ratio:.0%} above training loss {train_loss:.4g} "
+            f"(threshold {rules.overfit_loss_ratio:.0%})"
+        )
     else:
         gap = float(chosen["train_accuracy"]) - float(chosen["val_accuracy"])
         over = gap > rules.overfit_gap
-        gap_text = (f"training accuracy {chosen['train_accuracy']:.1%} vs validation {chosen['val_accuracy']:.1%}: "
-                    f"a gap of {gap:.1%} (threshold {rules.overfit_gap:.0%})")
+        gap_text = (
+            f"training accuracy {chosen['train_accuracy']:.1%} vs validation {chosen['val_accuracy']:.1%}: "
+            f"a gap of {gap:.1%} (threshold {rules.overfit_gap:.0%})"
+        )
     if over:
         return Diagnosis("overfitting", f"At epoch {chosen_epoch}, {gap_text}.", SUGGESTIONS["overfitting"], skill)
 
@@ -139,7 +152,9 @@ def diagnose(*, task: str, chosen: Mapping[str, float], history: Mapping[str, Se
     if chosen_epoch == len(val_hist):
         rising = _rising_tail(val_hist, train_hist)
         if rising >= rules.rising_epochs:
-            reason = (f"Validation loss rose for the last {rising} epochs while training loss fell "
-                      f"(threshold {rules.rising_epochs}).")
+            reason = (
+                f"Validation loss rose for the last {rising} epochs while training loss fell "
+                f"(threshold {rules.rising_epochs})."
+            )
             return Diagnosis("overfitting", reason, SUGGESTIONS["overfitting"], skill)
     return Diagnosis("good_fit", f"At epoch {chosen_epoch}, {gap_text}; {skill_text}.", SUGGESTIONS["good_fit"], skill)

@@ -81,11 +81,13 @@ def numpy_loss(loss_fn: Any) -> Callable[[np.ndarray, np.ndarray], np.ndarray] |
     losses in float64, without a call into the backend: the gap pass is about 1 ms per epoch
     cheaper than with the eager backend op (benchmarks/RESULTS.md, issue 17).
     """
-    twins = {keras.losses.sparse_categorical_crossentropy: _sparse_categorical_crossentropy,
-             keras.losses.categorical_crossentropy: _categorical_crossentropy,
-             keras.losses.binary_crossentropy: _binary_crossentropy,
-             keras.losses.mean_squared_error: lambda y, p: np.mean((y - p.astype("float64")) ** 2, axis=-1),
-             keras.losses.mean_absolute_error: lambda y, p: np.mean(np.abs(y - p.astype("float64")), axis=-1)}
+    twins = {
+        keras.losses.sparse_categorical_crossentropy: _sparse_categorical_crossentropy,
+        keras.losses.categorical_crossentropy: _categorical_crossentropy,
+        keras.losses.binary_crossentropy: _binary_crossentropy,
+        keras.losses.mean_squared_error: lambda y, p: np.mean((y - p.astype("float64")) ** 2, axis=-1),
+        keras.losses.mean_absolute_error: lambda y, p: np.mean(np.abs(y - p.astype("float64")), axis=-1),
+    }
     try:
         return twins.get(loss_fn)
     except TypeError:  # an unhashable loss object
@@ -99,7 +101,7 @@ def predict_fixed_batches(model: Any, x: np.ndarray, batch_size: int = 1024) -> 
     size = batch_size
     parts = []
     for i in range(0, n, size):
-        chunk = x[i:i + size]
+        chunk = x[i : i + size]
         if len(chunk) < size:
             chunk = np.concatenate([chunk, np.zeros((size - len(chunk),) + x.shape[1:], dtype=x.dtype)])
         parts.append(np.asarray(model.predict_on_batch(chunk)))
@@ -113,8 +115,9 @@ def even_chunk_size(n: int, max_rows: int = 8192) -> int:
     return max(1, -(-n // chunks))
 
 
-def evaluate_split(model: Any, x: np.ndarray, y: np.ndarray, *, loss_fn: Any, task: str,
-                   batch_size: int = 1024) -> dict[str, float]:
+def evaluate_split(
+    model: Any, x: np.ndarray, y: np.ndarray, *, loss_fn: Any, task: str, batch_size: int = 1024
+) -> dict[str, float]:
     """Data loss and metrics of ``model`` on ``(x, y)`` in inference mode (no dropout, BN moving stats).
 
     The regularization penalty is not included: the loss is ``loss_fn(y, model(x, training=False))``
@@ -152,8 +155,16 @@ class HonestGap(keras.callbacks.Callback):
             epoch N").
     """
 
-    def __init__(self, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], *, loss: Any,
-                 task: str, record_lr: bool = True, model_metrics: bool = False) -> None:
+    def __init__(
+        self,
+        train: tuple[np.ndarray, np.ndarray],
+        val: tuple[np.ndarray, np.ndarray],
+        *,
+        loss: Any,
+        task: str,
+        record_lr: bool = True,
+        model_metrics: bool = False,
+    ) -> None:
         super().__init__()
         self.train = train
         self.val = val
@@ -190,8 +201,9 @@ class HonestGap(keras.callbacks.Callback):
         if per_example.size == len(self._y):
             losses = [float(np.mean(per_example[rows])) for rows in rows_of]
         else:  # a reducing loss (a keras.losses.Loss object such as Huber()): one call per split
-            losses = [float(ops.convert_to_numpy(ops.mean(self.loss_fn(self._y[rows], pred[rows]))))
-                      for rows in rows_of]
+            losses = [
+                float(ops.convert_to_numpy(ops.mean(self.loss_fn(self._y[rows], pred[rows])))) for rows in rows_of
+            ]
         splits = []
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging model is reported, not warned about
             for rows, loss in zip(rows_of, losses):

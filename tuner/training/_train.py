@@ -19,15 +19,31 @@ from tuner._logging import get_logger
 from tuner.data import Dataset, scale
 from tuner.errors import ConfigError, Problem
 from tuner.metrics import headline_metric
-from tuner.model import (ONE_HOT_LOSSES, as_view, canonical_loss, build_model, build_optimizer, check_task_fit, resolve_loss,
-                         resolve_view)
+from tuner.model import (
+    ONE_HOT_LOSSES,
+    as_view,
+    build_model,
+    build_optimizer,
+    canonical_loss,
+    check_task_fit,
+    resolve_loss,
+    resolve_view,
+)
 from tuner.space import knob_value
 from tuner.training._diagnosis import Diagnosis, DiagnosisRules, diagnose
 from tuner.training._gap import HonestGap, evaluate_split
 from tuner.training._jax_cache import enable_jax_compile_cache
 
-__all__ = ["ModelBuilder", "TrainResult", "average_results", "check_user_model", "evaluate_test", "prepare_data", "train_model",
-           "user_compiled"]
+__all__ = [
+    "ModelBuilder",
+    "TrainResult",
+    "average_results",
+    "check_user_model",
+    "evaluate_test",
+    "prepare_data",
+    "train_model",
+    "user_compiled",
+]
 
 _logger = get_logger(__name__)
 
@@ -75,11 +91,19 @@ class TrainResult:
 
     def summary(self) -> dict[str, Any]:
         """The result as JSON-able data (without the model and history)."""
-        return {"best_epoch": self.best_epoch, "epochs_run": self.epochs_run, "metrics": self.metrics,
-                "final_metrics": self.final_metrics, "verdict": self.diagnosis.verdict,
-                "reason": self.diagnosis.reason, "suggestion": self.diagnosis.suggestion,
-                "wall_time": self.wall_time, "n_params": self.n_params, "stopped_early": self.stopped_early,
-                **({"folds": self.folds, "spread": self.spread} if self.folds else {})}
+        return {
+            "best_epoch": self.best_epoch,
+            "epochs_run": self.epochs_run,
+            "metrics": self.metrics,
+            "final_metrics": self.final_metrics,
+            "verdict": self.diagnosis.verdict,
+            "reason": self.diagnosis.reason,
+            "suggestion": self.diagnosis.suggestion,
+            "wall_time": self.wall_time,
+            "n_params": self.n_params,
+            "stopped_early": self.stopped_early,
+            **({"folds": self.folds, "spread": self.spread} if self.folds else {}),
+        }
 
 
 def prepare_data(dataset: Dataset, params: Mapping[str, Any]) -> Dataset:
@@ -147,17 +171,26 @@ def _fit_input(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, pipelin
         return {"x": x, "y": y, "batch_size": batch_size, "shuffle": True}
     import tensorflow as tf
 
-    pipe = (tf.data.Dataset.from_tensor_slices((x, y))
-            .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-            .batch(batch_size)
-            .prefetch(tf.data.AUTOTUNE))
+    pipe = (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
     return {"x": pipe, "shuffle": False}  # the pipeline shuffles; fit must not be asked to
 
 
-def train_model(params: Mapping[str, Any], dataset: Dataset, *, seed: int = 0,
-                callbacks: Sequence[Any] = (), builder: ModelBuilder | None = None,
-                gap_subset: int | None = 10_000, rules: DiagnosisRules | None = None,
-                verbose: int = 0) -> TrainResult:
+def train_model(
+    params: Mapping[str, Any],
+    dataset: Dataset,
+    *,
+    seed: int = 0,
+    callbacks: Sequence[Any] = (),
+    builder: ModelBuilder | None = None,
+    gap_subset: int | None = 10_000,
+    rules: DiagnosisRules | None = None,
+    verbose: int = 0,
+) -> TrainResult:
     """Compile and fit one model, measuring the honest gap every epoch.
 
     A model the builder compiled keeps its compile: the gap is measured with its loss (data loss only,
@@ -201,15 +234,25 @@ def train_model(params: Mapping[str, Any], dataset: Dataset, *, seed: int = 0,
         _compile(model, params, loss=loss, metric=metric, n_train=len(data.x_train))
     _build_state(model, data.x_train, y_train)
 
-    gap = HonestGap(_gap_rows(data.x_train, y_train, gap_subset, seed), (data.x_val, y_val), loss=loss, task=task,
-                    model_metrics=kept)
+    gap = HonestGap(
+        _gap_rows(data.x_train, y_train, gap_subset, seed),
+        (data.x_val, y_val),
+        loss=loss,
+        task=task,
+        model_metrics=kept,
+    )
     stopper = _early_stopping(params)
     all_callbacks: list[Any] = [gap] if stopper is None else [gap, stopper]
     all_callbacks.extend(callbacks)
     start = time.perf_counter()
-    model.fit(**_fit_input(data.x_train, y_train, int(knob_value(params, "batch_size")), seed,
-                           knob_value(params, "data_pipeline")),
-              epochs=int(knob_value(params, "epochs")), callbacks=all_callbacks, verbose=verbose)
+    model.fit(
+        **_fit_input(
+            data.x_train, y_train, int(knob_value(params, "batch_size")), seed, knob_value(params, "data_pipeline")
+        ),
+        epochs=int(knob_value(params, "epochs")),
+        callbacks=all_callbacks,
+        verbose=verbose,
+    )
     wall = time.perf_counter() - start
 
     history = gap.history
@@ -217,15 +260,25 @@ def train_model(params: Mapping[str, Any], dataset: Dataset, *, seed: int = 0,
     best = (stopper.best_epoch + 1) if stopper is not None else epochs_run
     honest = [k for k in history if not k.startswith("keras_") and k != "lr"]
     metrics = {k: history[k][best - 1] for k in honest}
-    verdict = diagnose(task=task, chosen=metrics, history=history, chosen_epoch=best, y_train=data.y_train,
-                       rules=rules)
-    return TrainResult(history=history, best_epoch=best, epochs_run=epochs_run, metrics=metrics,
-                       final_metrics={k: history[k][-1] for k in honest}, diagnosis=verdict, wall_time=wall,
-                       n_params=int(model.count_params()), metric=metric,
-                       stopped_early=bool(stopper is not None and stopper.stopped_epoch > 0), model=model)
+    verdict = diagnose(task=task, chosen=metrics, history=history, chosen_epoch=best, y_train=data.y_train, rules=rules)
+    return TrainResult(
+        history=history,
+        best_epoch=best,
+        epochs_run=epochs_run,
+        metrics=metrics,
+        final_metrics={k: history[k][-1] for k in honest},
+        diagnosis=verdict,
+        wall_time=wall,
+        n_params=int(model.count_params()),
+        metric=metric,
+        stopped_early=bool(stopper is not None and stopper.stopped_epoch > 0),
+        model=model,
+    )
 
 
-def average_results(results: Sequence[TrainResult], dataset: Dataset, rules: DiagnosisRules | None = None) -> TrainResult:
+def average_results(
+    results: Sequence[TrainResult], dataset: Dataset, rules: DiagnosisRules | None = None
+) -> TrainResult:
     """One result of several executions of one configuration (KerasTuner's ``executions_per_trial``).
 
     The figures at each execution's chosen epoch are averaged, and so is each epoch's history over the epochs
@@ -236,18 +289,36 @@ def average_results(results: Sequence[TrainResult], dataset: Dataset, rules: Dia
     if len(results) == 1:
         return first
     epochs = min(len(r.history.get("val_loss", [])) for r in results)
-    history = {k: [float(np.mean([r.history[k][i] for r in results])) for i in range(epochs)]
-               for k in first.history if all(k in r.history and len(r.history[k]) >= epochs for r in results)}
-    metrics = {k: float(np.mean([r.metrics[k] for r in results])) for k in first.metrics
-               if all(k in r.metrics for r in results)}
-    final = {k: float(np.mean([r.final_metrics[k] for r in results])) for k in first.final_metrics
-             if all(k in r.final_metrics for r in results)}
+    history = {
+        k: [float(np.mean([r.history[k][i] for r in results])) for i in range(epochs)]
+        for k in first.history
+        if all(k in r.history and len(r.history[k]) >= epochs for r in results)
+    }
+    metrics = {
+        k: float(np.mean([r.metrics[k] for r in results]))
+        for k in first.metrics
+        if all(k in r.metrics for r in results)
+    }
+    final = {
+        k: float(np.mean([r.final_metrics[k] for r in results]))
+        for k in first.final_metrics
+        if all(k in r.final_metrics for r in results)
+    }
     best = max(1, min(int(round(np.mean([r.best_epoch for r in results]))), epochs))
-    verdict = diagnose(task=dataset.task, chosen=metrics, history=history, chosen_epoch=best, y_train=dataset.y_train,
-                       rules=rules)
-    return dataclasses.replace(first, history=history, best_epoch=best, epochs_run=epochs, metrics=metrics,
-                               final_metrics=final, diagnosis=verdict, wall_time=sum(r.wall_time for r in results),
-                               stopped_early=any(r.stopped_early for r in results))
+    verdict = diagnose(
+        task=dataset.task, chosen=metrics, history=history, chosen_epoch=best, y_train=dataset.y_train, rules=rules
+    )
+    return dataclasses.replace(
+        first,
+        history=history,
+        best_epoch=best,
+        epochs_run=epochs,
+        metrics=metrics,
+        final_metrics=final,
+        diagnosis=verdict,
+        wall_time=sum(r.wall_time for r in results),
+        stopped_early=any(r.stopped_early for r in results),
+    )
 
 
 def _build(build: ModelBuilder, params: Mapping[str, Any], data: Dataset, seed: int) -> Any:
@@ -261,7 +332,9 @@ def _build(build: ModelBuilder, params: Mapping[str, Any], data: Dataset, seed: 
         keras.config.set_dtype_policy(previous_policy)
 
 
-def check_user_model(builder: ModelBuilder, dataset: Dataset, params: Mapping[str, Any] | None = None) -> tuple[str, ...]:
+def check_user_model(
+    builder: ModelBuilder, dataset: Dataset, params: Mapping[str, Any] | None = None
+) -> tuple[str, ...]:
     """Build the user's model once, before a study exists, and check that a loss it compiled fits the targets.
 
     Args:
@@ -301,8 +374,13 @@ def _check_user_loss(model: Any, loss: Any, data: Dataset) -> None:
     """
     where = "build(hp)"
     if isinstance(loss, (dict, list, tuple)):
-        raise ConfigError([Problem(where, "loss", "must be one loss (tuner trains models with one output)",
-                                   value=type(loss).__name__)])
+        raise ConfigError(
+            [
+                Problem(
+                    where, "loss", "must be one loss (tuner trains models with one output)", value=type(loss).__name__
+                )
+            ]
+        )
     loss_fn = keras.losses.get(loss) if isinstance(loss, str) else loss
     y = _targets(data.y_train[:2], data.task, loss, data.n_classes, data.target_format)
     pred = None
@@ -314,9 +392,18 @@ def _check_user_loss(model: Any, loss: Any, data: Dataset) -> None:
     except Exception as err:
         name = loss if isinstance(loss, str) else loss_name(loss) or type(loss).__name__
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError([Problem(where, "loss", f"does not fit the targets: {data.target_format} targets of shape "
-                                   f"{tuple(y.shape)} and outputs of shape {'?' if pred is None else tuple(np.shape(pred))}"
-                                   f" ({type(err).__name__}: {message})", value=name)]) from None
+        raise ConfigError(
+            [
+                Problem(
+                    where,
+                    "loss",
+                    f"does not fit the targets: {data.target_format} targets of shape "
+                    f"{tuple(y.shape)} and outputs of shape {'?' if pred is None else tuple(np.shape(pred))}"
+                    f" ({type(err).__name__}: {message})",
+                    value=name,
+                )
+            ]
+        ) from None
 
 
 def _compile(model: Any, params: Mapping[str, Any], *, loss: str, metric: str, n_train: int) -> None:
@@ -330,8 +417,13 @@ def _compile(model: Any, params: Mapping[str, Any], *, loss: str, metric: str, n
     spe = int(knob_value(params, "steps_per_execution"))
     if keras.backend.backend() == "torch":  # Keras's torch trainer runs one step per call only
         spe = 1
-    model.compile(optimizer=build_optimizer(params, steps_per_epoch=steps_per_epoch, epochs=epochs),
-                  loss=loss, metrics=[metric], jit_compile=bool(jit), steps_per_execution=spe)
+    model.compile(
+        optimizer=build_optimizer(params, steps_per_epoch=steps_per_epoch, epochs=epochs),
+        loss=loss,
+        metrics=[metric],
+        jit_compile=bool(jit),
+        steps_per_execution=spe,
+    )
 
 
 def _build_state(model: Any, x: np.ndarray, y: np.ndarray) -> None:
@@ -374,6 +466,7 @@ def evaluate_test(model: Any, dataset: Dataset, params: Mapping[str, Any]) -> di
     data = prepare_data(dataset, params)
     loss = model.loss if user_compiled(model) else resolve_loss(params, data.task)
     y_test = _targets(data.y_test, data.task, loss, data.n_classes, data.target_format)
-    scores = evaluate_split(model, data.x_test, y_test, loss_fn=keras.losses.get(loss) if isinstance(loss, str) else loss,
-                            task=data.task)
+    scores = evaluate_split(
+        model, data.x_test, y_test, loss_fn=keras.losses.get(loss) if isinstance(loss, str) else loss, task=data.task
+    )
     return {f"test_{k}": v for k, v in scores.items()}
