@@ -77,7 +77,7 @@ _EXPORTS = {
     "TrialFailed": "tuner.errors",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = [*sorted(_EXPORTS), "__version__"]
 _TRAINS = ("tuner.model", "tuner.training", "tuner.study", "tuner.kerastuner")
 
 

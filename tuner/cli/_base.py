@@ -52,6 +52,7 @@ class Command(abc.ABC):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add the subcommand's options to its parser (none by default)."""
+        return None  # an optional hook: a subcommand with no options need not override it
 
     def session(self, args: argparse.Namespace, verbosity: int) -> contextlib.AbstractContextManager[Any]:
         """What must be set up before Keras starts, and torn down after :meth:`take_action` (nothing by default)."""
@@ -167,7 +168,7 @@ def table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
     """``rows`` as a plain-text table with a header line."""
     cells = [[fmt(r.get(c)) for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
     return "\n".join(lines)

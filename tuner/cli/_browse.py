@@ -182,8 +182,7 @@ class UiCommand(Command):
         print(f"MLflow UI for {mask_secrets(uri)} at {url} (Ctrl-C stops it)", flush=True)
         sys.stderr.flush()
         # this process becomes the MLflow server, so a signal to it (Ctrl-C, SIGTERM) stops the server too
-        os.execve(sys.executable, cmd, env)
-        return EXIT_OK  # not reached
+        os.execve(sys.executable, cmd, env)  # does not return
 
 
 def _check_app(name: str | None) -> None:

@@ -20,7 +20,7 @@ _TRACKING_HELP = "MLflow store to log the table and plot to (default: the study'
 
 
 def _rows(headers: list[str], rows: list[list[Any]]) -> list[dict[str, Any]]:
-    return [dict(zip(headers, row)) for row in rows]
+    return [dict(zip(headers, row, strict=True)) for row in rows]
 
 
 def print_confirmation(data: Mapping[str, Any]) -> None:

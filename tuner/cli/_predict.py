@@ -6,6 +6,7 @@ Keras, Optuna, pandas and optuna-dashboard are imported inside the actions, so `
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -145,8 +146,6 @@ class DashboardCommand(Command):
         if args.study:
             url += f"studies/{storage.get_study_id_from_name(args.study)}"
         print(f"optuna-dashboard for {mask_secrets(location)} at {url} (Ctrl-C stops it)", flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             run_server(storage, host=args.host, port=args.port)
-        except KeyboardInterrupt:
-            pass
         return EXIT_OK

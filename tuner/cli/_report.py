@@ -165,7 +165,7 @@ class SelectCommand(Command):
         if args.json:
             print_json({"study": args.study, "selection": selection, "trial": chosen.to_dict()})
             return EXIT_OK
-        values = ", ".join(f"{k}={fmt(v)}" for k, v in zip(results.objective, chosen.values or []))
+        values = ", ".join(f"{k}={fmt(v)}" for k, v in zip(results.objective, chosen.values or [], strict=False))
         print(
             f"study {args.study!r}: selected trial {chosen.number} by the {args.rule} rule "
             f"(front: {selection.get('front')}): {values}, verdict {chosen.verdict}"

@@ -38,7 +38,8 @@ class StudyCommand(Command):
     """Create or resume a study and run it.
 
     With no arguments: the digits dataset (8x8 images), the space that suits it (image_default, a small CNN),
-    12 trials, storage and tracking in mlruns/. Running the same command again resumes the study and runs only the missing trials.
+    12 trials, storage and tracking in mlruns/. Running the same command again resumes the study and runs only
+    the missing trials.
     """
 
     name = "study"
@@ -259,7 +260,7 @@ class StudyCommand(Command):
 
         def on_trial(report: Any) -> None:
             if report.state == "complete":
-                values = dict(zip(s.objective, report.values or []))
+                values = dict(zip(s.objective, report.values or [], strict=False))
                 spread = (report.cv_spread or {}).get(metric)
                 folds = f" ±{fmt(spread, 2)} over {len(report.cv_folds or ())} folds" if spread is not None else ""
                 line = (
@@ -288,8 +289,8 @@ class StudyCommand(Command):
             executor.run(study, progress=show, on_trial=None if args.json else on_trial)
         except KeyboardInterrupt:
             print(
-                f"\ninterrupted: {study.n_finished()} finished trials are kept in {mask_secrets(s.storage)}; run the same "
-                "command again to resume.",
+                f"\ninterrupted: {study.n_finished()} finished trials are kept in {mask_secrets(s.storage)}; "
+                "run the same command again to resume.",
                 file=sys.stderr,
             )
             return EXIT_INTERRUPTED

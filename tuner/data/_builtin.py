@@ -125,7 +125,9 @@ def _write_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
         return
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            # numpy's stub gives savez a keyword `allow_pickle: bool` beside `**kwds: ArrayLike`, and mypy matches
+            # a `**dict[str, ndarray]` against it too; the keys here are array names, never allow_pickle
+            np.savez(f, **arrays)  # type: ignore[arg-type]
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):

@@ -108,7 +108,8 @@ class Preprocessing:
         return self.scale(x)
 
     def scale(self, x: np.ndarray) -> np.ndarray:
-        """Apply the fitted scalers to encoded features, as scikit-learn's ``transform`` does (float64, then float32)."""
+        """Apply the fitted scalers to encoded features, as scikit-learn's ``transform`` does (float64, then
+        float32)."""
         x = np.asarray(x, dtype=np.float32)  # the data stage holds features as float32 before scaling
         if not self.steps or len(x) == 0:
             return x
@@ -237,7 +238,7 @@ def _one_hot(values: Any, col: Column, where: str) -> dict[str, np.ndarray]:
             f"must be one of the categories seen in training {known} (first unknown in row {row})",
             value=values.iloc[row],
         )
-    return {_dummy(col.name, c): (text == k).astype(np.float64) for c, k in zip(col.categories, known)}
+    return {_dummy(col.name, c): (text == k).astype(np.float64) for c, k in zip(col.categories, known, strict=True)}
 
 
 def _check_finite(x: np.ndarray, names: Sequence[str], where: str) -> None:

@@ -85,7 +85,7 @@ class RandomShift(keras.layers.Layer):
                 f"RandomShift expects inputs of shape (batch, T, F) with a known T. "
                 f"Received: input_shape={tuple(input_shape)}"
             )
-        self._max_shift = int(round(self.factor * int(input_shape[1])))
+        self._max_shift = round(self.factor * int(input_shape[1]))
         self.built = True
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:

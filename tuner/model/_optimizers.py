@@ -53,7 +53,7 @@ def build_schedule(params: Mapping[str, Any], *, steps_per_epoch: int, epochs: i
     """
     lr = float(knob_value(params, "learning_rate"))
     kind = knob_value(params, "lr_schedule")
-    warmup_steps = int(round(float(knob_value(params, "warmup_epochs")) * steps_per_epoch))
+    warmup_steps = round(float(knob_value(params, "warmup_epochs")) * steps_per_epoch)
     total = max(1, steps_per_epoch * epochs - warmup_steps)
     decay_steps = knob_value(params, "decay_steps")
     schedules = keras.optimizers.schedules

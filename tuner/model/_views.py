@@ -96,7 +96,8 @@ def resolve_view(dataset: Dataset, view: str = "auto", family: str = "mlp") -> s
                 where,
                 "family",
                 f"needs {kind} view, but the examples have shape {dataset.input_shape} and no known image or sequence "
-                "shape (tabular data); use family mlp, or save the data as an .npz with x of shape (N, H, W, C) or (N, T, F)",
+                "shape (tabular data); use family mlp, or save the data as an .npz with x of shape (N, H, W, C) "
+                "or (N, T, F)",
                 value=family,
             )
         ]
@@ -141,8 +142,8 @@ def as_view(dataset: Dataset, view: str) -> Dataset:
                     f"dataset {dataset.name!r}",
                     "view",
                     f"cannot show examples of shape {dataset.input_shape} as {what}: flat rows have one only in the "
-                    f"built-ins {known} or with an image_shape (--image-shape H,W,C); use view flat or auto, or save the data as an .npz with x of shape (N, H, W, C) or "
-                    "(N, T, F)",
+                    f"built-ins {known} or with an image_shape (--image-shape H,W,C); use view flat or auto, "
+                    "or save the data as an .npz with x of shape (N, H, W, C) or (N, T, F)",
                     value=view,
                 )
             ]

@@ -306,11 +306,10 @@ def gap_analysis(results: StudyResults, *, gap: str = "gap_loss", validation: st
     reg = set(regularization_knobs(knobs))
     for knob in knobs:
         rows = [
-            (t.params[knob], trial_value(t, gap), trial_value(t, validation), t.distributions[knob])
+            (t.params[knob], gap_value, trial_value(t, validation), t.distributions[knob])
             for t in complete
-            if knob in t.params
+            if knob in t.params and (gap_value := trial_value(t, gap)) is not None
         ]
-        rows = [r for r in rows if r[1] is not None]
         categorical = type(rows[-1][3]).__name__ == "CategoricalDistribution" if rows else False
         e = KnobEffect(
             knob=knob, kind="categorical" if categorical else "numeric", n_trials=len(rows), regularization=knob in reg
@@ -345,7 +344,7 @@ def gap_analysis(results: StudyResults, *, gap: str = "gap_loss", validation: st
             else:
                 x = [float(r[0]) for r in rows]
                 e.rho_gap, e.p_gap = _rho(x, [r[1] for r in rows])
-                paired = [(xi, r[2]) for xi, r in zip(x, rows) if r[2] is not None]
+                paired = [(xi, r[2]) for xi, r in zip(x, rows, strict=True) if r[2] is not None]
                 e.rho_val, e.p_val = _rho([a for a, _ in paired], [b for _, b in paired])
                 if len(set(x)) < 2:
                     e.sentence = f"{knob} took a single value in the complete trials: no effect to measure."

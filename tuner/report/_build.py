@@ -99,7 +99,8 @@ def _mlflow_context(results: StudyResults, tracking_uri: str | None) -> dict[str
     if tracking_uri is None:
         info["note"] = "no MLflow store found (pass --tracking-uri): learning curves and artifacts are left out"
         return info
-    if sqlite_path(tracking_uri) is not None and not sqlite_path(tracking_uri).exists():
+    db = sqlite_path(tracking_uri)
+    if db is not None and not db.exists():
         info["note"] = f"no MLflow store at {tracking_uri}: learning curves and artifacts are left out"
         return info
     from tuner.tracking import find_experiment, open_reader, study_run_ids
@@ -153,7 +154,7 @@ def _row(t: TrialReport, results: StudyResults, varying: Sequence[str], front: s
         "number": t.number,
         "state": t.state,
         "params": {k: t.params.get(k) for k in varying},
-        "objective": dict(zip(results.objective, t.values or [])),
+        "objective": dict(zip(results.objective, t.values or [], strict=False)),
         "metrics": dict(t.metrics),
         "verdict": t.verdict,
         "best_epoch": t.best_epoch,

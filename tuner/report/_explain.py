@@ -116,7 +116,7 @@ def ablate(
     rows = []
     for variant in variants:
         runs = retrain(s, variant.apply(params), seed_list)
-        both = [(b, r) for b, r in zip(base_runs, runs) if _ok(b) and _ok(r)]
+        both = [(b, r) for b, r in zip(base_runs, runs, strict=True) if _ok(b) and _ok(r)]
         row: dict[str, Any] = {
             "name": variant.name,
             "label": variant.label,
@@ -291,7 +291,7 @@ def confirm(
                 "rank": rank,
                 "stored": opt.trials[number].values[0],
                 "values": values,
-                **{key: v for key, v in spread(values).items()},
+                **dict(spread(values).items()),
             }
         )
     order = sorted(rows, key=lambda r: (r["mean"] is None, -sign * (r["mean"] or 0.0), r["rank"]))
@@ -299,7 +299,7 @@ def confirm(
         r["retrained_rank"] = i
     winner = rows[0]
     for r in rows[1:]:
-        pairs = [(a, b) for a, b in zip(winner["values"], r["values"]) if a is not None and b is not None]
+        pairs = [(a, b) for a, b in zip(winner["values"], r["values"], strict=True) if a is not None and b is not None]
         r["diff"] = spread([a - b for a, b in pairs])["mean"]
         r["welch_p"] = welch([v for v in winner["values"] if v is not None], [v for v in r["values"] if v is not None])
         r["paired_p"] = paired([a for a, _ in pairs], [b for _, b in pairs])

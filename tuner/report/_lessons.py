@@ -107,7 +107,7 @@ def record_lesson(
         uri = study_tracking_uri(storage, given=tracking_uri, recorded=recipe_uri)
         info = _mlflow_context(StudyResults(optuna_study), uri)
         run_id = info.get("parent_run_id")
-        if run_id is None:
+        if uri is None or run_id is None:  # no store: _mlflow_context found no run and says why
             data["mlflow"]["note"] = info.get("note") or "no MLflow store"
         else:
             from tuner.tracking import log_file, open_reader

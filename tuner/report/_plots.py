@@ -23,7 +23,7 @@ from typing import Any
 
 from tuner._logging import get_logger
 from tuner.report._figures import ARTIFACT_DIR, PlotFile, PlotSet, new_figure, pyplot, save_png, write_html
-from tuner.report._trials import complete_trials, trial_value, varying_params
+from tuner.report._trials import complete_trials, objective_value, trial_value, varying_params
 from tuner.study import read_trial, regularization_knobs
 from tuner.tracking import verdict_color
 
@@ -54,7 +54,7 @@ def plot_gap_vs_knobs(trials: Sequence[Any], knobs: Sequence[str], *, gap: str =
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     rng = np.random.default_rng(0)
     seen: set[str] = set()
-    for ax, knob in zip(axes, knobs):
+    for ax, knob in zip(axes, knobs, strict=False):  # the grid may hold more panels than knobs
         points = [
             (t.params[knob], trial_value(t, gap), read_trial(t).verdict, t.distributions[knob])
             for t in trials
@@ -209,12 +209,18 @@ def study_plots(
             min_trials=2,
         )
         if gap not in names and all(trial_value(t, gap) is not None for t in complete):
-            target = {"target": (lambda t: trial_value(t, gap)), "target_name": gap}
+
+            def gap_of(t: optuna.trial.FrozenTrial) -> float:
+                value = trial_value(t, gap)
+                if value is None:  # every complete trial has one (checked above), and Optuna reads only those
+                    raise ValueError(f"trial {t.number} has no finite {gap}")
+                return value
+
             optuna_plot(
                 "param_importances_gap",
                 f"Parameter importances for {gap} ({evaluator_name})",
-                lambda: om.plot_param_importances(study, evaluator=evaluator, **target),
-                lambda: ov.plot_param_importances(study, evaluator=evaluator, **target),
+                lambda: om.plot_param_importances(study, evaluator=evaluator, target=gap_of, target_name=gap),
+                lambda: ov.plot_param_importances(study, evaluator=evaluator, target=gap_of, target_name=gap),
                 min_trials=2,
             )
         optuna_plot(
@@ -268,7 +274,7 @@ def _mpl_importances(study: Any, evaluator: Any, names: list[str], om: Any) -> A
     import optuna
 
     values = {
-        name: optuna.importance.get_param_importances(study, evaluator=evaluator, target=lambda t, i=i: t.values[i])
+        name: optuna.importance.get_param_importances(study, evaluator=evaluator, target=objective_value(i))
         for i, name in enumerate(names)
     }
     params = sorted({p for v in values.values() for p in v}, key=lambda p: values[names[0]].get(p, 0.0))

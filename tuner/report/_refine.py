@@ -60,7 +60,7 @@ def _bound(name: str, entry: Mapping[str, Any], old: float, u_target: float, log
     for i in range(8):
         u = u_old + (u_target - u_old) / (2**i)
         value = 10**u if log else u
-        value = int(round(value)) if entry["type"] == "int" else _fmt(value)
+        value = round(value) if entry["type"] == "int" else _fmt(value)
         if entry["type"] == "int" and log:
             value = max(1, value)
         if value != old and _valid(name, value):
@@ -367,7 +367,7 @@ def refinement_figure(data: Mapping[str, Any]) -> Any:
     fig = new_figure(figsize=(4.2 * cols, 3.2 * rows))
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     trials = data["trials"]
-    for ax, (name, entry) in zip(axes, numeric):
+    for ax, (name, entry) in zip(axes, numeric, strict=False):  # the grid may hold more panels
         points = [(v, t["value"]) for t in trials for v in _values(_Frozen(t["params"]), name, entry)]
         if points:
             ax.scatter([p[0] for p in points], [p[1] for p in points], s=16, color="#1f77b4", alpha=0.7)

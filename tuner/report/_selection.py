@@ -8,12 +8,12 @@ on; :func:`clear_selection` forgets it.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tuner.errors import ConfigError, NoCompleteTrial, Problem
 from tuner.metrics import maximizes
-from tuner.report._trials import trial_value
+from tuner.report._trials import objective_value, trial_value
 from tuner.study import StudyRecord, StudyResults, TrialReport
 
 __all__ = ["SELECTION_RULES", "pareto_front", "select_trial", "clear_selection"]
@@ -32,12 +32,14 @@ def _tradeoff(results: StudyResults) -> tuple[str, bool, Any, str, Any]:
     dirs = results.study.directions
     val_i = next((i for i, n in enumerate(names) if not n.startswith("gap_")), None)
     gap_i = next((i for i, n in enumerate(names) if n.startswith("gap_")), None)
+    val: tuple[str, bool, Callable[[Any], float | None]]
+    gap: tuple[str, Callable[[Any], float | None]]
     if val_i is not None:
-        val = (names[val_i], maximizes(dirs[val_i]), lambda t, i=val_i: t.values[i])
+        val = (names[val_i], maximizes(dirs[val_i]), objective_value(val_i))
     else:
         val = ("val_loss", False, lambda t: trial_value(t, "val_loss"))
     if gap_i is not None:
-        gap = (names[gap_i], lambda t, i=gap_i: t.values[i])
+        gap = (names[gap_i], objective_value(gap_i))
     else:
         gap = ("gap_loss", lambda t: trial_value(t, "gap_loss"))
     return val[0], val[1], val[2], gap[0], gap[1]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tuner.metrics import headline_metric
 from tuner.study import StudyRecord, read_trial
 
-__all__ = ["finite", "complete_trials", "varying_params", "trial_value", "study_metric"]
+__all__ = ["finite", "complete_trials", "varying_params", "trial_value", "objective_value", "study_metric"]
 
 
 def finite(value: Any) -> float | None:
@@ -42,6 +42,15 @@ def trial_value(trial: Any, key: str) -> float | None:
     if value is None:
         value = trial.user_attrs.get(key)  # the gaps also stand at the top level (for Optuna's dashboard)
     return finite(value)
+
+
+def objective_value(i: int) -> Callable[[Any], float]:
+    """A getter of a trial's ``i``-th objective value (``trial.values[i]``), as Optuna's ``target`` takes it."""
+
+    def value(trial: Any) -> float:
+        return trial.values[i]
+
+    return value
 
 
 def study_metric(results: Any) -> str | None:

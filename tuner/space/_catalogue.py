@@ -588,9 +588,8 @@ def check_value(knob: Knob, value: Any) -> str | None:
     elif knob.kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return "must be a number"
-    elif knob.kind == "str":
-        if not isinstance(value, str):
-            return "must be a string"
+    elif knob.kind == "str" and not isinstance(value, str):
+        return "must be a string"
     return knob.check(value) if knob.check is not None else None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from tuner.errors import Problem, SpaceError, did_you_mean
@@ -309,8 +310,8 @@ def _parse_condition(raw: Any, path: str, source: str, problems: list[Problem]) 
 
 
 def _check_conditions(
-    params: dict[str, Param], source: str, problems: list[Problem], *, skip: set[str] = frozenset()
-) -> None:  # type: ignore[assignment]
+    params: dict[str, Param], source: str, problems: list[Problem], *, skip: AbstractSet[str] = frozenset()
+) -> None:
     for name, p in params.items():
         for parent, values in (p.condition or {}).items():
             path = f"{'model_parameters' if p.model else 'parameters'}.{name}.condition.{parent}"

@@ -73,7 +73,7 @@ def plot_learning_curves(
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     n = max((len(v) for k, v in history.items() if k != "epoch"), default=0)
     epochs = list(history.get("epoch") or range(1, n + 1))
-    for ax, name in zip(axes, panels):
+    for ax, name in zip(axes, panels, strict=True):
         lines = (
             [("gap_loss", "-", "gap_loss", "#2ca02c"), (f"gap_{metric}", "--", f"gap_{metric}", "#9467bd")]
             if name == "gap"

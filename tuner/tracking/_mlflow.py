@@ -88,7 +88,8 @@ class MlflowTracker:
     def log_metrics(
         self, run_id: str, rows: list[tuple[str, float, int]], tags: Mapping[str, Any] | None = None
     ) -> None:
-        """Log ``(key, value, step)`` rows (and ``tags``) with ``log_batch``, which splits them as MLflow's limits ask."""
+        """Log ``(key, value, step)`` rows (and ``tags``) with ``log_batch``, which splits them as MLflow's limits
+        ask."""
         from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)

@@ -103,7 +103,7 @@ def predict_fixed_batches(model: Any, x: np.ndarray, batch_size: int = 1024) -> 
     for i in range(0, n, size):
         chunk = x[i : i + size]
         if len(chunk) < size:
-            chunk = np.concatenate([chunk, np.zeros((size - len(chunk),) + x.shape[1:], dtype=x.dtype)])
+            chunk = np.concatenate([chunk, np.zeros((size - len(chunk), *x.shape[1:]), dtype=x.dtype)])
         parts.append(np.asarray(model.predict_on_batch(chunk)))
     return np.concatenate(parts, axis=0)[:n]
 
@@ -206,7 +206,7 @@ class HonestGap(keras.callbacks.Callback):
             ]
         splits = []
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging model is reported, not warned about
-            for rows, loss in zip(rows_of, losses):
+            for rows, loss in zip(rows_of, losses, strict=True):
                 out = {"loss": loss}
                 for name, fn in self._metric_fns.items():
                     out[name] = fn(self._y[rows], pred[rows])

@@ -149,6 +149,8 @@ def _targets(y: np.ndarray, task: str, loss: Any, n_classes: int | None, fmt: st
         name = loss_name(loss)
         one_hot = name in ONE_HOT_LOSSES or (fmt == "onehot" and name != "sparse_categorical_crossentropy")
         if one_hot:
+            if n_classes is None:
+                raise ValueError("one-hot targets of a multiclass task need the number of classes (n_classes is None)")
             return np.eye(int(n_classes), dtype="float32")[np.asarray(y, dtype="int64")]
         return np.asarray(y, dtype="int64")
     return np.asarray(y, dtype="float32").reshape(-1, 1)
@@ -304,7 +306,7 @@ def average_results(
         for k in first.final_metrics
         if all(k in r.final_metrics for r in results)
     }
-    best = max(1, min(int(round(np.mean([r.best_epoch for r in results]))), epochs))
+    best = max(1, min(round(float(np.mean([r.best_epoch for r in results]))), epochs))
     verdict = diagnose(
         task=dataset.task, chosen=metrics, history=history, chosen_epoch=best, y_train=dataset.y_train, rules=rules
     )
