@@ -19,6 +19,7 @@ from tuner.errors import ConfigError, Problem
 from tuner.metrics import maximizes
 from tuner.study._interrupts import deferring_interrupts
 from tuner.study._record import StudyRecord, read_trial
+from tuner.study._settings import completed_name, completed_storage
 from tuner.study._types import RunningStudy
 
 __all__ = ["BestModel", "close_tracking", "load_best_model", "model_folder", "register_best_model"]
@@ -164,8 +165,10 @@ def _export(study: RunningStudy, best: Any, model: Any, params: Any, record: Stu
         "test": study.best_test,
         "dataset": study.dataset.name,
     }
+    if data.preprocessing is None:  # Dataset.__post_init__ always fills it in
+        raise ValueError(f"dataset {data.name!r} has no preprocessing record")
     exported = ExportedModel(model, data.preprocessing, task=data.task, info=info)
-    folder = model_folder(study.settings.storage, study.settings.study_name)
+    folder = model_folder(completed_storage(study.settings), completed_name(study.settings))
     staging = folder.with_name(f".{folder.name}.{os.getpid()}")  # saved whole, then moved in place
     shutil.rmtree(staging, ignore_errors=True)
     exported.save(staging)

@@ -10,6 +10,7 @@ taking it again reconnects (:mod:`tuner.study._retry`), and releasing a lock alr
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import zlib
 from typing import Any
@@ -100,10 +101,8 @@ class BudgetLock:
 
     def _drop_connection(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(Exception):  # already dead
                 self._conn.close()
-            except Exception:  # already dead
-                pass
             self._conn = None
 
     def __enter__(self) -> BudgetLock:
@@ -127,6 +126,8 @@ def budget_counts(study: Any) -> tuple[int, int]:
         state = t.state.name
         if state == "RUNNING":
             running += 1
-        elif state in ("COMPLETE", "PRUNED") or (state == "FAIL" and t.number not in retried and read_trial(t).fail_reason != INTERRUPTED):
+        elif state in ("COMPLETE", "PRUNED") or (
+            state == "FAIL" and t.number not in retried and read_trial(t).fail_reason != INTERRUPTED
+        ):
             counted += 1
     return counted, running

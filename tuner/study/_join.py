@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from tuner.study._resources import visible_gpus, wait_or_kill, worker_env
+from tuner.study._settings import completed_name, completed_storage
 from tuner.study._types import RunningStudy
 
 __all__ = ["WorkerJoin", "EarlyWorkers", "read_join_file", "worker_command"]
@@ -114,8 +115,8 @@ def join_of(
     """The join file's fields for ``study`` (a running :class:`~tuner.study.Study`)."""
     s = study.settings
     return WorkerJoin(
-        study=s.study_name,
-        storage=s.storage,
+        study=completed_name(s),
+        storage=completed_storage(s),
         tracking_uri=s.tracking_uri,
         parent_run_id=study.tracking_run_id,
         recycle_after=recycle_after,

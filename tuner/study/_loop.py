@@ -21,6 +21,7 @@ from tuner.study._interrupts import check_stop
 from tuner.study._objective import Objective
 from tuner.study._record import INTERRUPTED, read_trial
 from tuner.study._results import TrialReport
+from tuner.study._settings import completed_name, completed_storage
 from tuner.study._storage import seed_next_trial
 from tuner.study._types import RunningStudy
 
@@ -115,7 +116,7 @@ def _trials(
 
     s = study.settings
     optuna_study = study.optuna_study
-    lock = BudgetLock(s.storage, s.study_name)
+    lock = BudgetLock(completed_storage(s), completed_name(s))
     objective = Objective(study, on_start=lock.release)  # the trial exists: it holds its place in the budget
     deadline = None if timeout is None else time.monotonic() + timeout
     bar = None

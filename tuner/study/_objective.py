@@ -15,6 +15,7 @@ from tuner.errors import ConfigError, TrialFailed
 from tuner.study._callbacks import _PruningCallback
 from tuner.study._interrupts import check_stop, deferring_interrupts, stop_callback
 from tuner.study._record import INTERRUPTED, TrialRecord
+from tuner.study._settings import completed_name
 from tuner.study._storage import first_prunable_step
 from tuner.study._types import RunningStudy
 
@@ -118,7 +119,7 @@ class Objective:
             TrialRecord.write(trial, resolved_params=params, device=_device(), worker_pid=os.getpid())
             with deferring_interrupts():  # a Ctrl-C here arrives once run_id is known, so the run gets closed
                 run_id = tracker.start_trial(
-                    trial.number, {k: v for k, v in params.items() if k not in late_names}, study_name=s.study_name
+                    trial.number, {k: v for k, v in params.items() if k not in late_names}, study_name=completed_name(s)
                 )
                 if run_id is not None:
                     TrialRecord.write(trial, mlflow_run_id=run_id)
@@ -134,7 +135,7 @@ class Objective:
             record = TrialRecord.from_result(result)
             values = [float(result.metrics[m]) for m in s.objective]
             if not all(math.isfinite(v) for v in values):
-                raise TrialFailed(f"non-finite objective {dict(zip(s.objective, values))}")
+                raise TrialFailed(f"non-finite objective {dict(zip(s.objective, values, strict=True))}")
             record.write_result(trial, metric=result.metric)
             state = "complete"
             if study.best_kept.is_best(
@@ -190,6 +191,9 @@ class Objective:
         from tuner.training import cross_validate
 
         study, s = self.study, self.study.settings
+        folds = s.cv
+        if folds is None:  # Study.__init__ sets it (0: off); the trial cross-validates only when it is on
+            raise RuntimeError("StudySettings.cv is unset: Study() sets the number of folds first")
         first_step = None if study.multi_objective else first_prunable_step(study.opened)
         start = study.opened.pruner_start
         stride = max(1, start[1]) if start else 1  # fold f reports at step f * stride: past the pruner's warm-up
@@ -197,16 +201,16 @@ class Objective:
 
         def after_fold(fold: int, means: dict[str, float]) -> None:
             value = means.get(monitor)
-            if first_step is None or fold >= s.cv or value is None or not math.isfinite(value):
+            if first_step is None or fold >= folds or value is None or not math.isfinite(value):
                 return
             trial.report(float(value), step=fold * stride)
             if fold * stride >= first_step and trial.should_prune():
-                raise optuna.TrialPruned(f"pruned after fold {fold} of {s.cv} (mean {monitor}={value:.4g})")
+                raise optuna.TrialPruned(f"pruned after fold {fold} of {folds} (mean {monitor}={value:.4g})")
 
         return cross_validate(
             params,
             study.dataset,
-            s.cv,
+            folds,
             seed=s.seed + trial.number,
             fold_seed=s.seed,
             builder=builder,

@@ -34,6 +34,7 @@ from tuner.study._budget import BudgetLock, budget_counts
 from tuner.study._interrupts import check_stop
 from tuner.study._record import INTERRUPTED, TrialRecord, read_trial
 from tuner.study._results import TrialReport
+from tuner.study._settings import completed_name, completed_storage
 from tuner.study._storage import seed_next_trial
 from tuner.study._types import RunningStudy
 
@@ -110,7 +111,8 @@ def connect_ray(address: str, *, num_cpus: int | None = None) -> Any:
         else:
             ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as err:
-        cause, refused = err, False
+        cause: BaseException | None = err
+        refused = False
         while cause is not None:
             refused = refused or "Authentication" in type(cause).__name__ or "InvalidAuthToken" in str(cause)
             cause = cause.__cause__
@@ -345,12 +347,12 @@ class _Pool:
 
     def _loop(self) -> None:
         self._start_runners(list(range(self.cluster.workers)))
-        lock = BudgetLock(self.study.settings.storage, self.study.settings.study_name)
+        lock = BudgetLock(completed_storage(self.study.settings), completed_name(self.study.settings))
         while True:
             check_stop()
             self._launch(lock)
             if not self.running:
-                counted, running = budget_counts(self.optuna_study)
+                counted, _running = budget_counts(self.optuna_study)
                 if counted >= self.target or self.study.halted or self._expired():
                     self.study.stopped_for = (
                         None if counted >= self.target else ("halted" if self.study.halted else "timeout")
@@ -435,7 +437,7 @@ class _Pool:
         """Ctrl-C or an error: kill the running trials' runners, fail their trials, close their runs."""
         import optuna
 
-        for ref, job in list(self.running.items()):
+        for _ref, job in list(self.running.items()):
             self.ray.kill(job.runner, no_restart=True)
             self.runners.pop(job.slot, None)
             try:

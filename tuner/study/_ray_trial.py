@@ -64,7 +64,9 @@ class StudyHost:
             self.loggers[result] = self.tracker.trial_callbacks(result)
             self.runs[args[0]] = result
         if name == "end_trial":
-            self.loggers.pop(args[0] if args else kwargs.get("run_id"), None)
+            run_id = args[0] if args else kwargs.get("run_id")
+            if run_id is not None:  # a trial without a tracking run (tracking off) has no logger here
+                self.loggers.pop(run_id, None)
         return result
 
     def run_of(self, number: int) -> str | None:
@@ -267,6 +269,8 @@ def _build_study(host: Any, recipe: RayRecipe, dataset: Any) -> Any:
     hypermodel = recipe.model_object
     if recipe.model_file is not None:  # the user's file, as the driver read it, beside this process
         name, source = recipe.model_file
+        if recipe.model is None:  # the driver sends a model's file only with its reference (RayCluster._recipe)
+            raise RuntimeError("a Ray recipe with a model file names no model (file.py:name)")
         folder = Path(tempfile.mkdtemp(prefix="tuner-model-"))
         (folder / name).write_text(source)
         hypermodel = f"{folder / name}:{recipe.model.rsplit(':', 1)[1]}"

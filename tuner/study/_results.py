@@ -97,7 +97,7 @@ class StudyResults:
         study = self.study
         complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
         if not complete:
-            counts = {}
+            counts: dict[str, int] = {}
             for t in study.get_trials(deepcopy=False):
                 counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
             raise NoCompleteTrial(
@@ -134,7 +134,7 @@ class StudyResults:
         for t in self.trials():
             row: dict[str, Any] = {"number": t.number, "state": t.state}
             if t.values is not None:
-                for name, v in zip(self.objective, t.values):
+                for name, v in zip(self.objective, t.values, strict=False):
                     row[f"objective.{name}"] = v
             row.update({f"params.{k}": v for k, v in t.params.items()})
             row.update(t.metrics)
@@ -160,7 +160,8 @@ def load_study_results(study_name: str, *, storage: str | None = None) -> StudyR
     import optuna
 
     url = storage or default_storage()
-    if sqlite_path(url) is not None and not sqlite_path(url).exists():
+    db = sqlite_path(url)
+    if db is not None and not db.exists():
         raise ConfigError(
             [
                 Problem(

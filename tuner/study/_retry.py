@@ -84,7 +84,7 @@ def _root_cause(err: BaseException) -> str:
 def _retrying(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        failed = []
+        failed: list[bool] = []
 
         def once() -> Any:
             try:

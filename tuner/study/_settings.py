@@ -10,7 +10,16 @@ from tuner._logging import get_logger
 from tuner.errors import ConfigError, Problem
 from tuner.metrics import direction, headline_metric
 
-__all__ = ["StudySettings", "SAMPLERS", "PRUNERS", "DEFAULT_N_TRIALS", "objective_direction", "check_inputs"]
+__all__ = [
+    "StudySettings",
+    "SAMPLERS",
+    "PRUNERS",
+    "DEFAULT_N_TRIALS",
+    "objective_direction",
+    "check_inputs",
+    "completed_name",
+    "completed_storage",
+]
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "grid", "nsga2")
 PRUNERS = ("median", "hyperband", "successive_halving", "percentile", "none")
@@ -147,8 +156,9 @@ class StudySettings:
         Raises:
             ConfigError: naming every setting that breaks a rule.
         """
-        if isinstance(self.objective, str):
-            self.objective = tuple(x.strip() for x in self.objective.split(",") if x.strip())
+        given: object = self.objective  # the Python API's keyword overrides are untyped: "val_loss,gap_loss" too
+        if isinstance(given, str):
+            self.objective = tuple(x.strip() for x in given.split(",") if x.strip())
         if not self.objective:
             self.objective = ("val_loss",) if task == "regression" else ("val_accuracy",)
         self.validate(task, metrics)
@@ -166,6 +176,28 @@ class StudySettings:
             self.study_name = default_name
         if self.storage is None:
             self.storage = default_storage
+
+
+def completed_name(settings: StudySettings) -> str:
+    """``settings.study_name``, which :meth:`StudySettings.complete` fills in before a study opens.
+
+    Raises:
+        RuntimeError: for settings that were never completed (a bug in the caller, not in the user's input).
+    """
+    if settings.study_name is None:
+        raise RuntimeError("StudySettings.study_name is unset: StudySettings.complete() fills it in first")
+    return settings.study_name
+
+
+def completed_storage(settings: StudySettings) -> str:
+    """``settings.storage``, which :meth:`StudySettings.complete` fills in before a study opens.
+
+    Raises:
+        RuntimeError: for settings that were never completed (a bug in the caller, not in the user's input).
+    """
+    if settings.storage is None:
+        raise RuntimeError("StudySettings.storage is unset: StudySettings.complete() fills it in first")
+    return settings.storage
 
 
 def possible_values(space: Any, name: str) -> list[Any]:

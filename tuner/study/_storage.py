@@ -12,7 +12,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from tuner._logging import current_verbosity, get_logger, library_logs
 from tuner._store import absolute_sqlite, journal_path, mask_secrets, sqlite_path, storage_trouble
@@ -20,7 +20,7 @@ from tuner.errors import ConfigError, Problem
 from tuner.space import KNOBS
 from tuner.study._callbacks import _StaleTrialHandler
 from tuner.study._record import Recipe, StudyRecord
-from tuner.study._settings import DEFAULT_N_TRIALS, StudySettings
+from tuner.study._settings import DEFAULT_N_TRIALS, StudySettings, completed_storage
 from tuner.study._types import RunningStudy
 from tuner.tracking import probe_tracking
 
@@ -123,19 +123,20 @@ def _storage(s: StudySettings, tracker: Callable[[], Any]) -> tuple[Any, bool]:
     """The Optuna storage, and whether it has heartbeats (RDB storages: a dead worker's trial is failed
     and retried)."""
     import optuna
+    from optuna.storages.journal import JournalFileBackend
 
-    url = s.storage
+    url = completed_storage(s)
     db = sqlite_path(url)
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
     journal = journal_path(url)
     if journal is not None:
         journal.parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal))), False
+        return optuna.storages.JournalStorage(JournalFileBackend(str(journal))), False
     if url.startswith(("sqlite", "postgresql", "mysql")):
         engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
         wal = db is not None and "?" not in url and os.environ.get("TUNER_SQLITE_WAL", "1") != "0"
-        if wal:
+        if wal and db is not None:
             _sqlite_wal(db)
         storage = _rdb_storage(
             url,
@@ -300,7 +301,8 @@ def open_optuna_study(study: RunningStudy, storage: Any = None) -> OptunaStudy:
                 storage=storage,
                 sampler=sampler,
                 pruner=pruner,
-                directions=study.directions,
+                # each one "maximize" or "minimize": StudySettings.validate or tuner.metrics.direction made it
+                directions=cast("list[Literal['minimize', 'maximize']]", study.directions),
                 load_if_exists=True,
             )
     except Exception as err:  # read-only, locked, full, or a server that does not answer: one line, exit 2
@@ -366,7 +368,7 @@ def _check_same_study(optuna_study: Any, study: RunningStudy) -> None:
             raise ConfigError(
                 [
                     Problem(
-                        s.storage,
+                        completed_storage(s),
                         f"study {s.study_name!r}",
                         f"exists with another {key}; give a new --study name to start a "
                         "new study, or run with the same settings to resume it",
@@ -378,7 +380,7 @@ def _check_same_study(optuna_study: Any, study: RunningStudy) -> None:
         raise ConfigError(
             [
                 Problem(
-                    s.storage,
+                    completed_storage(s),
                     f"study {s.study_name!r}",
                     "exists with other directions",
                     value=[d.name for d in optuna_study.directions],

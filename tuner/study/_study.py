@@ -38,7 +38,14 @@ from tuner.study._model_ref import default_space, study_space, user_model
 from tuner.study._process import restoring_process_state
 from tuner.study._record import StudyRecord
 from tuner.study._results import StudyResults, TrialReport
-from tuner.study._settings import PRUNERS, SAMPLERS, StudySettings, check_inputs, objective_direction
+from tuner.study._settings import (
+    PRUNERS,
+    SAMPLERS,
+    StudySettings,
+    check_inputs,
+    completed_name,
+    objective_direction,
+)
 from tuner.study._storage import OptunaStudy, join_recipe, open_optuna_study, record_target
 from tuner.tracking import NullTracker, Tracker, make_tracker
 
@@ -342,7 +349,7 @@ class Study:
 
     def _open_tracking(self) -> None:
         s = self.settings
-        tracker = make_tracker(s.tracking_uri, s.study_name, dataset=self.dataset, joining=bool(s.parent_run_id))
+        tracker = make_tracker(s.tracking_uri, completed_name(s), dataset=self.dataset, joining=bool(s.parent_run_id))
         if s.parent_run_id:
             tracker.join_study(s.parent_run_id)
         else:
@@ -351,7 +358,7 @@ class Study:
             settings["directions"] = ",".join(self.directions)
             with deferring_interrupts(raise_after=False):  # held until tracking() holds the run and can close it
                 tracker.start_study(
-                    study_name=s.study_name,
+                    study_name=completed_name(s),
                     settings=settings,
                     space_yaml=self.space.to_yaml(),
                     dataset=self.dataset.describe(),

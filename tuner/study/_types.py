@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # types only: nothing here is imported at run time
     from tuner.data import Dataset
     from tuner.space import SearchSpace
     from tuner.study._best import BestModel
+    from tuner.study._results import TrialReport
     from tuner.study._settings import StudySettings
     from tuner.study._storage import OptunaStudy
     from tuner.tracking import Tracker
@@ -27,6 +28,7 @@ class RunningStudy(Protocol):
     settings: StudySettings
     space: SearchSpace
     dataset: Dataset
+    dataset_spec: dict[str, Any] | None
     builder: Callable[..., Any] | None
     user_model: Any
     tracker: Tracker
@@ -53,6 +55,17 @@ class RunningStudy(Protocol):
     def record_target(self, n_trials: int) -> None: ...
 
     def tracking(self) -> AbstractContextManager[Tracker]: ...
+
+    def run(
+        self,
+        *,
+        n_trials: int | None = None,
+        timeout: float | None = None,
+        progress: bool = False,
+        on_trial: Callable[[TrialReport], None] | None = None,
+        max_trials: int | None = None,
+        max_rss_mb: float | None = None,
+    ) -> RunningStudy: ...
 
     def halt(self) -> None: ...
 

@@ -19,7 +19,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict
 
 from tuner._logging import get_logger, progress_bar
 from tuner.errors import ConfigError
@@ -292,6 +292,15 @@ def run_workers(
     return study
 
 
+class _PoolOptions(TypedDict):
+    """What :class:`ProcessPool` passes on to :func:`run_workers`."""
+
+    recycle_after: int | None
+    max_rss_mb: float | None
+    verbosity: int
+    early: EarlyWorkers | None
+
+
 class ProcessPool:
     """The :class:`~tuner.study.Executor` of ``--workers N`` on this machine: this process and worker processes
     (see :func:`run_workers`)."""
@@ -306,7 +315,7 @@ class ProcessPool:
         early: EarlyWorkers | None = None,
     ) -> None:
         self.n_workers = n_workers
-        self.options = {
+        self.options: _PoolOptions = {
             "recycle_after": recycle_after,
             "max_rss_mb": max_rss_mb,
             "verbosity": verbosity,
