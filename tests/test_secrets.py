@@ -80,6 +80,12 @@ def test_a_password_in_the_storage_url_is_in_no_output_record_or_command_line(tm
     assert report.returncode == 0, report.stderr
     assert secret not in report.stdout and secret not in report.stderr
     assert secret not in (tmp_path / "r.html").read_text()
+    # the same study asked for with another objective: refused, naming the storage without its password
+    clash = subprocess.run([sys.executable, "-m", "tuner", "study", "--study", "secret", "--dataset", "iris",
+                            "--tracking-uri", tracking, "--objective", "val_loss"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert clash.returncode == 2 and "exists with another objective" in clash.stderr, clash.stderr
+    assert secret not in clash.stdout + clash.stderr and "***" in clash.stderr
     client = MlflowClient(tracking)
     exp = client.get_experiment_by_name("secret")
     runs = client.search_runs([exp.experiment_id])

@@ -368,7 +368,7 @@ def _check_same_study(optuna_study: Any, study: RunningStudy) -> None:
             raise ConfigError(
                 [
                     Problem(
-                        completed_storage(s),
+                        mask_secrets(completed_storage(s)),
                         f"study {s.study_name!r}",
                         f"exists with another {key}; give a new --study name to start a "
                         "new study, or run with the same settings to resume it",
@@ -380,7 +380,7 @@ def _check_same_study(optuna_study: Any, study: RunningStudy) -> None:
         raise ConfigError(
             [
                 Problem(
-                    completed_storage(s),
+                    mask_secrets(completed_storage(s)),
                     f"study {s.study_name!r}",
                     "exists with other directions",
                     value=[d.name for d in optuna_study.directions],
