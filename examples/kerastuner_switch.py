@@ -46,10 +46,15 @@ class MyHyperModel(keras_tuner.HyperModel):
 
 
 x, y = load_digits(return_X_y=True)
-x_train, x_val, y_train, y_val = train_test_split(x / 16.0, keras.utils.to_categorical(y, 10), test_size=0.2,
-                                                  random_state=0)
+x_train, x_val, y_train, y_val = train_test_split(
+    x / 16.0, keras.utils.to_categorical(y, 10), test_size=0.2, random_state=0
+)
 tuner_ = tuner.KerasTuner(  # was: keras_tuner.RandomSearch(
-    MyHyperModel(), objective="val_accuracy", max_trials=size(6, 2), directory="kt", project_name="digits",
+    MyHyperModel(),
+    objective="val_accuracy",
+    max_trials=size(6, 2),
+    directory="kt",
+    project_name="digits",
     overwrite=True,
 )
 tuner_.search(x_train, y_train, epochs=size(10, 1), validation_data=(x_val, y_val))
