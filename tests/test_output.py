@@ -41,7 +41,7 @@ def test_a_log_file_gets_the_lines_alone_and_no_library_info(tmp_path: Path) -> 
     assert "it/s" not in log and "trial/s" not in log, log  # no bar drawn to a file at all
     assert OPTUNA_INFO not in log and "[I " not in log, log
     assert " INFO " not in log and "alembic" not in log, log  # MLflow's store migrations (tracking is on)
-    assert "study 'default-digits': digits" in log  # tuner's own line stays
+    assert "study 'image_default-digits': digits" in log  # tuner's own line stays
     assert len(re.findall(r"^trial +\d+ +(?:complete|pruned)", stdout, re.MULTILINE)) == 2, stdout
 
 
