@@ -6,6 +6,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+# studies on the small built-ins train one model a trial, as tests expect (module-scoped fixtures too, which run
+# before the function-scoped fixture below); tests of --cv ask for it
+os.environ["TUNER_CV_AUTO_ROWS"] = "0"
 
 import pytest  # noqa: E402
 
