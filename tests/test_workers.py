@@ -227,13 +227,17 @@ def _kill_a_running_worker(study: Study, n_workers: int, sig: int, caplog) -> op
         running = [t for t in trials if t.state.name == "RUNNING" and "worker_pid" in t.user_attrs
                    and (s.tracking_uri == "none" or "mlflow_run_id" in t.user_attrs)]
         if running:
-            time.sleep(1.0)
             victim = running[0]
             os.kill(victim.user_attrs["worker_pid"], sig)
     assert victim is not None
     thread.join(timeout=600)
     assert not thread.is_alive() and not errors, errors
-    return victim
+    # the trial the signal hit: the one that worker was running (it may have started another one between
+    # the check above and the kill, so it is found by the worker's pid and the reason it failed)
+    trials = optuna.load_study(study_name=s.study_name, storage=s.storage).trials
+    hit = [t for t in trials if t.user_attrs.get("worker_pid") == victim.user_attrs["worker_pid"]
+           and t.state.name == "FAIL"]
+    return hit[0] if len(hit) == 1 else victim
 
 
 @pytest.mark.slow
