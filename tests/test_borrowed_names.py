@@ -18,6 +18,8 @@ BORROWED = [
     *[("optuna.storages", f"RDBStorage.{name}", "retried across a database restart", "tuner/study/_retry.py")
       for name in ("_get_stale_trial_ids", "_create_new_trial", "_get_best_trial_id", "_get_trials",
                    "_set_trial_param")],
+    ("ray._private.ray_constants", "ENABLE_RAY_CLUSTER",
+     "a local Ray instance listens on 127.0.0.1 only", "tuner/study/_ray.py"),
     ("numpy._core.multiarray", "_reconstruct", "allowed in a CIFAR pickle (Keras's cache)", "tuner/data/_keras_cache.py"),
 ]
 

@@ -238,16 +238,27 @@ def test_a_user_model_file_runs_on_ray_workers(cluster, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_local_instance_with_token_authentication(tmp_path):
+def test_a_local_instance_with_token_authentication_listens_on_loopback_only(tmp_path):
     """``--ray`` with no address starts Ray here; with RAY_AUTH_MODE=token every connection needs the token,
-    which travels in the environment (never on a command line) and appears in nothing tuner writes."""
+    which travels in the environment (never on a command line) and appears in nothing tuner writes. Every
+    server of that instance (GCS, raylet, workers, the driver, Ray's runtime-env agent) listens on loopback only:
+    Ray's default for a local instance on Linux is every interface."""
+    from tests._sockets import SocketWatch, exposed
+
     token = secrets.token_hex(32)
     cmd = [sys.executable, "-m", "tuner", "study", "--dataset", "iris", "--space", str(_space(tmp_path, epochs=1)),
-           "--ray", "--n-trials", "1", "--no-progress", "--study", "r"]
-    proc = _run(cmd, tmp_path, env={"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token})
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert token not in proc.stdout + proc.stderr
-    assert sum(t.state.name == "COMPLETE" for t in _optuna(tmp_path).trials) == 1
+           "--ray", "--workers", "2", "--n-trials", "2", "--no-progress", "--study", "r"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token})
+    with SocketWatch(proc.pid) as watch:
+        stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stdout + stderr
+    assert any("raylet" in c for c in watch.processes.values()), watch.processes  # the instance was watched
+    assert watch.listeners, watch.processes
+    assert not exposed(watch.listeners), [str(x) for x in exposed(watch.listeners)]
+    assert token not in stdout + stderr
+    assert not any(token in c for c in watch.processes.values())  # no command line of the tree
+    assert sum(t.state.name == "COMPLETE" for t in _optuna(tmp_path).trials) == 2
     for path in tmp_path.rglob("*"):
         if path.is_file() and path.stat().st_size < 50_000_000:
             assert token.encode() not in path.read_bytes(), path

@@ -23,7 +23,8 @@ import dataclasses
 import socket
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,26 @@ def _host_port(address: str) -> tuple[str, int] | None:
         return None
 
 
+@contextmanager
+def _on_loopback() -> Iterator[None]:
+    """While a local instance starts, Ray binds its servers (GCS, raylet, workers, the driver's own port, the
+    runtime-env agent) to 127.0.0.1 instead of every interface.
+
+    Ray picks the node's address from its private ``ray_constants.ENABLE_RAY_CLUSTER`` (off on Windows and macOS,
+    where a local instance uses loopback); ``_node_ip_address="127.0.0.1"`` alone still leaves the servers on
+    ``::``. The flag is read once, at start-up, and restored at once; tests/test_borrowed_names.py fails when Ray
+    drops it, and tests/test_security.py when Ray listens beyond loopback anyway.
+    """
+    from ray._private import ray_constants
+
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
+
+
 def connect_ray(address: str, *, num_cpus: int | None = None) -> Any:
     """Connect this process to Ray (once): ``"local"`` starts an instance here, bound to 127.0.0.1 and without
     a dashboard; any other address joins that cluster (``auto``: the one ``ray start`` started on this machine).
@@ -106,8 +127,10 @@ def connect_ray(address: str, *, num_cpus: int | None = None) -> Any:
     options: dict[str, Any] = {"log_to_driver": verbose, "logging_level": "ERROR", "configure_logging": True}
     try:
         if address == LOCAL:
-            # "local": a new instance even when `ray start` runs here (or left its address file behind)
-            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **options)
+            # "local": a new instance even when `ray start` runs here (or left its address file behind), on
+            # loopback only
+            with _on_loopback():
+                ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **options)
         else:
             ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as err:
