@@ -239,29 +239,38 @@ def test_a_user_model_file_runs_on_ray_workers(cluster, tmp_path):
 
 @pytest.mark.slow
 def test_a_local_instance_with_token_authentication_listens_on_loopback_only(tmp_path):
-    """``--ray`` with no address starts Ray here; with RAY_AUTH_MODE=token every connection needs the token,
-    which travels in the environment (never on a command line) and appears in nothing tuner writes. Every
-    server of that instance (GCS, raylet, workers, the driver, Ray's runtime-env agent) listens on loopback only:
-    Ray's default for a local instance on Linux is every interface."""
+    """``--ray`` with no address starts Ray here; with RAY_AUTH_MODE=token every connection needs the token.
+    The token and MLflow's password travel in the environment of the command (never on a command line) and
+    appear in nothing tuner or Ray writes: Ray puts a runtime environment's variables into its workers' command
+    lines and its agent's log, so the password reaches the runners as a call argument. Every server of the
+    instance (GCS, raylet, workers, the driver, Ray's runtime-env agent) listens on loopback only: Ray's default
+    for a local instance on Linux is every interface."""
+    import tempfile
+
     from tests._sockets import SocketWatch, exposed
 
-    token = secrets.token_hex(32)
+    token, password = secrets.token_hex(32), "Mlflow-" + secrets.token_hex(8)
+    ray_dir = Path(tempfile.mkdtemp(prefix="r", dir="/tmp"))  # Ray's sessions and logs (short: socket paths)
     cmd = [sys.executable, "-m", "tuner", "study", "--dataset", "iris", "--space", str(_space(tmp_path, epochs=1)),
            "--ray", "--workers", "2", "--n-trials", "2", "--no-progress", "--study", "r"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token})
-    with SocketWatch(proc.pid) as watch:
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "RAY_TMPDIR": str(ray_dir),
+           "MLFLOW_TRACKING_USERNAME": "worker", "MLFLOW_TRACKING_PASSWORD": password}
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    with SocketWatch(proc.pid, interval=0.05) as watch:
         stdout, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stdout + stderr
     assert any("raylet" in c for c in watch.processes.values()), watch.processes  # the instance was watched
     assert watch.listeners, watch.processes
     assert not exposed(watch.listeners), [str(x) for x in exposed(watch.listeners)]
-    assert token not in stdout + stderr
-    assert not any(token in c for c in watch.processes.values())  # no command line of the tree
     assert sum(t.state.name == "COMPLETE" for t in _optuna(tmp_path).trials) == 2
-    for path in tmp_path.rglob("*"):
-        if path.is_file() and path.stat().st_size < 50_000_000:
-            assert token.encode() not in path.read_bytes(), path
+    ray_logs = list(ray_dir.rglob("*.log")) + list(ray_dir.rglob("*.out")) + list(ray_dir.rglob("*.err"))
+    assert ray_logs, list(ray_dir.rglob("*"))[:20]  # Ray wrote its sessions where the test looks
+    for secret in (token, password):
+        assert secret not in stdout + stderr
+        assert not any(secret in c for c in watch.processes.values())  # no command line of the tree
+        for path in [*tmp_path.rglob("*"), *ray_dir.rglob("*")]:
+            if path.is_file() and path.stat().st_size < 50_000_000:
+                assert secret.encode() not in path.read_bytes(), path
 
 
 def test_import_and_help_do_not_import_ray():

@@ -45,18 +45,18 @@ _logger = get_logger(__name__)
 
 LOCAL = "local"  # --ray with no address: a Ray instance started here, on loopback
 _PROBE_SECONDS = 3.0
-# what a runner's process needs from ours: the Keras backend, quiet TensorFlow, MLflow's credentials (an
-# environment, never a command line; Ray keeps it in its GCS, behind its token when RAY_AUTH_MODE=token)
+# what a runner's process needs from ours: the Keras backend, quiet TensorFlow, the caches (its environment:
+# Ray writes it into the worker's command line and its runtime-env agent's log, so nothing secret goes there)
 _PASSED_ENV = (
     "KERAS_BACKEND",
     "TF_CPP_MIN_LOG_LEVEL",
-    "MLFLOW_TRACKING_USERNAME",
-    "MLFLOW_TRACKING_PASSWORD",
-    "MLFLOW_TRACKING_TOKEN",
     "MLFLOW_TRACKING_INSECURE_TLS",
     "TUNER_CACHE_DIR",
     "KERAS_HOME",
 )
+# MLflow's credentials travel as arguments of the host's creation and the runners' set-up instead: over Ray's own
+# connections (behind its token when RAY_AUTH_MODE=token), as the storage's password does to the host
+_SECRET_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 
 
 def import_ray() -> Any:
@@ -200,6 +200,11 @@ class RayCluster:
         env.update(OMP_NUM_THREADS=threads, TF_NUM_INTRAOP_THREADS=threads, TF_NUM_INTEROP_THREADS="1")
         return env
 
+    @staticmethod
+    def secrets() -> dict[str, str]:
+        """MLflow's credentials from this process's environment, for the host and the runners' set-up."""
+        return {k: v for k, v in _environ().items() if k in _SECRET_ENV}
+
     def make_runner(self) -> Any:
         """A runner actor with a trial's resources; it imports Keras at once. No Ray retries
         (``max_restarts=0``, ``max_task_retries=0``): a trial number runs at most once."""
@@ -304,7 +309,7 @@ class _Pool:
                 scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
                 runtime_env={"env_vars": self.env},
             )
-            .remote(settings, _tracking_uri(s), self.study.tracking_run_id)
+            .remote(settings, _tracking_uri(s), self.study.tracking_run_id, self.cluster.secrets())
         )
         return host
 
@@ -345,7 +350,8 @@ class _Pool:
         """Give runners (warm ones first) the study at once, and wait until each has built it."""
         made = {slot: self.cluster.warm.pop() if self.cluster.warm else self.cluster.make_runner() for slot in slots}
         self.runners.update(made)
-        setups = [runner.setup.remote(self.host, self.recipe, self.data_ref) for runner in made.values()]
+        secrets = self.cluster.secrets()
+        setups = [runner.setup.remote(self.host, self.recipe, self.data_ref, secrets) for runner in made.values()]
         for error, _pid in self.ray.get(setups):
             if error is not None:  # e.g. a data file missing on that node: one line, before any trial runs
                 raise ConfigError(error)

@@ -43,8 +43,12 @@ class StudyHost:
         parent_run_id: the study run the trials are nested under.
     """
 
-    def __init__(self, settings: Any, tracking_uri: str, parent_run_id: str | None) -> None:
+    def __init__(
+        self, settings: Any, tracking_uri: str, parent_run_id: str | None, secrets: Mapping[str, str] | None = None
+    ) -> None:
         from tuner.study._storage import open_storage
+
+        os.environ.update(secrets or {})  # MLflow's credentials: this actor's process serves this study alone
         from tuner.tracking import NullTracker, make_tracker
 
         self.tracker: Any = NullTracker()
@@ -217,9 +221,13 @@ class TrialRunner:
         import_keras_for_api()
         self.study: Any = None
 
-    def setup(self, host: Any, recipe: RayRecipe, dataset: Any = None) -> tuple[str | None, int]:
+    def setup(
+        self, host: Any, recipe: RayRecipe, dataset: Any = None, secrets: Mapping[str, str] | None = None
+    ) -> tuple[str | None, int]:
         """Build the study; returns ``(error, pid)``: why it could not be built here (one line; None: ready),
-        and this process's id. The driver stops on an error before any trial runs."""
+        and this process's id. The driver stops on an error before any trial runs. ``secrets``: MLflow's
+        credentials, set in this actor's environment (its process serves this study alone)."""
+        os.environ.update(secrets or {})
         try:
             self.study = _build_study(host, recipe, dataset)
         except Exception as err:
