@@ -296,5 +296,5 @@ def test_without_ray_the_option_names_the_extra_and_writes_nothing(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and 'pip install "tuner[ray]"' in lines[0], proc.stderr
+    assert len(lines) == 1 and 'pip install "honest-tuner[ray]"' in lines[0], proc.stderr
     assert not (tmp_path / "mlruns" / "optuna.db").exists()

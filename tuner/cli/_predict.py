@@ -103,7 +103,7 @@ def read_inputs(spec: str) -> Any:
 class DashboardCommand(Command):
     """Start optuna-dashboard on the study storage (bound to 127.0.0.1 by default) and print its URL.
 
-    optuna-dashboard is optional: pip install optuna-dashboard (or tuner[dashboard]). It has no login: a --host
+    optuna-dashboard is optional: pip install optuna-dashboard (or honest-tuner[dashboard]). It has no login: a --host
     beyond loopback is refused unless --allow-unauthenticated says something in front of it asks for a password.
     """
 
@@ -128,7 +128,7 @@ class DashboardCommand(Command):
                     Problem(
                         "dashboard",
                         "optuna-dashboard",
-                        "is not installed: pip install optuna-dashboard (or pip install 'tuner[dashboard]')",
+                        "is not installed: pip install optuna-dashboard (or pip install 'honest-tuner[dashboard]')",
                         has_value=False,
                     )
                 ]

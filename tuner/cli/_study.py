@@ -141,7 +141,7 @@ class StudyCommand(Command):
             metavar="ADDRESS",
             help="run the trials on Ray: 'auto' joins the cluster `ray start` runs on this machine, "
             "HOST:PORT a cluster this machine is a node of; no address starts Ray here. "
-            '--workers N trials run at once. Needs pip install "tuner[ray]".',
+            '--workers N trials run at once. Needs pip install "honest-tuner[ray]".',
         )
         parser.add_argument(
             "--cpus-per-trial",

@@ -65,7 +65,14 @@ def import_ray() -> Any:
         import ray
     except ImportError:
         raise ConfigError(
-            [Problem("--ray", "ray", 'needs Ray, which is not installed: pip install "tuner[ray]"', has_value=False)]
+            [
+                Problem(
+                    "--ray",
+                    "ray",
+                    'needs Ray, which is not installed: pip install "honest-tuner[ray]"',
+                    has_value=False,
+                )
+            ]
         ) from None
     return ray
 

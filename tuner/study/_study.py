@@ -87,7 +87,7 @@ class Study:
         fixed: parameters to fix (as ``--set``), validated like the space file.
         ray: run the trials on Ray (:meth:`run`): a cluster address (``"auto"`` joins the running cluster,
             ``"host:6379"``; this machine must be a node of it), or `True` / ``"local"`` to start a Ray instance on this
-            machine (loopback only). Needs ``pip install "tuner[ray]"``. Defaults to `None` (no Ray).
+            machine (loopback only). Needs ``pip install "honest-tuner[ray]"``. Defaults to `None` (no Ray).
         workers: trials running at once on Ray. Defaults to `1`.
         cpus_per_trial: the CPUs each Ray trial asks for (fractions allowed). Defaults to `1`.
         gpus_per_trial: the GPUs each Ray trial asks for; ``0.25`` packs four trials on one GPU. Defaults to `0`.
