@@ -38,3 +38,13 @@ def test_every_private_storage_method_that_tuner_retries_is_listed() -> None:
 
     listed = {p.split(".", 1)[1] for m, p, _, _ in BORROWED if p.startswith("RDBStorage.")}
     assert {name for name in _RETRIED if name.startswith("_")} == listed
+
+
+def test_a_trial_still_carries_its_storage_id() -> None:
+    """``--ray`` hands a runner the id of the trial the driver asked for (``optuna.Trial._trial_id``, an
+    attribute of each trial, which a look at the class cannot see): tuner/study/_ray.py."""
+    import optuna
+
+    trial = optuna.create_study().ask()
+    assert isinstance(getattr(trial, "_trial_id", None), int), "optuna.Trial._trial_id is gone: --ray loses its trials"
+

@@ -13,6 +13,7 @@ SCRIPT = textwrap.dedent('''
     os.environ.pop("KERAS_BACKEND", None)
     # what the libraries set on their own import (TensorFlow's TF2_BEHAVIOR, Optuna's logger level) is theirs
     import keras, optuna, tuner
+    logging.getLogger("alembic")  # a logger the user's program knows (a notebook that ran SQLAlchemy's tools)
 
     def snapshot():
         loggers = [logging.getLogger(), *(v for v in logging.Logger.manager.loggerDict.values()
@@ -25,6 +26,10 @@ SCRIPT = textwrap.dedent('''
                             storage=f"sqlite:///{sys.argv[1]}/optuna.db", tracking_uri=f"sqlite:///{sys.argv[1]}/mlflow.db")
     assert len(study.trials()) == 2 and "keras" in sys.modules
     tuner.load_study_results("leaks", storage=f"sqlite:///{sys.argv[1]}/optuna.db")
+    # a study's Optuna study opened on its own, before any run (Optuna's RDB storage sets alembic's level)
+    opened = tuner.Study(tuner.SearchSpace.from_dict(space), "iris", study_name="opened",
+                         storage=f"sqlite:///{sys.argv[1]}/other.db", tracking_uri="none")
+    assert opened.optuna_study.study_name == "opened"
     env_after, levels_after, handler_after = snapshot()
     changed = {k: (env.get(k), env_after.get(k)) for k in set(env) | set(env_after) if env.get(k) != env_after.get(k)}
     print("environment:", changed)

@@ -221,13 +221,15 @@ class Study:
         """The Optuna study with what tuner knows of its storage (heartbeats) and pruner (created or loaded on
         first use)."""
         if self._opened is None:
-            self._opened = open_optuna_study(self)
+            with restoring_process_state():  # Optuna's RDB storage sets alembic's logger level as it opens
+                self._opened = open_optuna_study(self)
         return self._opened
 
     def open_with_storage(self, storage: Any) -> None:
         """Open the Optuna study through ``storage``, an Optuna storage object (a Ray trial's channel to the
         driver's storage), instead of ``settings.storage``."""
-        self._opened = open_optuna_study(self, storage)
+        with restoring_process_state():
+            self._opened = open_optuna_study(self, storage)
 
     # -- running -------------------------------------------------------------------------------
     def n_finished(self) -> int:
