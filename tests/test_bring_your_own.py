@@ -368,3 +368,24 @@ def test_in_memory_labels_keep_their_type_and_raw_rows_are_not_changed():
     rows.columns = pd.Index([1, "b"], dtype=object)  # the caller's own column labels
     ds.preprocessing.transform(rows)
     assert list(rows.columns) == [1, "b"]  # encoding a copy, not the caller's frame
+
+
+def test_a_csv_with_a_text_column_is_encoded_for_training_as_its_exported_model_encodes_raw_rows(tmp_path):
+    """One encoding of a table (issue 27, item 12): the rows a study trains on are the raw rows of the file
+    encoded by the exported model's own description (numeric columns, then one 0/1 column per category)."""
+    from tuner import load_dataset
+
+    rng = np.random.default_rng(1)
+    n = 90
+    frame = pd.DataFrame({"color": rng.choice(["red", "green", "blue"], size=n), "size": rng.normal(size=n),
+                          "shape": rng.choice(["round", "square"], size=n), "label": rng.choice([0, 1], size=n)})
+    path = tmp_path / "table.csv"
+    frame.to_csv(path, index=False)
+    ds = load_dataset(path, target="label", categorical="onehot")
+    assert ds.feature_names == ["size", "color_blue", "color_green", "color_red", "shape_round", "shape_square"]
+    assert list(ds.preprocessing.feature_names) == ds.feature_names
+    raw = pd.read_csv(path)
+    encoded = ds.preprocessing.transform(raw.drop(columns=["label"]))
+    rows = {tuple(r) for r in np.round(encoded, 6)}  # the split shuffles the rows
+    split = np.concatenate([ds.x_train, ds.x_val, ds.x_test])
+    assert len(split) == n and all(tuple(r) in rows for r in np.round(split, 6))

@@ -15,7 +15,7 @@ import numpy as np
 
 from tuner.data._dataset import Dataset, data_error, split
 from tuner.data._load import _check_options
-from tuner.data._preprocessing import Preprocessing, table_columns
+from tuner.data._preprocessing import Preprocessing, encoded_names, table_columns
 from tuner.data._targets import check_test_classes, encode_rows, encode_target, label_str
 from tuner.errors import DataError, Problem, did_you_mean
 from tuner.space import CATEGORICAL
@@ -293,13 +293,10 @@ def from_frame(frame: Any, *, target: str | None, categorical: str = "error", **
         )
     # the frame's columns as given (dtypes, categories of text columns): every split, and later the exported
     # model's raw inputs, are encoded by this one description, so a category missing from a split is harmless
-    encoded = pd.get_dummies(features, columns=text, dtype=float) if text else features
+    described = table_columns(features)
+    names = encoded_names(described)
     table = Preprocessing(
-        kind="table",
-        input_shape=(encoded.shape[1],),
-        feature_names=tuple(map(str, encoded.columns)),
-        columns=table_columns(features),
-        target=target,
+        kind="table", input_shape=(len(names),), feature_names=names, columns=described, target=target
     )
 
     def xy(df: Any, field: str) -> tuple[Any, Any]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from tuner.data._builtin import BUILTIN
 from tuner.data._dataset import Raw, data_error
-from tuner.data._preprocessing import table_columns
+from tuner.data._preprocessing import encode_table, table_columns
 from tuner.data._targets import missing_target
 from tuner.errors import DataError, Problem, did_you_mean
 
@@ -188,7 +188,7 @@ def read_table(path: Path, where: str, *, target: str | None, categorical: str) 
     at = _Places(path)
     problems += _missing_problems(features, y_col, where, at)
     columns = table_columns(features)  # as in the file, for the exported model to encode raw rows alike
-    features, more = _numeric_features(features, categorical, where, at)
+    features, more = _numeric_features(features, columns, categorical, where, at)
     problems += more + _finite_problems(features, where, at)
     if problems:
         raise DataError(problems)
@@ -337,15 +337,18 @@ def _missing_problems(features: Any, y_col: Any, where: str, at: _Places) -> lis
     return problems
 
 
-def _numeric_features(features: Any, categorical: str, where: str, at: _Places) -> tuple[Any, list[Problem]]:
-    """The features with non-numeric columns one-hot encoded, or one problem per such column (``"error"``)."""
+def _numeric_features(
+    features: Any, columns: Any, categorical: str, where: str, at: _Places
+) -> tuple[Any, list[Problem]]:
+    """The features with non-numeric columns one-hot encoded (the exported model's encoding,
+    :func:`~tuner.data._preprocessing.encode_table`), or one problem per such column (``"error"``)."""
     import pandas as pd
 
     non_numeric = [j for j in range(features.shape[1]) if not pd.api.types.is_numeric_dtype(features.iloc[:, j])]
     if not non_numeric:
         return features, []
     if categorical != "error":
-        return pd.get_dummies(features, columns=[features.columns[j] for j in non_numeric], dtype=np.float32), []
+        return encode_table(features, columns), []
     problems = []
     for j in non_numeric:
         column = features.iloc[:, j]

@@ -21,7 +21,7 @@ import numpy as np
 
 from tuner.errors import DataError, Problem
 
-__all__ = ["Column", "Preprocessing", "describe_raw", "fitted_step", "table_columns"]
+__all__ = ["Column", "Preprocessing", "describe_raw", "encode_table", "encoded_names", "fitted_step", "table_columns"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,6 +203,33 @@ class Preprocessing:
 
 def _dummy(column: str, category: Any) -> str:
     return f"{column}_{category}"  # how pandas.get_dummies names a dummy column
+
+
+def encoded_names(columns: Sequence[Column]) -> tuple[str, ...]:
+    """The one encoding of a table's features, by name and order: the numeric columns as they are, then one
+    0/1 column per category of each text column (``color_red``), as ``pandas.get_dummies`` orders and names
+    them. Training data (files, DataFrames) and the exported model's raw rows are encoded by it alike."""
+    numeric = [c.name for c in columns if c.categories is None]
+    dummies = [_dummy(c.name, k) for c in columns if c.categories is not None for k in c.categories]
+    return (*numeric, *dummies)
+
+
+def encode_table(features: Any, columns: Sequence[Column]) -> Any:
+    """Training data's features (a DataFrame as read, checked by the data stage) encoded by
+    :func:`encoded_names`: a DataFrame of floats, a missing value kept as NaN (numeric) or no category (text)."""
+    import pandas as pd
+
+    out: dict[str, np.ndarray] = {}
+    for col in columns:
+        values = features[col.name]
+        if col.categories is None:
+            out[col.name] = values.to_numpy(dtype=np.float64)
+    for col in columns:
+        if col.categories is not None:
+            values = features[col.name]
+            for k in col.categories:
+                out[_dummy(col.name, k)] = (values == k).to_numpy(dtype=np.float64)
+    return pd.DataFrame(out, index=features.index, columns=list(encoded_names(columns)))
 
 
 def _numeric(values: Any, col: Column, where: str) -> np.ndarray:
