@@ -12,7 +12,7 @@ import shlex
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuner._backend import BACKENDS, choose_backend
 from tuner._store import default_tracking_uri, mask_secrets
@@ -30,6 +30,9 @@ from tuner.cli._base import (
 from tuner.errors import ConfigError, Problem
 from tuner.metrics import headline_metric, ranked
 from tuner.space import CATEGORICAL, TASKS
+
+if TYPE_CHECKING:  # the study stage imports Keras's helpers: --help does not
+    from tuner.study import Study
 
 __all__ = ["StudyCommand", "WorkerCommand"]
 
@@ -314,7 +317,7 @@ class StudyCommand(Command):
         return code
 
 
-def _print_summary(study: Any, *, as_json: bool) -> int:
+def _print_summary(study: Study, *, as_json: bool) -> int:
     s = study.settings
     trials = study.trials()
     done = [t for t in trials if t.state == "complete"]
@@ -343,7 +346,7 @@ def _print_summary(study: Any, *, as_json: bool) -> int:
     rows = [
         {
             "trial": t.number,
-            s.objective[0]: t.values[0],
+            s.objective[0]: t.values[0] if t.values else None,  # a complete trial has its values
             f"train_{metric}": t.metrics.get(f"train_{metric}"),
             f"val_{metric}": t.metrics.get(f"val_{metric}"),
             f"gap_{metric}": t.metrics.get(f"gap_{metric}"),
@@ -359,11 +362,14 @@ def _print_summary(study: Any, *, as_json: bool) -> int:
     print(table(rows, list(rows[0])))
     shown = dict.fromkeys([s.objective[0], f"val_{metric}", f"gap_{metric}", "gap_loss"])
     figures = ", ".join(
-        f"{k}={fmt(best.metrics.get(k, best.values[0] if k == s.objective[0] else None))}" for k in shown
+        f"{k}={fmt(best.metrics.get(k, best.values[0] if best.values and k == s.objective[0] else None))}"
+        for k in shown
     )
     print(f"\nbest trial {best.number}: {figures}, verdict {best.verdict}")
     if best.cv_folds:
-        spread = ", ".join(f"{k} ±{fmt(best.cv_spread.get(k), 2)}" for k in shown if k in (best.cv_spread or {}))
+        spread = ", ".join(
+            f"{k} ±{fmt((best.cv_spread or {}).get(k), 2)}" for k in shown if k in (best.cv_spread or {})
+        )
         verdicts = ", ".join(str(f.get("verdict")) for f in best.cv_folds)
         print(
             f"  means over {len(best.cv_folds)} folds (spread: {spread}); fold verdicts: {verdicts}; refitted on "
@@ -377,7 +383,7 @@ def _print_summary(study: Any, *, as_json: bool) -> int:
     if best.mlflow_run_id:
         print(
             f"  MLflow run {best.mlflow_run_id}; open the UI on this study's runs with: "
-            f"python -m tuner ui {shlex.quote(s.study_name)}"
+            f"python -m tuner ui {shlex.quote(s.study_name or '')}"
         )
     return EXIT_OK
 

@@ -39,7 +39,7 @@ def _device() -> str:
     return f"{name} (CUDA_VISIBLE_DEVICES={visible})" if visible and "gpu" in name else name
 
 
-def _train(study: Any, number: int, params: dict[str, Any], builder: Any, callbacks: list[Any]) -> Any:
+def _train(study: RunningStudy, number: int, params: dict[str, Any], builder: Any, callbacks: list[Any]) -> Any:
     """Train trial ``number``: ``executions_per_trial`` times (averaged; the first execution carries the tracking
     and pruning callbacks), each retried up to ``max_retries_per_trial`` times after an error of its own."""
     import keras
