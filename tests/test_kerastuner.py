@@ -242,6 +242,25 @@ def test_max_retries_per_trial_trains_a_failing_trial_again(tmp_path):
     assert _FailsOnce.failed and [t.state for t in tune.study.trials()] == ["complete"]
 
 
+@pytest.mark.slow
+def test_overwrite_starts_the_study_and_its_mlflow_runs_again(tmp_path):
+    """``overwrite=True``, as KerasTuner deletes its project folder: the Optuna study starts from no trials, and
+    the runs of the earlier search go to MLflow's trash, so the experiment shows one search's runs."""
+    from mlflow import MlflowClient
+
+    x_train, x_val, y_train, y_val = _guide_data(160)
+    for _ in range(2):
+        tune = tuner.KerasTuner(_build, objective="val_accuracy", max_trials=1, overwrite=True,
+                                directory=tmp_path, project_name="again")
+        tune.search(x_train, y_train, epochs=1, validation_data=(x_val, y_val))
+        assert [t.number for t in tune.study.trials()] == [0]
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("again")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 2, [r.data.tags.get("mlflow.runName") for r in runs]  # the study's run and its trial's
+    assert len(client.search_runs([experiment.experiment_id], run_view_type=2)) == 2  # the first search's, deleted
+
+
 BAD_MODEL_FILE = """
 import keras
 
@@ -252,6 +271,11 @@ def accuracy_only(hp):
     model = keras.Sequential([keras.layers.Dense(hp.Int("units", 16, 32)), keras.layers.Dense(10, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
+
+def wrong_loss(hp):  # one output per class, a loss for one 0/1 target per output
+    model = keras.Sequential([keras.layers.Dense(hp.Int("units", 16, 32)), keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    return model
 """
 
 
@@ -259,6 +283,7 @@ def accuracy_only(hp):
 @pytest.mark.parametrize(("model", "extra", "message"), [
     ("build", [], "build(hp): must return a keras.Model, but it returned nothing (None)"),
     ("accuracy_only", ["--objective", "val_auc"], "--objective: objective: must be one of"),
+    ("wrong_loss", [], "build(hp): loss: does not fit the targets"),
 ])
 def test_cli_bad_model_exits_2_in_one_line_and_writes_nothing(tmp_path, model, extra, message):
     (tmp_path / "models.py").write_text(BAD_MODEL_FILE)

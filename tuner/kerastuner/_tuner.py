@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tuner._store import default_storage, sqlite_path
+from tuner._store import default_storage, default_tracking_uri, sqlite_path
 from tuner.errors import ConfigError, Problem
 from tuner.metrics import direction
 from tuner.space import KNOBS
@@ -400,11 +400,17 @@ class KerasTuner:
         return self.study
 
     def _delete_study(self) -> None:
-        """``overwrite=True``: the study of this name starts again from no trials."""
+        """``overwrite=True``: the study of this name starts again from no trials, and its MLflow runs are
+        deleted (MLflow's trash) so that the experiment shows this search alone."""
         import optuna
 
+        from tuner.tracking import delete_study_runs
+
         path = sqlite_path(self.storage)
-        if path is not None and not path.exists():
-            return  # no storage yet, so no study to delete
-        with contextlib.suppress(KeyError):  # no such study yet
-            optuna.delete_study(study_name=self.project_name, storage=self.storage)
+        if path is None or path.exists():  # a SQLite file not made yet holds no study
+            with contextlib.suppress(KeyError):  # no such study yet
+                optuna.delete_study(study_name=self.project_name, storage=self.storage)
+        uri = self.tracking_uri or default_tracking_uri()
+        store = sqlite_path(uri)
+        if uri != "none" and (store is None or store.exists()):
+            delete_study_runs(uri, self.project_name)

@@ -13,7 +13,14 @@ from tuner.tracking._base import TRACKING_OFF, NullTracker, Tracker, make_tracke
 from tuner.tracking._curves import VERDICT_COLORS, plot_learning_curves, verdict_color
 from tuner.tracking._mlflow import MlflowTracker, load_logged_model, register_model
 from tuner.tracking._probe import probe_tracking
-from tuner.tracking._reading import find_experiment, log_file, metric_history, open_reader, study_run_ids
+from tuner.tracking._reading import (
+    delete_study_runs,
+    find_experiment,
+    log_file,
+    metric_history,
+    open_reader,
+    study_run_ids,
+)
 from tuner.tracking._sync import sync_trials
 
 __all__ = [
@@ -23,6 +30,7 @@ __all__ = [
     "TRACKING_OFF",
     "Tracker",
     "VERDICT_COLORS",
+    "delete_study_runs",
     "find_experiment",
     "load_logged_model",
     "log_file",

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["open_reader", "find_experiment", "study_run_ids", "metric_history", "log_file"]
+__all__ = ["open_reader", "find_experiment", "study_run_ids", "metric_history", "log_file", "delete_study_runs"]
 
 # the tag MlflowTracker puts on a study's parent run
 _STUDY_RUNS = "tags.`tuner.kind` = 'study'"
@@ -51,6 +51,21 @@ def study_run_ids(reader: Any, experiment_id: str) -> list[str]:
     """The study (parent) runs of an experiment, one per invocation of the study, newest first."""
     runs = reader.search_runs([experiment_id], filter_string=_STUDY_RUNS, order_by=["attributes.start_time DESC"])
     return [r.info.run_id for r in runs]
+
+
+def delete_study_runs(tracking_uri: str, name: str) -> int:
+    """Mark every run of the study ``name``'s experiment deleted (MLflow's own delete: the UI can restore them
+    from its trash until ``mlflow gc``); the experiment stays. Returns how many runs were deleted."""
+    from mlflow.entities import ViewType
+
+    reader = open_reader(tracking_uri)
+    experiment_id = find_experiment(reader, name)
+    if experiment_id is None:
+        return 0
+    runs = reader.search_runs([experiment_id], run_view_type=ViewType.ACTIVE_ONLY, max_results=50_000)
+    for run in runs:
+        reader.delete_run(run.info.run_id)
+    return len(runs)
 
 
 def metric_history(reader: Any, run_id: str, keys: Sequence[str]) -> dict[str, list[float]]:
