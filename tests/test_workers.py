@@ -317,12 +317,19 @@ def test_the_api_runs_a_study_of_arrays_in_this_process_and_a_pool_when_asked(tm
     whose worker 0 is this process."""
     import numpy as np
 
+    from tuner.errors import ConfigError
+
     monkeypatch.delenv("TUNER_WORKERS")
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(120, 4)).astype("float32"), rng.integers(0, 3, 120)
     settings = {"tracking_uri": "none", "storage": f"sqlite:///{tmp_path}/optuna.db", "n_trials": 4}
     arrays = Study(SearchSpace.from_dict(TINY), (x, y), study_name="arrays", **settings)
     assert arrays.workers == 1 and arrays.executor is None and "lives in this process only" in arrays.workers_reason
+    monkeypatch.setenv("TUNER_WORKERS", "2")  # does not apply to a study no worker process can rebuild
+    assert Study(SearchSpace.from_dict(TINY), (x, y), study_name="arrays", **settings).workers == 1
+    monkeypatch.delenv("TUNER_WORKERS")
+    with pytest.raises(ConfigError, match=r"workers: needs a study that worker processes can rebuild .*; got 2"):
+        Study(SearchSpace.from_dict(TINY), (x, y), study_name="arrays", workers=2, **settings)
     pool = Study(SearchSpace.from_dict(TINY), "iris", study_name="pool", workers=2, **settings)
     assert (pool.workers, pool.workers_reason) == (2, "--workers 2")
     assert isinstance(pool.executor, ProcessPool) and pool.executor.n_workers == 2
@@ -367,7 +374,7 @@ def test_workers_1_runs_in_this_process_and_a_large_model_runs_alone_with_every_
     monkeypatch.delenv("TUNER_WORKERS")
     base = [sys.executable, "-m", "tuner", "study", "--set", "epochs=1", "--no-progress", "--tracking-uri", "none"]
     for name, extra in (("one", ["--workers", "1", "--n-trials", "2"]),
-                        ("large", ["--n-trials", "1", "--set", "n_layers=2", "--set", "conv_filters=128"])):
+                        ("large", ["--n-trials", "2", "--set", "n_layers=2", "--set", "conv_filters=128"])):
         proc = subprocess.Popen([*base, "--study", name, *extra], cwd=tmp_path, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, preexec_fn=_on_two_cores)
         _, err = proc.communicate(timeout=600)

@@ -269,7 +269,7 @@ class StudyCommand(Command):
         dataset = study.dataset
         s = study.settings
         in_process = True
-        if getattr(args, "auto_workers", False) and args.workers > 1:  # the model's size is known now
+        if getattr(args, "auto_workers", False):  # the model's size is known now
             from tuner.study import resolve_workers
 
             n, why = resolve_workers(
@@ -278,7 +278,8 @@ class StudyCommand(Command):
                 macs=study.model_macs(),
                 data_mb=dataset.x_train.nbytes * 2 / 2**20,
             )
-            if n < args.workers:  # a large model: one worker process with every core (this one has a share)
+            if n < args.workers:  # a large model (or data the memory holds fewer copies of): fresh worker
+                # processes, each with its share of the cores (this one took the share of the first count)
                 early = getattr(args, "early_workers", None)
                 if early is not None:
                     early.cancel()

@@ -182,15 +182,17 @@ def auto_workers(
 
 def resolve_workers(value: int | str, **facts: Any) -> tuple[int, str]:
     """``workers`` as given (an integer, or ``"auto"``) as a number and the reason: ``$TUNER_WORKERS`` overrides
-    ``auto`` (a number, or ``auto``); ``facts`` go to :func:`auto_workers`.
+    ``auto`` (a number, or ``auto``) for a study worker processes can rebuild; ``facts`` go to :func:`auto_workers`.
 
     Raises:
-        ConfigError: for a value that is neither a positive integer nor ``auto`` (naming where it came from).
+        ConfigError: for a value that is neither a positive integer nor ``auto`` (naming where it came from); for
+            more than one worker on a study that worker processes cannot rebuild (``facts["rebuildable"]``).
     """
     from tuner.errors import ConfigError, Problem
 
     where, field = "--workers", "workers"
-    if value == "auto" and os.environ.get("TUNER_WORKERS", "auto").strip() not in ("", "auto"):
+    rebuildable = facts.get("rebuildable", True)
+    if value == "auto" and rebuildable and os.environ.get("TUNER_WORKERS", "auto").strip() not in ("", "auto"):
         value, where, field = os.environ["TUNER_WORKERS"].strip(), "$TUNER_WORKERS", "TUNER_WORKERS"
     if value == "auto":
         return auto_workers(**facts)
@@ -200,6 +202,18 @@ def resolve_workers(value: int | str, **facts: Any) -> tuple[int, str]:
         n = 0
     if isinstance(value, bool) or n < 1 or (isinstance(value, float) and value != n):
         raise ConfigError([Problem(where, field, "must be a positive integer or 'auto'", value=value)])
+    if n > 1 and not rebuildable:
+        raise ConfigError(
+            [
+                Problem(
+                    where,
+                    field,
+                    "needs a study that worker processes can rebuild from its storage: a dataset given by name or "
+                    "file and a model by reference ('models.py:build'), not objects of this process; use 1 (or ray)",
+                    value=value,
+                )
+            ]
+        )
     return n, ("$TUNER_WORKERS" if where.startswith("$") else f"--workers {n}")
 
 
