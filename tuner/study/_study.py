@@ -182,6 +182,7 @@ class Study:
         if ray is not None and ray is not False:
             from tuner.study._ray import RayCluster
 
+            self.workers_reason = "auto: one trial at a time on Ray; workers=N runs N"
             if workers != "auto":
                 self.workers, self.workers_reason = int(workers), f"workers={workers} on Ray"
             self.executor = RayCluster(
