@@ -9,6 +9,9 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 # studies on the small built-ins train one model a trial, as tests expect (module-scoped fixtures too, which run
 # before the function-scoped fixture below); tests of --cv ask for it
 os.environ["TUNER_CV_AUTO_ROWS"] = "0"
+# studies run one trial at a time, as the tests expect and CI's time allows (--workers auto would start a worker
+# process per core); tests of --workers auto unset it
+os.environ["TUNER_WORKERS"] = "1"
 
 import pytest  # noqa: E402
 
@@ -19,3 +22,4 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     # studies on the small built-ins train one model a trial, as tests expect; tests of --cv ask for it
     monkeypatch.setenv("TUNER_CV_AUTO_ROWS", "0")
+    monkeypatch.setenv("TUNER_WORKERS", "1")

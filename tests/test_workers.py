@@ -19,7 +19,7 @@ from mlflow import MlflowClient
 from tuner import SearchSpace
 from tuner.study import budget_counts
 from tuner.study import Study, StudySettings
-from tuner.study import run_workers, worker_env
+from tuner.study import ProcessPool, run_workers, worker_env
 
 TINY = {
     "name": "tiny",
@@ -252,3 +252,140 @@ def test_a_worker_that_aborts_natively_is_logged_and_replaced_so_the_study_reach
     _kill_a_running_worker(study, 1, signal.SIGABRT, caplog)
     assert budget_counts(optuna.load_study(study_name="abort", storage=storage))[0] == 3
     assert any(f"exited with code {-signal.SIGABRT}" in r.getMessage() for r in caplog.records)
+
+
+# --workers auto: the rule, the API's pool, and the CLI's default (issue 24) ------------------------------------
+
+def test_auto_workers_runs_one_per_core_for_a_small_model_capped_by_trials_and_memory():
+    from tuner.study import auto_workers
+
+    plenty = {"gpus": [], "memory_mb": 64_000, "macs": 5e5}
+    assert auto_workers(n_trials=24, cores=4, **plenty) == (
+        4, "auto: 4 cores, small model, ~0.5M multiply-adds per example")
+    assert auto_workers(n_trials=3, cores=8, **plenty)[0] == 3  # no worker without a trial to run
+    assert auto_workers(n_trials=3, cores=8, **plenty)[1].endswith(", 3 trials")
+    n, why = auto_workers(n_trials=24, cores=8, gpus=[], memory_mb=2500, macs=5e5)
+    assert n == 2 and why.endswith("memory for 2")  # 1 GiB a worker
+    assert auto_workers(n_trials=24, cores=8, gpus=[], memory_mb=64_000, macs=None)[1] == (
+        "auto: 8 cores, model size unknown")
+
+
+def test_auto_workers_runs_one_where_one_trial_uses_the_machine_or_workers_cannot_rebuild_the_study():
+    from tuner.study import auto_workers
+
+    assert auto_workers(n_trials=24, cores=1, gpus=[], memory_mb=64_000, macs=5e5) == (1, "auto: 1 core")
+    n, why = auto_workers(n_trials=24, cores=16, gpus=[], memory_mb=64_000, macs=8e6)
+    assert n == 1 and why.startswith("auto: large model, ~8M multiply-adds per example")
+    assert auto_workers(n_trials=24, cores=16, gpus=["0"], memory_mb=64_000, macs=5e5) == (
+        1, "auto: 1 GPU, one worker each")
+    assert auto_workers(n_trials=24, cores=16, gpus=["0", "1"], macs=5e5)[0] == 2
+    n, why = auto_workers(n_trials=24, cores=16, gpus=[], memory_mb=64_000, macs=5e5, rebuildable=False)
+    assert n == 1 and "no worker process can rebuild it" in why
+
+
+def test_the_model_size_ranks_the_shipped_spaces():
+    from tuner.space import load_space
+    from tuner.study import LARGE_MODEL_MACS, estimate_macs
+
+    image = load_space("image_default")
+    assert estimate_macs(image, (8, 8, 1)) < LARGE_MODEL_MACS < estimate_macs(image, (28, 28, 1))  # digits, mnist
+    assert estimate_macs(load_space("sequence_default"), (40, 1)) < LARGE_MODEL_MACS  # mnist1d
+    assert estimate_macs(load_space("default"), (784,)) < LARGE_MODEL_MACS  # an MLP on mnist's pixels
+    assert estimate_macs(image, None) is None
+
+
+def test_tuner_workers_overrides_auto_and_bad_values_are_refused(monkeypatch):
+    from tuner.errors import ConfigError
+    from tuner.study import resolve_workers
+
+    facts = {"n_trials": 24, "cores": 2, "gpus": [], "memory_mb": 64_000}
+    monkeypatch.delenv("TUNER_WORKERS", raising=False)
+    assert resolve_workers("auto", **facts)[0] == 2
+    assert resolve_workers(3, **facts) == (3, "--workers 3")  # a number is taken as given
+    monkeypatch.setenv("TUNER_WORKERS", "1")
+    assert resolve_workers("auto", **facts) == (1, "$TUNER_WORKERS")
+    assert resolve_workers("2", **facts) == (2, "--workers 2")  # --workers N beats the environment
+    with pytest.raises(ConfigError, match=r"--workers: workers: must be a positive integer or 'auto'; got '0'"):
+        resolve_workers("0", **facts)
+    monkeypatch.setenv("TUNER_WORKERS", "many")
+    with pytest.raises(ConfigError, match=r"\$TUNER_WORKERS: TUNER_WORKERS: must be a positive integer or 'auto'"):
+        resolve_workers("auto", **facts)
+
+
+def test_the_api_runs_a_study_of_arrays_in_this_process_and_a_pool_when_asked(tmp_path, monkeypatch):
+    """workers="auto" (the API's default) keeps a study of in-memory data in this process; workers=2 runs a pool
+    whose worker 0 is this process."""
+    import numpy as np
+
+    from tuner.errors import ConfigError
+
+    monkeypatch.delenv("TUNER_WORKERS")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(120, 4)).astype("float32"), rng.integers(0, 3, 120)
+    settings = {"tracking_uri": "none", "storage": f"sqlite:///{tmp_path}/optuna.db", "n_trials": 4}
+    arrays = Study(SearchSpace.from_dict(TINY), (x, y), study_name="arrays", **settings)
+    assert arrays.workers == 1 and arrays.executor is None and "lives in this process only" in arrays.workers_reason
+    monkeypatch.setenv("TUNER_WORKERS", "2")  # does not apply to a study no worker process can rebuild
+    assert Study(SearchSpace.from_dict(TINY), (x, y), study_name="arrays", **settings).workers == 1
+    monkeypatch.delenv("TUNER_WORKERS")
+    with pytest.raises(ConfigError, match=r"workers: needs a study that worker processes can rebuild .*; got 2"):
+        Study(SearchSpace.from_dict(TINY), (x, y), study_name="arrays", workers=2, **settings)
+    pool = Study(SearchSpace.from_dict(TINY), "iris", study_name="pool", workers=2, **settings)
+    assert (pool.workers, pool.workers_reason) == (2, "--workers 2")
+    assert isinstance(pool.executor, ProcessPool) and pool.executor.n_workers == 2
+    # this process hands its place over after 2 trials, so worker processes run trials however loaded the machine
+    # (a tiny trial is over before a worker process has imported Keras)
+    pool.executor.options["recycle_after"] = 2
+    pool.run()
+    pids = collections.Counter(t.user_attrs["worker_pid"] for t in pool.optuna_study.trials)
+    assert sum(pids.values()) == 4 and pids[os.getpid()] == 2 and len(pids) >= 2, pids
+
+
+def _on_two_cores() -> None:
+    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:2])
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="--workers auto on 2 cores needs 2 cores")
+def test_the_default_study_runs_a_worker_per_core_and_says_why(tmp_path, monkeypatch):
+    """No --workers: on 2 cores the default study (image_default on digits) runs in 2 processes, this one and a
+    worker process, and its first line says so."""
+    monkeypatch.delenv("TUNER_WORKERS")
+    cmd = [sys.executable, "-m", "tuner", "study", "--n-trials", "6", "--set", "epochs=3", "--no-progress",
+           "--tracking-uri", "none"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_on_two_cores)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    first = err.splitlines()[0]
+    assert first.startswith("study 'image_default-digits': digits") and first.endswith(
+        ", 2 workers (auto: 2 cores, small model, ~0.66M multiply-adds per example)"), first
+    assert err.splitlines()[1].startswith("  backend tensorflow (auto: ")
+    study = optuna.load_study(study_name="image_default-digits", storage=f"sqlite:///{tmp_path}/mlruns/optuna.db")
+    pids = collections.Counter(t.user_attrs["worker_pid"] for t in study.trials)
+    assert sum(pids.values()) == 6 and proc.pid in pids and len(pids) == 2, pids
+    for n in range(6):
+        assert out.count(f"trial {n:>3}  complete") == 1, out
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="--workers auto on 2 cores needs 2 cores")
+def test_workers_1_runs_in_this_process_and_a_large_model_runs_alone_with_every_core(tmp_path, monkeypatch):
+    """--workers 1 keeps today's behaviour (every trial in the CLI process); with auto, a model the space makes
+    large (two blocks of 128 filters on digits) runs in one worker process that has every core's threads."""
+    monkeypatch.delenv("TUNER_WORKERS")
+    base = [sys.executable, "-m", "tuner", "study", "--set", "epochs=1", "--no-progress", "--tracking-uri", "none"]
+    for name, extra in (("one", ["--workers", "1", "--n-trials", "2"]),
+                        ("large", ["--n-trials", "2", "--set", "n_layers=2", "--set", "conv_filters=128"])):
+        proc = subprocess.Popen([*base, "--study", name, *extra], cwd=tmp_path, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, preexec_fn=_on_two_cores)
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+        first = err.splitlines()[0]
+        study = optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path}/mlruns/optuna.db")
+        pids = {t.user_attrs["worker_pid"] for t in study.trials}
+        if name == "one":
+            assert first.endswith(", 1 worker (--workers 1)"), first
+            assert pids == {proc.pid}
+        else:
+            assert ", 1 worker (auto: large model, ~2.5M multiply-adds per example: one trial keeps every core " \
+                   "busy)" in first, first
+            assert len(pids) == 1 and proc.pid not in pids  # a fresh process with every core's threads

@@ -16,12 +16,64 @@ from typing import Any
 
 from tuner._store import keras_home
 
-__all__ = ["BACKENDS", "choose_backend", "import_keras_quietly", "import_keras_for_api", "wants_backend_logs"]
+__all__ = [
+    "BACKENDS",
+    "MEASURED",
+    "choose_backend",
+    "pick_backend",
+    "import_keras_quietly",
+    "import_keras_for_api",
+    "wants_backend_logs",
+]
 
 BACKENDS = ("auto", "tensorflow", "jax", "torch")
-"""``--backend`` choices. ``auto`` is what Keras would pick: ``KERAS_BACKEND``, else its ``keras.json``, else
-TensorFlow. It does not switch to JAX for small models: JAX's epochs are faster, but its compilation of every
-new shape makes a study of fresh configurations slower (benchmarks/RESULTS.md, issue 17)."""
+"""``--backend`` choices. ``auto`` (:func:`pick_backend`): the backend the user set for Keras (``KERAS_BACKEND``,
+else its ``keras.json``), else the one the measurements in :data:`MEASURED` find faster."""
+
+MEASURED: dict[str, tuple[str, str]] = {
+    "cpu": (
+        "tensorflow",
+        "faster than JAX on CPU for a fresh study: JAX compiles every trial afresh "
+        "(12 trials on digits: 49.4 s vs 22.5 s, benchmarks/RESULTS.md)",
+    ),
+    "gpu": (
+        "tensorflow",
+        "JAX compiles every trial afresh, and on a GPU compilation is most of a small model's trial "
+        "(benchmarks/RESULTS.md)",
+    ),
+}
+"""What ``--backend auto`` runs on each device when the user set no backend, and why: the backend the benchmarks
+measured faster for a study of fresh configurations (``benchmarks/trial_cost.py``; issues 17 and 24). JAX's epochs
+are 4-7x faster than TensorFlow's on the small models, but each trial compiles its own program, so a fresh study
+is slower under JAX; JAX goes in this table where a measurement shows it faster."""
+
+
+def pick_backend(*, gpu: bool = False) -> tuple[str, str]:
+    """The backend ``--backend auto`` runs, and why (the study's first lines show it).
+
+    Keras's own choice when the user made one (``KERAS_BACKEND``, else a ``keras.json`` naming another backend than
+    the ``tensorflow`` Keras writes there by default; the one it runs once it is imported), else
+    :data:`MEASURED` for the device (``gpu``: a GPU is visible), falling back to a backend that is installed.
+
+    Returns:
+        ``(backend, reason)``, e.g. ``("tensorflow", "auto: faster than JAX on CPU for a fresh study: ...")``.
+    """
+    import importlib.util
+
+    keras = sys.modules.get("keras")
+    if keras is not None:
+        return keras.backend.backend(), "auto: the backend Keras already runs in this process"
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"], "auto: $KERAS_BACKEND"
+    configured = _config_file_backend()
+    if configured and configured != "tensorflow":  # Keras writes "tensorflow" there itself on its first import
+        return configured, f"auto: {keras_home() / 'keras.json'}"
+    chosen, why = MEASURED["gpu" if gpu else "cpu"]
+    if importlib.util.find_spec(_PACKAGES[chosen][0]) is None:
+        installed = [b for b in ("tensorflow", "jax", "torch") if importlib.util.find_spec(_PACKAGES[b][0])]
+        if installed:
+            return installed[0], f"auto: {_PACKAGES[chosen][1]} is not installed"
+    return chosen, f"auto: {why}"
 
 
 def choose_backend(name: str = "auto") -> str:
@@ -43,8 +95,8 @@ def choose_backend(name: str = "auto") -> str:
         chosen = name
     elif keras is not None:
         chosen = keras.backend.backend()
-    else:  # Keras's own rule: KERAS_BACKEND, else its config file, else TensorFlow
-        chosen = os.environ.get("KERAS_BACKEND") or _config_file_backend() or "tensorflow"
+    else:  # the user's choice (KERAS_BACKEND, else Keras's config file), else what the measurements say
+        chosen = pick_backend()[0]
     if keras is not None and keras.backend.backend() != chosen:
         raise ConfigError(
             [

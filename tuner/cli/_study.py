@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from tuner._backend import BACKENDS, choose_backend
+from tuner._backend import BACKENDS, choose_backend, pick_backend
 from tuner._store import default_tracking_uri, mask_secrets
 from tuner.cli._base import (
     EXIT_FAILURE,
@@ -132,10 +132,11 @@ class StudyCommand(Command):
         )
         parser.add_argument(
             "--workers",
-            type=int,
-            default=1,
-            metavar="N",
-            help="workers on this machine sharing the study: this process and N-1 worker processes (default: 1).",
+            default="auto",
+            metavar="N|auto",
+            help="workers on this machine sharing the study: this process and N-1 worker processes; auto (the "
+            "default) runs one per core for a small model, else one (a large model, a GPU, one core); "
+            "$TUNER_WORKERS overrides auto.",
         )
         parser.add_argument(
             "--ray",
@@ -192,22 +193,44 @@ class StudyCommand(Command):
             choices=BACKENDS,
             default="auto",
             help="Keras backend of this study and its workers (default: auto = $KERAS_BACKEND, "
-            "else keras.json, else tensorflow).",
+            "else keras.json, else the one measured faster on this device: tensorflow today).",
         )
 
     @contextlib.contextmanager
     def session(self, args: argparse.Namespace, verbosity: int) -> Iterator[None]:
-        """With ``--workers N``: this process is worker 0, and the other workers start now."""
+        """With ``--workers N``: this process is worker 0, and the other workers start now.
+
+        ``--workers auto`` is decided here from what is known before Keras starts (cores, GPUs, trials, memory),
+        so that this process's thread share applies; once the data and space are loaded, :meth:`take_action`
+        checks the model's size, and a large model runs in one worker process with every core instead.
+        """
+        from tuner.study import DEFAULT_N_TRIALS, resolve_workers, visible_gpus
+
+        gpus = visible_gpus()
+        why = pick_backend(gpu=bool(gpus))[1] if args.backend == "auto" else f"--backend {args.backend}"
         args.backend = choose_backend(args.backend)  # KERAS_BACKEND, before Keras or any worker starts
+        args.backend_reason = why
         if args.ray is not None:
             from tuner.study import RayCluster
 
+            n, args.workers_reason = (
+                (1, "auto: one trial at a time on Ray; --workers N runs N")
+                if args.workers == "auto"
+                else resolve_workers(args.workers, n_trials=1)
+            )
+            args.workers = n
             # the options, then the cluster: a dead address stops us in seconds, before anything is written
             args.executor = RayCluster(
                 args.ray, workers=args.workers, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial
             )
             args.executor.warm_up()  # the runners start (and import Keras) while this process loads the data
-        elif args.workers > 1:
+        else:
+            args.auto_workers = args.workers == "auto"
+            args.workers, args.workers_reason = resolve_workers(
+                args.workers, n_trials=args.n_trials or DEFAULT_N_TRIALS, gpus=gpus
+            )
+            args.auto_workers = args.auto_workers and args.workers_reason.startswith("auto")
+        if args.ray is None and args.workers > 1:
             from tuner.study import share_this_process
 
             # this process's thread share: environment variables that must be set before Keras starts its
@@ -248,13 +271,34 @@ class StudyCommand(Command):
         )
         dataset = study.dataset
         s = study.settings
+        in_process = True
+        if getattr(args, "auto_workers", False):  # the model's size is known now
+            from tuner.study import resolve_workers
+
+            n, why = resolve_workers(
+                "auto",
+                n_trials=s.n_trials,
+                macs=study.model_macs(),
+                data_mb=dataset.x_train.nbytes * 2 / 2**20,
+            )
+            if n < args.workers:  # a large model (or data the memory holds fewer copies of): fresh worker
+                # processes, each with its share of the cores (this one took the share of the first count)
+                early = getattr(args, "early_workers", None)
+                if early is not None:
+                    early.cancel()
+                    args.early_workers = None
+                args.workers, args.workers_reason, in_process = n, why, False
+            else:
+                args.workers_reason = why
         print(
             f"study {s.study_name!r}: {dataset.name} ({dataset.task}, {len(dataset.x_train)} train / "
             f"{len(dataset.x_val)} val / {len(dataset.x_test)} test rows), space {study.space.name!r}, "
             f"objective {','.join(s.objective)}, {s.sampler} sampler, "
-            f"{'no pruning' if s.pruner == 'none' else s.pruner + ' pruner'}",
+            f"{'no pruning' if s.pruner == 'none' else s.pruner + ' pruner'}, "
+            f"{args.workers} worker{'s' if args.workers != 1 else ''} ({args.workers_reason})",
             file=sys.stderr,
         )
+        print(f"  backend {s.backend} ({args.backend_reason})", file=sys.stderr)
         for line in study.choices:  # the space the data chose, cross-validation on or off: why, and how to change it
             print(f"  {line}", file=sys.stderr)
         metric = s.objective[0]
@@ -288,6 +332,7 @@ class StudyCommand(Command):
                 max_rss_mb=args.max_rss_mb,
                 verbosity=-1 if args.quiet else args.verbose,
                 early=getattr(args, "early_workers", None),
+                in_process=in_process,
             )
             executor.run(study, progress=show, on_trial=None if args.json else on_trial)
         except KeyboardInterrupt:
@@ -403,8 +448,6 @@ def _inputs(args: argparse.Namespace) -> tuple[dict[str, Any], Any, Any]:
             load_space("default").with_fixed(overrides)  # checked now; applied to the chosen space
         else:
             space = space.with_fixed(overrides)
-    if args.workers < 1:
-        raise ConfigError([Problem("--workers", "workers", "must be a positive integer", value=args.workers)])
     settings = StudySettings(
         study_name=args.study,
         sampler=args.sampler,

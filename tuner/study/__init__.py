@@ -14,7 +14,15 @@ from tuner.study._loop import rss_mb
 from tuner.study._process import keep_process_changes, restoring_process_state
 from tuner.study._ray import RayCluster, connect_ray
 from tuner.study._record import INTERRUPTED, Recipe, StudyRecord, TrialRecord, read_trial
-from tuner.study._resources import share_this_process, visible_gpus, worker_env
+from tuner.study._resources import (
+    LARGE_MODEL_MACS,
+    auto_workers,
+    estimate_macs,
+    resolve_workers,
+    share_this_process,
+    visible_gpus,
+    worker_env,
+)
 from tuner.study._results import StudyResults, TrialReport, load_study_results
 from tuner.study._retrain import (
     BUILTIN_OFF,
@@ -28,7 +36,7 @@ from tuner.study._retrain import (
     retrain_seeds,
     top_trials,
 )
-from tuner.study._settings import PRUNERS, SAMPLERS, StudySettings, objective_direction
+from tuner.study._settings import DEFAULT_N_TRIALS, PRUNERS, SAMPLERS, StudySettings, objective_direction
 from tuner.study._study import Study, create_study, default_storage, run_study
 from tuner.study._workers import EXIT_RECYCLE, ProcessPool, run_workers
 
@@ -44,6 +52,11 @@ __all__ = [
     "retrain_seeds",
     "top_trials",
     "BudgetLock",
+    "DEFAULT_N_TRIALS",
+    "LARGE_MODEL_MACS",
+    "auto_workers",
+    "estimate_macs",
+    "resolve_workers",
     "EXIT_RECYCLE",
     "EarlyWorkers",
     "Executor",

@@ -37,6 +37,7 @@ from tuner.study._loop import optimize, rss_mb
 from tuner.study._model_ref import default_space, study_space, user_model
 from tuner.study._process import restoring_process_state
 from tuner.study._record import StudyRecord
+from tuner.study._resources import estimate_macs, resolve_workers
 from tuner.study._results import StudyResults, TrialReport
 from tuner.study._settings import (
     PRUNERS,
@@ -88,7 +89,11 @@ class Study:
         ray: run the trials on Ray (:meth:`run`): a cluster address (``"auto"`` joins the running cluster,
             ``"host:6379"``; this machine must be a node of it), or `True` / ``"local"`` to start a Ray instance on this
             machine (loopback only). Needs ``pip install "honest-tuner[ray]"``. Defaults to `None` (no Ray).
-        workers: trials running at once on Ray. Defaults to `1`.
+        workers: trials running at once: worker processes on this machine (this process is the first), or trials
+            on Ray. ``"auto"`` runs one per core where the model is small and worker processes can rebuild the
+            study (a dataset and model given by name or file, not objects), else one; ``$TUNER_WORKERS`` overrides
+            it (:func:`~tuner.study._resources.auto_workers`; :attr:`workers_reason` says why). On Ray, ``"auto"``
+            is one trial at a time. Defaults to `"auto"`.
         cpus_per_trial: the CPUs each Ray trial asks for (fractions allowed). Defaults to `1`.
         gpus_per_trial: the GPUs each Ray trial asks for; ``0.25`` packs four trials on one GPU. Defaults to `0`.
     """
@@ -105,7 +110,7 @@ class Study:
         dataset_options: Mapping[str, Any] | None = None,
         hypermodel: Any = None,
         ray: str | bool | None = None,
-        workers: int = 1,
+        workers: int | str = "auto",
         cpus_per_trial: float = 1.0,
         gpus_per_trial: float = 0.0,
         **overrides: Any,
@@ -172,15 +177,55 @@ class Study:
         self.best_kept = BestModel()  # this process's best model, scored and logged when tracking closes
         self._tracking_depth = 0
         self.executor: Executor | None = None  # where run() sends the trials: Ray, or (None) this process
+        #: the number of trials that run at once, and why (``"auto: 2 cores, small model"``)
+        self.workers, self.workers_reason = 1, "one trial at a time"
         if ray is not None and ray is not False:
             from tuner.study._ray import RayCluster
 
+            self.workers_reason = "auto: one trial at a time on Ray; workers=N runs N"
+            if workers != "auto":
+                self.workers, self.workers_reason = int(workers), f"workers={workers} on Ray"
             self.executor = RayCluster(
                 "local" if ray is True else str(ray),
-                workers=workers,
+                workers=self.workers,
                 cpus_per_trial=cpus_per_trial,
                 gpus_per_trial=gpus_per_trial,
             )
+        else:
+            rebuildable = (
+                self.dataset_spec is not None
+                and builder is None
+                and not (hypermodel is not None and not isinstance(hypermodel, (str, os.PathLike)))
+            )
+            self.workers, self.workers_reason = resolve_workers(
+                workers,
+                n_trials=s.n_trials,
+                macs=self.model_macs(),
+                rebuildable=rebuildable,
+                data_mb=self.dataset.x_train.nbytes * 2 / 2**20,
+            )
+            if self.workers > 1:
+                from tuner.study._workers import ProcessPool
+
+                self.executor = ProcessPool(self.workers)  # this process is worker 0
+
+    def model_macs(self) -> float | None:
+        """A rough count of the multiply-adds per example of the space's largest model (for ``workers="auto"``);
+        None for the user's own model, whose size the space does not say."""
+        from tuner.errors import DataError
+        from tuner.model import as_view, resolve_view
+
+        if self.user_model is not None:
+            return None
+        params = self.space.params
+        family = params["family"].value if "family" in params and params["family"].is_fixed else "mlp"
+        view = params["view"].value if "view" in params and params["view"].is_fixed else "auto"
+        try:  # the shape the model sees: digits' flat rows as 8x8x1 images for a CNN
+            resolved = resolve_view(self.dataset, str(view), str(family))
+            shape = as_view(self.dataset, resolved).input_shape if resolved else self.dataset.input_shape
+        except DataError:
+            shape = self.dataset.input_shape
+        return estimate_macs(self.space, shape)
 
     def _check_user_model(self) -> tuple[str, ...]:
         """Build a ``build(hp)`` model once with default values before the study exists: a build that returns no
@@ -205,7 +250,7 @@ class Study:
         """
         space, dataset, options, settings = join_recipe(study_name, storage or default_storage(), overrides)
         # no reseeding here: each trial's sampler is seeded from its place in the study (seed_next_trial)
-        return cls(space, dataset, settings, builder=builder, dataset_options=options)
+        return cls(space, dataset, settings, builder=builder, dataset_options=options, workers=1)
 
     @property
     def multi_objective(self) -> bool:
@@ -283,6 +328,32 @@ class Study:
                     s.timeout = timeout
                 self.executor.run(self, progress=progress, on_trial=on_trial)
                 return self
+            self.run_here(
+                n_trials=n_trials,
+                timeout=timeout,
+                progress=progress,
+                on_trial=on_trial,
+                max_trials=max_trials,
+                max_rss_mb=max_rss_mb,
+            )
+        return self
+
+    @restoring_process_state()
+    def run_here(
+        self,
+        *,
+        n_trials: int | None = None,
+        timeout: float | None = None,
+        progress: bool = False,
+        on_trial: Callable[[TrialReport], None] | None = None,
+        max_trials: int | None = None,
+        max_rss_mb: float | None = None,
+    ) -> Study:
+        """Run trials in this process, whatever executor the study has (:meth:`run` sends them to it): what worker
+        0 of the process pool does. Arguments as :meth:`run`'s."""
+        s = self.settings
+        self.halted = False
+        with library_logs(current_verbosity()):
             optimize(
                 self,
                 target=n_trials if n_trials is not None else s.n_trials,

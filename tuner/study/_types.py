@@ -56,7 +56,7 @@ class RunningStudy(Protocol):
 
     def tracking(self) -> AbstractContextManager[Tracker]: ...
 
-    def run(
+    def run_here(
         self,
         *,
         n_trials: int | None = None,

@@ -205,7 +205,7 @@ def _supervise(
             watcher = threading.Thread(target=sup.watch, args=(stop, poll_seconds), name="tuner-workers", daemon=True)
             watcher.start()
             try:
-                study.run(max_trials=recycle_after, max_rss_mb=max_rss_mb, on_trial=sup.report)
+                study.run_here(max_trials=recycle_after, max_rss_mb=max_rss_mb, on_trial=sup.report)
             finally:
                 stop.set()
                 watcher.join()
@@ -272,7 +272,7 @@ def run_workers(
     early = early if early is not None else EarlyWorkers(n_workers, verbosity=verbosity, start=False)
     try:
         # this process opens the study's tracking (its parent run) and closes it once, after every worker;
-        # worker processes join that run, and study.run() here shares it
+        # worker processes join that run, and study.run_here() here shares it
         with study.tracking():
             _supervise(
                 study,
@@ -299,11 +299,12 @@ class _PoolOptions(TypedDict):
     max_rss_mb: float | None
     verbosity: int
     early: EarlyWorkers | None
+    in_process: bool
 
 
 class ProcessPool:
     """The :class:`~tuner.study.Executor` of ``--workers N`` on this machine: this process and worker processes
-    (see :func:`run_workers`)."""
+    (see :func:`run_workers`; ``in_process=False``: worker processes alone)."""
 
     def __init__(
         self,
@@ -313,6 +314,7 @@ class ProcessPool:
         max_rss_mb: float | None = None,
         verbosity: int = 0,
         early: EarlyWorkers | None = None,
+        in_process: bool = True,
     ) -> None:
         self.n_workers = n_workers
         self.options: _PoolOptions = {
@@ -320,6 +322,7 @@ class ProcessPool:
             "max_rss_mb": max_rss_mb,
             "verbosity": verbosity,
             "early": early,
+            "in_process": in_process,
         }
 
     def run(self, study: RunningStudy, *, progress: bool, on_trial: Callable[[Any], None] | None) -> None:
