@@ -123,6 +123,24 @@ def test_mlflow_has_a_parent_run_and_one_child_run_per_trial(finished_study):
 
 
 @pytest.mark.slow
+def test_every_trial_records_the_programs_its_backend_compiled(finished_study):
+    """Complete, failed and pruned trials alike; counted from TensorFlow's traces (issue 24), shown in MLflow."""
+    import keras
+
+    study, tmp_path = finished_study
+    trials = study.optuna_study.trials
+    counts = [t.user_attrs.get("programs_compiled") for t in trials]
+    assert all(isinstance(c, int) and c >= 1 for c in counts), counts
+    if keras.backend.backend() == "tensorflow":
+        assert counts[0] == 2  # a new model a trial: its train step and its predict step are traced afresh
+    assert study.programs_compiled == sum(counts)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("e2e").experiment_id], "tags.`tuner.kind` = 'trial'")
+    by_number = {int(r.data.tags["optuna_trial_number"]): r for r in runs}
+    assert [by_number[t.number].data.metrics.get("programs_compiled") for t in trials] == counts
+
+
+@pytest.mark.slow
 def test_best_model_loads_back_and_predicts(finished_study, monkeypatch):
     study, tmp_path = finished_study
     uri = study.optuna_study.user_attrs["best_model_uri"]

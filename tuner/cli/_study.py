@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import os
 import shlex
+import statistics
 import sys
 import time
 from collections.abc import Iterator
@@ -378,6 +379,7 @@ def _print_summary(study: Study, *, as_json: bool) -> int:
                 "storage": mask_secrets(s.storage),
                 "objective": list(s.objective),
                 "counts": counts,
+                "programs_compiled": study.programs_compiled,
                 "best": best.to_dict() if best else None,
                 "test": study.best_test,
             }
@@ -405,6 +407,7 @@ def _print_summary(study: Study, *, as_json: bool) -> int:
         f"\nstudy {s.study_name!r}: {counts['complete']} complete, {counts['pruned']} pruned, {counts['fail']} failed"
     )
     print(table(rows, list(rows[0])))
+    print(_programs_line(trials, s.backend))
     shown = dict.fromkeys([s.objective[0], f"val_{metric}", f"gap_{metric}", "gap_loss"])
     figures = ", ".join(
         f"{k}={fmt(best.metrics.get(k, best.values[0] if best.values and k == s.objective[0] else None))}"
@@ -431,6 +434,18 @@ def _print_summary(study: Study, *, as_json: bool) -> int:
             f"python -m tuner ui {shlex.quote(s.study_name or '')}"
         )
     return EXIT_OK
+
+
+def _programs_line(trials: list[Any], backend: str) -> str:
+    """``24 trials, 30 programs compiled (TensorFlow graphs traced)``: what the trials paid in compilation."""
+    from tuner.training import PROGRAM_WORDS
+
+    counted = [t.programs_compiled for t in trials if t.programs_compiled is not None]
+    if not counted:
+        return f"{len(trials)} trials; programs compiled: not recorded (a study made before tuner counted them)"
+    words = PROGRAM_WORDS.get(backend, "as the backend counts them")
+    median = statistics.median(counted)
+    return f"{len(counted)} trials, {sum(counted)} programs compiled ({words}; median {median:g} a trial)"
 
 
 def _inputs(args: argparse.Namespace) -> tuple[dict[str, Any], Any, Any]:

@@ -39,6 +39,22 @@ def _device() -> str:
     return f"{name} (CUDA_VISIBLE_DEVICES={visible})" if visible and "gpu" in name else name
 
 
+def _record_programs(trial: Any, record: TrialRecord, before: dict[str, int]) -> None:
+    """Store what the backend traced or compiled for this trial (counted from the backend, every state)."""
+    from tuner.training import programs_so_far
+
+    now = programs_so_far()
+    record.programs_compiled = now["compiled"] - before["compiled"]
+    cached = now["cached"] - before["cached"]
+    record.programs_cached = cached or None
+    try:
+        TrialRecord.write(trial, programs_compiled=record.programs_compiled)
+        if cached:
+            TrialRecord.write(trial, programs_cached=cached)
+    except Exception as err:  # the count must not lose the trial's result
+        _logger.warning("could not store the program count of trial %d: %s", trial.number, err)
+
+
 def _train(study: RunningStudy, number: int, params: dict[str, Any], builder: Any, callbacks: list[Any]) -> Any:
     """Train trial ``number``: ``executions_per_trial`` times (averaged; the first execution carries the tracking
     and pruning callbacks), each retried up to ``max_retries_per_trial`` times after an error of its own."""
@@ -100,12 +116,15 @@ class Objective:
         import keras
         import optuna
 
+        from tuner.training import programs_so_far
+
         study, s = self.study, self.study.settings
         tracker = study.tracker
         self.on_start()
         # from here on, whatever stops the trial (Ctrl-C, a bad parameter) is recorded with its reason
         state, reason, result, run_id, hp, params, fitted = "failed", None, None, None, None, {}, {}
         record = TrialRecord()  # what the trial's run ends with: its result, once there is one
+        programs_before = programs_so_far()  # what the backend traced or compiled before this trial
         late_names: frozenset[str] = frozenset()  # knobs a user's fit() may set itself: logged once known
         try:
             check_stop()
@@ -165,6 +184,7 @@ class Objective:
             raise TrialFailed(reason) from err
         finally:
             with deferring_interrupts(raise_after=False):  # the loop stops after this trial is told
+                _record_programs(trial, record, programs_before)
                 resolved = params if hp is None else {**params, **hp.values, **fitted}  # with what fit() chose
                 try:
                     late = {k: v for k, v in resolved.items() if k in late_names or k not in params}

@@ -37,6 +37,9 @@ class TrialRecord:
         cv_folds: cross-validated trials (``--cv K``): each fold's honest figures, verdict and chosen epoch;
             ``metrics`` are then the means over folds and ``best_epoch`` the mean chosen epoch.
         cv_spread: cross-validated trials: the standard deviation of each of ``metrics`` over the folds.
+        programs_compiled: programs the backend traced or compiled for the trial, every fold and execution
+            included (:mod:`tuner.training._programs`); programs_cached: JAX programs read from its persistent
+            cache instead.
     """
 
     resolved_params: dict[str, Any] | None = None
@@ -57,6 +60,8 @@ class TrialRecord:
     config_error: bool = False
     cv_folds: list[dict[str, Any]] | None = None
     cv_spread: dict[str, float] | None = None
+    programs_compiled: int | None = None
+    programs_cached: int | None = None
 
     @classmethod
     def from_attrs(cls, attrs: Mapping[str, Any]) -> TrialRecord:
@@ -120,6 +125,8 @@ class TrialRecord:
                     ("best_epoch", self.best_epoch),
                     ("n_params", self.n_params),
                     ("wall_time", self.wall_time),
+                    ("programs_compiled", self.programs_compiled),
+                    ("programs_cached", self.programs_cached),
                 )
                 if v is not None
             }

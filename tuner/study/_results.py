@@ -33,6 +33,7 @@ class TrialReport:
     mlflow_run_id: str | None
     cv_folds: list[dict[str, Any]] | None = None  # cross-validated: each fold's figures and verdict
     cv_spread: dict[str, float] | None = None  # cross-validated: each metric's standard deviation over folds
+    programs_compiled: int | None = None  # programs the backend traced or compiled for it (issue 24)
 
     @classmethod
     def from_frozen(cls, trial: Any) -> TrialReport:
@@ -56,6 +57,7 @@ class TrialReport:
             mlflow_run_id=record.mlflow_run_id,
             cv_folds=record.cv_folds,
             cv_spread=record.cv_spread,
+            programs_compiled=record.programs_compiled,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -143,6 +145,7 @@ class StudyResults:
                 best_epoch=t.best_epoch,
                 n_params=t.n_params,
                 wall_time=t.wall_time,
+                programs_compiled=t.programs_compiled,
                 fail_reason=t.fail_reason,
                 mlflow_run_id=t.mlflow_run_id,
             )

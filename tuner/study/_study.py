@@ -457,6 +457,13 @@ class Study:
     def trials(self) -> list[TrialReport]:
         return self.results.trials()
 
+    @property
+    def programs_compiled(self) -> int | None:
+        """Programs the backend traced (TensorFlow) or compiled (JAX) for this study's trials, every run of it
+        added up, counted from the backend (``programs_compiled`` on each trial); None before any trial."""
+        counts = [t.programs_compiled for t in self.trials() if t.programs_compiled is not None]
+        return sum(counts) if counts else None
+
     def best_model(self) -> Any:
         """The best model, ready to use: raw inputs in, labels out (see :func:`tuner.load_best_model`)."""
         return load_best_model(self)

@@ -14,6 +14,7 @@ from tuner.training._cv import (
 )
 from tuner.training._diagnosis import VERDICTS, Diagnosis, DiagnosisRules, baseline_score, diagnose
 from tuner.training._gap import HonestGap, evaluate_split, metric_functions
+from tuner.training._programs import PROGRAM_WORDS, programs_so_far
 from tuner.training._train import (
     ModelBuilder,
     TrainResult,
@@ -31,6 +32,7 @@ __all__ = [
     "Diagnosis",
     "DiagnosisRules",
     "HonestGap",
+    "PROGRAM_WORDS",
     "ModelBuilder",
     "TrainResult",
     "VERDICTS",
@@ -47,6 +49,7 @@ __all__ = [
     "metric_functions",
     "pool",
     "prepare_data",
+    "programs_so_far",
     "refit",
     "train_model",
     "user_compiled",

@@ -33,6 +33,7 @@ from tuner.space import knob_value
 from tuner.training._diagnosis import Diagnosis, DiagnosisRules, diagnose
 from tuner.training._gap import HonestGap, evaluate_split
 from tuner.training._jax_cache import enable_jax_compile_cache
+from tuner.training._programs import count_model_programs, watch_backend
 
 __all__ = [
     "ModelBuilder",
@@ -220,6 +221,7 @@ def train_model(
     task = dataset.task
     if keras.backend.backend() == "jax":
         enable_jax_compile_cache()
+    watch_backend()
     data = prepare_data(dataset, params)
     model = _build(builder or build_model, params, data, seed)
     kept = user_compiled(model)
@@ -247,14 +249,17 @@ def train_model(
     all_callbacks: list[Any] = [gap] if stopper is None else [gap, stopper]
     all_callbacks.extend(callbacks)
     start = time.perf_counter()
-    model.fit(
-        **_fit_input(
-            data.x_train, y_train, int(knob_value(params, "batch_size")), seed, knob_value(params, "data_pipeline")
-        ),
-        epochs=int(knob_value(params, "epochs")),
-        callbacks=all_callbacks,
-        verbose=verbose,
-    )
+    try:
+        model.fit(
+            **_fit_input(
+                data.x_train, y_train, int(knob_value(params, "batch_size")), seed, knob_value(params, "data_pipeline")
+            ),
+            epochs=int(knob_value(params, "epochs")),
+            callbacks=all_callbacks,
+            verbose=verbose,
+        )
+    finally:  # a pruned or failed run traced its steps too
+        count_model_programs(model)
     wall = time.perf_counter() - start
 
     history = gap.history
