@@ -31,6 +31,12 @@ times the median of its later epochs (steady state). ``trial / epochs`` is the w
 shares are medians of each trial's share. Wall times are those of a machine that may be shared: the
 script prints the load average next to them.
 
+``--program-cache 0 4`` runs every (dataset, backend) once per value of ``TUNER_PROGRAM_CACHE`` (issue 24): 0
+builds a new model, so new traced or compiled steps, for every trial (tuner before issue 24); 4 lets trials of
+one program share a model. ``programs`` is what the backend traced or compiled in the study (the trials'
+``programs_compiled``). ``--space`` picks the space (default ``default``; ``image_default`` is the default study's
+on digits).
+
 ``--keras-gap-loss`` computes the gap's loss with the backend's eager op, as before issue 17 (for a
 before/after comparison). ``--jax-cache DIR`` sets ``TUNER_JAX_CACHE`` for the JAX children (``none`` turns the persistent compile
 cache off); by default each child gets an empty cache folder, so only reuse inside the study counts.
@@ -129,7 +135,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     settings = StudySettings(study_name="trial-cost", n_trials=args.configs, sampler="random", pruner="none", seed=0,
                              storage=f"sqlite:///{tmp}/optuna.db",
                              tracking_uri="none" if args.no_tracking else f"sqlite:///{tmp}/mlflow.db")
-    study = Study("default", args.dataset, settings)
+    study = Study(args.space, args.dataset, settings)
     start = time.perf_counter()
     study.run()
     study_s = time.perf_counter() - start
@@ -151,14 +157,16 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
             out[clock] = {"whole": total, "epochs_alone": len(ep) * C.median(ep[1:] or ep), "parts": split}
         trials.append({**out,
                        "value": t.value, "params": dict(t.params)})
+    programs = sum(int(t.user_attrs.get("programs_compiled") or 0) for t in study.optuna_study.trials)
     return {"backend": keras.backend.backend(), "dataset": args.dataset, "study_s": study_s, "trials": trials,
-            "load1": C.load1()}
+            "load1": C.load1(), "programs": programs, "cache": os.environ.get("TUNER_PROGRAM_CACHE", "4")}
 
 
 def summarize(run: dict[str, Any], clock: str = "wall") -> dict[str, Any]:
     trials = [{**t, **t[clock]} for t in run["trials"]]
     row: dict[str, Any] = {"dataset": run["dataset"], "backend": run["backend"], "trials": len(trials),
-                           "study_s": run["study_s"], "load1": run["load1"]}
+                           "study_s": run["study_s"], "load1": run["load1"], "cache": run.get("cache"),
+                           "programs": run.get("programs")}
     row["trial_s"] = C.median([t["whole"] for t in trials])
     row["epochs_s"] = C.median([t["epochs_alone"] for t in trials])
     row["ratio"] = C.median([t["whole"] / t["epochs_alone"] for t in trials if t["epochs_alone"] > 0])
@@ -183,6 +191,9 @@ def main() -> None:
     parser.add_argument("--keras-gap-loss", action="store_true",
                         help="the gap's loss by the backend's eager op, as before issue 17 (not its NumPy twin)")
     parser.add_argument("--quick", action="store_true", help="digits only, 3 configurations")
+    parser.add_argument("--space", default="default", help="the search space (a shipped name or a file)")
+    parser.add_argument("--program-cache", nargs="+", default=["4"],
+                        help="TUNER_PROGRAM_CACHE values to compare (0: a new model every trial)")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--dataset", help=argparse.SUPPRESS)
@@ -195,15 +206,17 @@ def main() -> None:
     runs: list[dict[str, Any]] = []
     for rep in range(args.repeats):
         for dataset in args.datasets:
-            order = args.backends if rep % 2 == 0 else args.backends[::-1]
-            for backend in order:
-                env = dict(os.environ, KERAS_BACKEND=backend)
+            combos = [(b, c) for b in args.backends for c in args.program_cache]
+            order = combos if rep % 2 == 0 else combos[::-1]
+            for backend, program_cache in order:
+                env = dict(os.environ, KERAS_BACKEND=backend, TUNER_PROGRAM_CACHE=program_cache)
                 with tempfile.TemporaryDirectory(prefix="tuner-jax-cache-") as cache:
                     if args.jax_cache is not None:
                         env["TUNER_JAX_CACHE"] = args.jax_cache
                     else:
                         env["TUNER_JAX_CACHE"] = cache
-                    cmd = [sys.executable, __file__, "--child", "--dataset", dataset, "--configs", str(args.configs)]
+                    cmd = [sys.executable, __file__, "--child", "--dataset", dataset, "--configs", str(args.configs),
+                           "--space", args.space]
                     cmd += ["--no-tracking"] * args.no_tracking + ["--keras-gap-loss"] * args.keras_gap_loss
                     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
                 lines = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
@@ -212,23 +225,25 @@ def main() -> None:
                 run = json.loads(lines[-1][len("RESULT "):])
                 runs.append(run)
                 row = summarize(run)
-                print(f"# {dataset} {backend}: trial {row['trial_s']:.2f} s, epochs alone {row['epochs_s']:.2f} s, "
-                      f"x{row['ratio']:.2f}, study {row['study_s']:.1f} s (load {run['load1']})", flush=True)
+                print(f"# {dataset} {backend} cache={program_cache}: trial {row['trial_s']:.2f} s, epochs alone "
+                      f"{row['epochs_s']:.2f} s, x{row['ratio']:.2f}, study {row['study_s']:.1f} s, "
+                      f"{row['programs']} programs (load {run['load1']})", flush=True)
     rows = [summarize(r) for r in runs]
-    print(f"\ncpus={os.cpu_count()} commit={C.commit()} configs={args.configs} (default space, random sampler seed 0, "
+    print(f"\ncpus={os.cpu_count()} commit={C.commit()} configs={args.configs} ({args.space} space, random sampler seed 0, "
           f"no pruner) tracking={'off' if args.no_tracking else 'MLflow SQLite'} load1 now {C.load1()}")
-    C.table(rows, [("dataset", "dataset"), ("backend", "backend"), ("trial_s", "trial s"),
+    C.table(rows, [("dataset", "dataset"), ("backend", "backend"), ("cache", "program cache"),
+                   ("programs", "programs"), ("trial_s", "trial s"),
                    ("epochs_s", "epochs alone s"), ("ratio", "trial/epochs"), ("ratio_cpu", "same, CPU time"),
                    ("epoch_ms", "ms/epoch"), ("epochs_run", "epochs"), ("study_s", "study s"), ("load1", "load1")])
     for clock in ("wall", "cpu"):
         print(f"\nmedian seconds per trial by part (and median share of the trial, %), {clock} time")
-        C.table([summarize(r, clock) for r in runs], [("dataset", "dataset"), ("backend", "backend")]
+        C.table([summarize(r, clock) for r in runs], [("dataset", "dataset"), ("backend", "backend"), ("cache", "cache")]
                 + [c for p in PARTS for c in ((p, p), (f"{p} %", "%"))])
     print("\nobjective (val_accuracy) of every configuration, by run (the same configuration on every run)")
     values: dict[tuple[str, int], dict[str, Any]] = defaultdict(dict)
     for i, r in enumerate(runs):
         for t in r["trials"]:
-            values[(r["dataset"], t["number"])][f"{r['backend']}#{i}"] = t["value"]
+            values[(r["dataset"], t["number"])][f"{r['backend']}/{r.get('cache')}#{i}"] = t["value"]
     keys = sorted({k for v in values.values() for k in v}, key=lambda k: int(k.split("#")[1]))
     C.table([{"dataset": d, "trial": n, **v} for (d, n), v in sorted(values.items())],
             [("dataset", "dataset"), ("trial", "trial")] + [(k, k) for k in keys])

@@ -36,3 +36,44 @@ def test_a_model_traces_its_train_and_predict_steps_once_and_a_new_model_traces_
     fresh.fit(x, y, batch_size=32, epochs=1, verbose=0)
     assert count_model_programs(fresh) == 1  # trained, never asked to predict
     assert programs_so_far()["compiled"] == before + 3
+
+
+def test_trials_differing_only_in_regularization_and_learning_rate_share_one_program_and_keep_their_results(
+        monkeypatch):
+    """Two trials whose dropout rates, L2 factor (or none), batch-norm momentum, learning rate and initializer
+    differ run one traced program (TensorFlow's count), with the results of models built afresh (issue 24)."""
+    from tuner.data import load_dataset
+    from tuner.training import _reuse, prepare_data, train_model
+
+    data = load_dataset("digits")
+    first = {"family": "mlp", "n_layers": 2, "units": 16, "dropout": 0.1, "batch_norm": "after", "bn_momentum": 0.9,
+             "kernel_regularizer": "l2", "kernel_l2": 1e-3, "learning_rate": 3e-3, "epochs": 3, "patience": 0,
+             "batch_size": 64}
+    second = {**first, "dropout": 0.3, "dropout_2": 0.0, "kernel_regularizer": "none", "bn_momentum": 0.7,
+              "learning_rate": 1e-2, "kernel_initializer": "he_normal"}
+
+    monkeypatch.setenv("TUNER_PROGRAM_CACHE", "0")  # as before: a new model, new traces, every trial
+    fresh = [train_model(p, data, seed=5).metrics for p in (first, second)]
+
+    monkeypatch.setenv("TUNER_PROGRAM_CACHE", "4")
+    _reuse._shared.clear()
+    watch_backend()
+    counts, results = [], []
+    for params in (first, second):
+        before = programs_so_far()["compiled"]
+        results.append(train_model(params, data, seed=5))
+        counts.append(programs_so_far()["compiled"] - before)
+        keras.backend.clear_session()
+    assert counts == [2, 0]  # the second trial traced nothing: it ran the first one's train and predict steps
+    for result, expected in zip(results, fresh):
+        for key in ("val_loss", "train_loss", "val_accuracy", "gap_loss"):
+            assert result.metrics[key] == pytest.approx(expected[key], abs=1e-4), key
+
+    # what the trial keeps is Keras's own model, its values plain numbers, with the trained weights
+    model = results[1].model
+    assert all(type(layer).__module__.startswith("keras") for layer in model.layers)
+    assert [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)] == [0.3]
+    assert model.get_layer("bn_1").momentum == 0.7
+    prepared = prepare_data(data, second)
+    accuracy = float(np.mean(np.argmax(model.predict(prepared.x_val, verbose=0), axis=1) == prepared.y_val))
+    assert accuracy == pytest.approx(results[1].metrics["val_accuracy"], abs=1e-6)

@@ -30,10 +30,19 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from tuner.errors import ConfigError, Problem
+from tuner.model._state import (
+    HyperparameterState,
+    StatePenalty,
+    building_with,
+    current_state,
+    learning_rate_is_state,
+    state_batch_norm,
+    state_dropout,
+)
 from tuner.model._task import check_task_fit, output_activation
 from tuner.space import FAMILIES, KNOBS, TASKS, knob_value, layer_key
 
-__all__ = ["build_model", "check_model_fit", "layer_value"]
+__all__ = ["build_model", "build_state_model", "check_model_fit", "layer_value", "state_values"]
 
 
 def layer_value(params: Mapping[str, Any], name: str, layer: int) -> Any:
@@ -50,6 +59,9 @@ def layer_value(params: Mapping[str, Any], name: str, layer: int) -> Any:
 def _regularizer(params: Mapping[str, Any], prefix: str) -> Any:
     import keras
 
+    state = current_state()
+    if state is not None and prefix in ("kernel", "bias"):  # a state model: factors in variables, 0 for none
+        return StatePenalty(state.get(f"{prefix}_l1"), state.get(f"{prefix}_l2"))
     kind = knob_value(params, f"{prefix}_regularizer")
     if kind in (None, "none"):
         return None
@@ -165,7 +177,16 @@ def _input_dropout(params: Mapping[str, Any], x: Any) -> Any:
     import keras
 
     rate = float(knob_value(params, "input_dropout"))
-    return keras.layers.Dropout(rate, name="input_dropout")(x) if rate > 0 else x
+    return _dropout(keras.layers.Dropout, rate, "input_dropout", x)
+
+
+def _dropout(kind: Any, rate: float, name: str, x: Any, variable: str | None = None) -> Any:
+    """``kind(rate)`` applied to ``x`` where the rate is above 0; in a state model always, its rate the variable
+    ``variable`` (default: ``name``)."""
+    state = current_state()
+    if state is not None:
+        return state_dropout(kind, state.get(variable or name), name)(x)
+    return kind(rate, name=name)(x) if rate > 0 else x
 
 
 def _dense_kwargs(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -202,9 +223,7 @@ def _mlp_blocks(params: Mapping[str, Any], x: Any) -> Any:
             int(layer_value(params, "units", i)), activation=None, **_dense_kwargs(params), name=f"dense_{i}"
         )(x)
         x = _normalized_activation(params, x, i, layer_value(params, "activation", i))
-        rate = float(layer_value(params, "dropout", i))
-        if rate > 0:
-            x = keras.layers.Dropout(rate, name=f"dropout_{i}")(x)
+        x = _dropout(keras.layers.Dropout, float(layer_value(params, "dropout", i)), f"dropout_{i}", x)
     return x
 
 
@@ -233,11 +252,8 @@ def _conv_blocks(params: Mapping[str, Any], x: Any, *, rank: int) -> Any:
         x = _normalized_activation(params, x, i, layer_value(params, "activation", i))
         if pooling != "none":
             x = pools[pooling](pool_size=2, padding="same", name=f"pool_{i}")(x)
-        if spatial_rate > 0:
-            x = spatial(spatial_rate, name=f"spatial_dropout_{i}")(x)
-        rate = float(layer_value(params, "dropout", i))
-        if rate > 0:
-            x = keras.layers.Dropout(rate, name=f"dropout_{i}")(x)
+        x = _dropout(spatial, spatial_rate, f"spatial_dropout_{i}", x, variable="spatial_dropout")
+        x = _dropout(keras.layers.Dropout, float(layer_value(params, "dropout", i)), f"dropout_{i}", x)
     how = knob_value(params, "global_pooling")
     if how == "flatten":
         return keras.layers.Flatten(name="flatten")(x)
@@ -286,15 +302,15 @@ def _head(params: Mapping[str, Any], x: Any) -> Any:
     x = _normalized_activation(
         params, x, "head", layer_value(params, "activation", int(knob_value(params, "n_layers")))
     )
-    rate = float(knob_value(params, "head_dropout"))
-    if rate > 0:
-        x = keras.layers.Dropout(rate, name="head_dropout")(x)
-    return x
+    return _dropout(keras.layers.Dropout, float(knob_value(params, "head_dropout")), "head_dropout", x)
 
 
 def _batch_norm(params: Mapping[str, Any], i: Any) -> Any:
     import keras
 
+    state = current_state()
+    if state is not None:
+        return state_batch_norm(state.get("bn_momentum"), state.get("bn_epsilon"), f"bn_{i}")
     return keras.layers.BatchNormalization(
         momentum=float(knob_value(params, "bn_momentum")),
         epsilon=float(knob_value(params, "bn_epsilon")),
@@ -328,3 +344,40 @@ _BODIES: dict[str, Callable[[Mapping[str, Any], Any, int], Any]] = {
     "rnn": _rnn_body,
 }
 """The builders per family (every name of :data:`tuner.space.FAMILIES`), by family."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Hyperparameters as state (issue 24): the same model, its regularization values in variables (tuner.model._state)
+
+
+def state_values(params: Mapping[str, Any]) -> dict[str, float]:
+    """The values a state model reads from its variables, by variable name, for resolved ``params``."""
+    values = {
+        name: float(knob_value(params, name))
+        for name in ("input_dropout", "spatial_dropout", "head_dropout", "bn_momentum", "bn_epsilon", "learning_rate")
+    }
+    for i in range(1, int(knob_value(params, "n_layers")) + 1):
+        values[f"dropout_{i}"] = float(layer_value(params, "dropout", i))
+    for prefix in ("kernel", "bias"):
+        kind = knob_value(params, f"{prefix}_regularizer") or "none"
+        values[f"{prefix}_l1"] = float(knob_value(params, f"{prefix}_l1")) if kind in ("l1", "l1_l2") else 0.0
+        values[f"{prefix}_l2"] = float(knob_value(params, f"{prefix}_l2")) if kind in ("l2", "l1_l2") else 0.0
+    return values
+
+
+def build_state_model(
+    params: Mapping[str, Any], input_shape: tuple[int, ...], *, task: str, n_outputs: int
+) -> tuple[Any, HyperparameterState]:
+    """The model :func:`tuner.model.build_model` builds, with its hyperparameters in variables; and those.
+
+    Raises:
+        ConfigError: as :func:`tuner.model.build_model`.
+    """
+    import keras
+
+    state = HyperparameterState(state_values(params))
+    with building_with(state):
+        model = build_model(params, input_shape, task=task, n_outputs=n_outputs)
+    if not learning_rate_is_state(params):  # a schedule reads the rate from the state (before its layer is built)
+        state.get("learning_rate")
+    return keras.Model(model.input, state.layer(model.output), name=model.name), state

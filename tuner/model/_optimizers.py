@@ -11,7 +11,7 @@ from keras import ops
 
 from tuner.space import knob_value
 
-__all__ = ["LinearWarmup", "build_optimizer", "build_schedule", "current_learning_rate"]
+__all__ = ["LinearWarmup", "ScaledSchedule", "build_optimizer", "build_schedule", "current_learning_rate"]
 
 
 @keras.saving.register_keras_serializable(package="tuner")
@@ -43,6 +43,25 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
     def get_config(self) -> dict[str, Any]:
         after = None if self.after is None else keras.optimizers.schedules.serialize(self.after)
         return {"peak": self.peak, "warmup_steps": self.warmup_steps, "after": after}
+
+
+class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """``learning_rate * unit(step)``: a schedule built for a learning rate of 1, times a variable (issue 24).
+
+    Every schedule tuner builds is proportional to its learning rate, so a state model's optimizer reads the rate
+    from a variable and trials differing in it share one program. Not saved: exported models get the standard
+    schedule, with the numbers.
+    """
+
+    def __init__(self, unit: Any, learning_rate: Any) -> None:
+        super().__init__()
+        self.unit, self.variable = unit, learning_rate
+
+    def __call__(self, step: Any) -> Any:
+        return ops.cast(self.variable.value, "float32") * ops.cast(self.unit(step), "float32")
+
+    def get_config(self) -> dict[str, Any]:  # for display: a state model is not saved
+        return {"unit": keras.optimizers.schedules.serialize(self.unit), "learning_rate": float(self.variable.numpy())}
 
 
 def build_schedule(params: Mapping[str, Any], *, steps_per_epoch: int, epochs: int) -> Any:
@@ -86,16 +105,25 @@ def build_schedule(params: Mapping[str, Any], *, steps_per_epoch: int, epochs: i
     return lr if after is None else after
 
 
-def build_optimizer(params: Mapping[str, Any], *, steps_per_epoch: int, epochs: int) -> Any:
+def build_optimizer(params: Mapping[str, Any], *, steps_per_epoch: int, epochs: int, learning_rate: Any = None) -> Any:
     """An optimizer looked up with ``keras.optimizers.get`` and configured from the parameters.
 
     Options the chosen optimizer does not take (``momentum`` for adam, ``nesterov`` for rmsprop) are
-    left out.
+    left out. ``learning_rate``, a variable, makes a schedule read its rate from it (:class:`ScaledSchedule`).
     """
     name = knob_value(params, "optimizer")
     cls = type(keras.optimizers.get(name))
     accepted = set(inspect.signature(cls.__init__).parameters)
-    config: dict[str, Any] = {"learning_rate": build_schedule(params, steps_per_epoch=steps_per_epoch, epochs=epochs)}
+    schedule = build_schedule(
+        {**params, "learning_rate": 1.0} if learning_rate is not None else params,
+        steps_per_epoch=steps_per_epoch,
+        epochs=epochs,
+    )
+    if learning_rate is not None and not isinstance(schedule, float):
+        schedule = ScaledSchedule(schedule, learning_rate)
+    elif learning_rate is not None:
+        schedule = float(knob_value(params, "learning_rate"))  # a constant rate is the optimizer's own variable
+    config: dict[str, Any] = {"learning_rate": schedule}
     if "momentum" in accepted and name.lower() in ("sgd", "rmsprop"):
         config["momentum"] = float(knob_value(params, "momentum"))
     if "nesterov" in accepted:

@@ -34,6 +34,7 @@ from tuner.training._diagnosis import Diagnosis, DiagnosisRules, diagnose
 from tuner.training._gap import HonestGap, evaluate_split
 from tuner.training._jax_cache import enable_jax_compile_cache
 from tuner.training._programs import count_model_programs, watch_backend
+from tuner.training._reuse import SharedModel, adopt, copy_back, shared_model
 
 __all__ = [
     "ModelBuilder",
@@ -223,6 +224,8 @@ def train_model(
         enable_jax_compile_cache()
     watch_backend()
     data = prepare_data(dataset, params)
+    # the built-in families: one model per program, shared by the trials of a process (built before the trial's)
+    shared = _shared_for(params, data, seed) if builder is None else None
     model = _build(builder or build_model, params, data, seed)
     kept = user_compiled(model)
     if kept:  # the user's loss, metrics and optimizer, as build(hp) compiled them
@@ -234,9 +237,13 @@ def train_model(
     y_train = _targets(data.y_train, task, loss, data.n_classes, data.target_format)
     y_val = _targets(data.y_val, task, loss, data.n_classes, data.target_format)
     metric = headline_metric(task)
-    if not kept:
-        _compile(model, params, loss=loss, metric=metric, n_train=len(data.x_train))
-    _build_state(model, data.x_train, y_train)
+    template = model
+    if shared is not None:
+        model = adopt(shared, template, params)
+    else:
+        if not kept:
+            _compile(model, params, loss=loss, metric=metric, n_train=len(data.x_train))
+        _build_state(model, data.x_train, y_train)
 
     gap = HonestGap(
         _gap_rows(data.x_train, y_train, gap_subset, seed),
@@ -261,6 +268,9 @@ def train_model(
     finally:  # a pruned or failed run traced its steps too
         count_model_programs(model)
     wall = time.perf_counter() - start
+    if shared is not None:  # the trial keeps the standard model, its trained weights copied in
+        model = copy_back(shared, template)
+        _compile(model, params, loss=loss, metric=metric, n_train=len(data.x_train))
 
     history = gap.history
     epochs_run = len(history.get("val_loss", []))
@@ -276,7 +286,7 @@ def train_model(
         final_metrics={k: history[k][-1] for k in honest},
         diagnosis=verdict,
         wall_time=wall,
-        n_params=int(model.count_params()),
+        n_params=int(template.count_params()),
         metric=metric,
         stopped_early=bool(stopper is not None and stopper.stopped_epoch > 0),
         model=model,
@@ -325,6 +335,28 @@ def average_results(
         diagnosis=verdict,
         wall_time=sum(r.wall_time for r in results),
         stopped_early=any(r.stopped_early for r in results),
+    )
+
+
+def _shared_for(params: Mapping[str, Any], data: Dataset, seed: int) -> SharedModel | None:
+    """The model this trial's program shares with others in this process (:func:`tuner.training._reuse`), or None."""
+    check_task_fit(params, data.task)
+    loss = resolve_loss(params, data.task)
+    metric = headline_metric(data.task)
+    y_train = _targets(data.y_train, data.task, loss, data.n_classes, data.target_format)
+
+    def compile_model(model: Any, learning_rate: Any) -> None:
+        _compile(model, params, loss=loss, metric=metric, n_train=len(data.x_train), learning_rate=learning_rate)
+        _build_state(model, data.x_train, y_train)
+
+    return shared_model(
+        params,
+        input_shape=data.input_shape,
+        task=data.task,
+        n_outputs=data.n_outputs,
+        n_train=len(data.x_train),
+        build=lambda b: _build(b, params, data, seed),
+        compile_model=compile_model,
     )
 
 
@@ -413,7 +445,9 @@ def _check_user_loss(model: Any, loss: Any, data: Dataset) -> None:
         ) from None
 
 
-def _compile(model: Any, params: Mapping[str, Any], *, loss: str, metric: str, n_train: int) -> None:
+def _compile(
+    model: Any, params: Mapping[str, Any], *, loss: str, metric: str, n_train: int, learning_rate: Any = None
+) -> None:
     """Compile with the optimizer and schedule the knobs ask for, XLA and steps per execution as the backend allows."""
     batch_size = int(knob_value(params, "batch_size"))
     epochs = int(knob_value(params, "epochs"))
@@ -425,7 +459,7 @@ def _compile(model: Any, params: Mapping[str, Any], *, loss: str, metric: str, n
     if keras.backend.backend() == "torch":  # Keras's torch trainer runs one step per call only
         spe = 1
     model.compile(
-        optimizer=build_optimizer(params, steps_per_epoch=steps_per_epoch, epochs=epochs),
+        optimizer=build_optimizer(params, steps_per_epoch=steps_per_epoch, epochs=epochs, learning_rate=learning_rate),
         loss=loss,
         metrics=[metric],
         jit_compile=bool(jit),
@@ -437,8 +471,10 @@ def _build_state(model: Any, x: np.ndarray, y: np.ndarray) -> None:
     """Create the optimizer's and the metrics' variables before ``fit``, as Keras does under a distribution
     strategy. Otherwise Keras creates them inside the first trace of the TensorFlow train step, which
     TensorFlow must then trace a second time: about a third of a small model's trial (issue 17,
-    ``benchmarks/trial_cost.py``). The same variables, so the same results; other backends build up front."""
-    if keras.backend.backend() != "tensorflow":
+    ``benchmarks/trial_cost.py``). The same variables, so the same results. Under JAX, ``fit`` would otherwise
+    build them by drawing a first batch, which takes a shuffle from NumPy's global generator: a model reused for
+    another trial (``_reuse``) does not draw it, so both build here, from the arrays, and shuffle alike."""
+    if keras.backend.backend() not in ("tensorflow", "jax"):
         return
     # Keras has no public call for this: _symbolic_build is borrowed (tests/test_borrowed_names.py fails when it
     # goes), and the ceiling on keras in pyproject.toml keeps an untested major version out

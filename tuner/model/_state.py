@@ -1,0 +1,219 @@
+"""Hyperparameters as model state, so that trials differing only in them run one compiled program (issue 24).
+
+A Keras layer built with ``Dropout(0.3)`` or ``L2(1e-4)`` bakes the number into the traced (TensorFlow) or
+compiled (JAX) train step, so every trial is a new program. :func:`build_state_model` builds the same model as
+:func:`tuner.model.build_model`, except that these values live in non-trainable variables the step reads
+(:func:`tuner.model.state_values`):
+
+- dropout, spatial dropout, input and head dropout rates (the layers are always there; a rate of 0 is exactly
+  the identity);
+- the L1 and L2 factors of the kernel and bias penalties (a penalty of factor 0 adds exactly 0, so "none",
+  "l1", "l2" and "l1_l2" are one program);
+- batch normalization's momentum and epsilon.
+
+The learning rate is already a variable of the Keras optimizer. What is left sets a shape or an operation
+(widths, depth, activations, batch-norm placement, the optimizer and a schedule's constants, the batch size):
+:func:`program_signature` names it, and two trials with the same signature can share one model object, its
+traced steps and compiled programs (``tuner.training``). Initial weights come from a model built the standard
+way under the trial's seed, so results per configuration stay those of :func:`tuner.model.build_model`.
+
+The state model is a training vehicle only: what a study keeps and exports is the standard model, with the
+trained weights copied in and every value a plain number.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import keras
+
+from tuner.space import knob_of, knob_value
+
+__all__ = [
+    "HyperparameterState",
+    "STATE_KNOBS",
+    "building_with",
+    "current_state",
+    "learning_rate_is_state",
+    "program_signature",
+]
+
+STATE_KNOBS = frozenset(
+    {
+        "dropout",
+        "input_dropout",
+        "spatial_dropout",
+        "head_dropout",
+        "kernel_regularizer",
+        "kernel_l1",
+        "kernel_l2",
+        "bias_regularizer",
+        "bias_l1",
+        "bias_l2",
+        "bn_momentum",
+        "bn_epsilon",
+    }
+)
+"""Knobs whose values a state model reads from variables (per-layer values such as ``dropout_2`` included)."""
+
+_OUTSIDE_THE_PROGRAM = frozenset({"kernel_initializer", "bias_initializer", "patience", "scaling"})
+"""Knobs that never enter the compiled step: initial values (copied in), early stopping, the data's scaling."""
+
+_REUSABLE_FAMILIES = ("mlp", "cnn")  # recurrent layers keep their dropout inside the cell: not (yet) state
+
+_holder: contextvars.ContextVar[HyperparameterState | None] = contextvars.ContextVar("tuner_state", default=None)
+
+
+def learning_rate_is_state(params: Mapping[str, Any]) -> bool:
+    """A constant learning rate without warm-up is the optimizer's own variable; a schedule's is the state's
+    ``learning_rate`` (:class:`tuner.model.ScaledSchedule`), its other values baked in."""
+    return knob_value(params, "lr_schedule") == "constant" and float(knob_value(params, "warmup_epochs")) == 0
+
+
+def program_signature(
+    params: Mapping[str, Any], input_shape: tuple[int, ...], *, task: str, n_outputs: int, n_train: int
+) -> tuple[Any, ...] | None:
+    """What sets the program of a state model built from ``params`` for ``n_train`` training rows: equal
+    signatures, one program. None for a model that cannot be a state model (a family whose regularizers are not
+    state)."""
+    if knob_value(params, "family") not in _REUSABLE_FAMILIES:
+        return None
+    skip = STATE_KNOBS | _OUTSIDE_THE_PROGRAM | {"learning_rate"}
+    steps: Any = int(n_train)  # a schedule counts optimizer steps: the rows set how many an epoch has
+    if learning_rate_is_state(params):
+        skip = skip | {"epochs"}  # epochs enter a schedule's steps only
+        steps = None
+    kept = tuple(sorted((k, repr(v)) for k, v in params.items() if knob_of(k) not in skip and k not in skip))
+    return (tuple(int(d) for d in input_shape), task, int(n_outputs), steps, kept)
+
+
+class HyperparameterState:
+    """The variables a state model reads its hyperparameters from, created on first use by name.
+
+    They are tracked as non-trainable weights of the model's last layer (an identity, named ``hyperparameters``),
+    so that JAX's stateless train step receives them as inputs instead of constants.
+    """
+
+    def __init__(self, values: Mapping[str, float]) -> None:
+        self.values = dict(values)
+        self.layer = _HyperparameterLayer(name="hyperparameters")
+        self.variables: dict[str, Any] = {}
+
+    def get(self, name: str) -> Any:
+        """The variable ``name`` (created with its value from :func:`state_values` the first time)."""
+        if name not in self.variables:
+            self.variables[name] = self.layer.add_weight(
+                shape=(),
+                initializer=keras.initializers.Constant(self.values[name]),
+                dtype="float32",
+                trainable=False,
+                name=name,
+            )
+        return self.variables[name]
+
+    def assign(self, values: Mapping[str, float]) -> None:
+        """Set every variable the model reads to this trial's value."""
+        for name, variable in self.variables.items():
+            variable.assign(values[name])
+
+
+def current_state() -> HyperparameterState | None:
+    """The state a model is being built with (within :func:`build_state_model`), else None."""
+    return _holder.get()
+
+
+@contextlib.contextmanager
+def building_with(state: HyperparameterState) -> Iterator[None]:
+    token = _holder.set(state)
+    try:
+        yield
+    finally:
+        _holder.reset(token)
+
+
+# -- the layers and penalties of a state model ------------------------------------------------------------------
+
+
+def state_dropout(kind: Any, variable: Any, name: str, **kwargs: Any) -> Any:
+    """A dropout layer of class ``kind`` (Dropout, SpatialDropout1D/2D) whose rate is ``variable``."""
+    cls = _STATE_DROPOUTS.get(kind)
+    if cls is None:
+        cls = _STATE_DROPOUTS[kind] = type(f"State{kind.__name__}", (_RateFromState, kind), {})
+    layer = cls(0.5, name=name, **kwargs)  # a placeholder rate > 0, so Keras makes the layer's seed generator
+    object.__setattr__(layer, "_rate_variable", variable)  # read in the step; tracked by the state's layer
+    return layer
+
+
+def state_batch_norm(momentum: Any, epsilon: Any, name: str) -> Any:
+    """A batch normalization layer whose momentum and epsilon are variables."""
+    layer = _StateBatchNormalization(name=name)
+    object.__setattr__(layer, "_momentum_variable", momentum)
+    object.__setattr__(layer, "_epsilon_variable", epsilon)
+    return layer
+
+
+class StatePenalty:
+    """``l1 * sum(|x|) + l2 * sum(x^2)`` with ``l1`` and ``l2`` variables (Keras's L1L2, as state)."""
+
+    def __init__(self, l1: Any, l2: Any) -> None:
+        self.l1, self.l2 = l1, l2
+
+    def __call__(self, x: Any) -> Any:
+        ops = keras.ops
+        l1 = ops.cast(self.l1.value, x.dtype)
+        l2 = ops.cast(self.l2.value, x.dtype)
+        return l1 * ops.sum(ops.absolute(x)) + l2 * ops.sum(ops.square(x))
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+
+class _HyperparameterLayer(keras.layers.Layer):
+    """The identity, holding a state model's hyperparameter variables."""
+
+    def call(self, inputs: Any) -> Any:
+        return inputs
+
+
+class _RateFromState:
+    """A dropout whose rate is read from a variable in the step (always applied in training)."""
+
+    _rate_variable: Any
+    seed_generator: Any
+    noise_shape: Any
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        if not training:
+            return inputs
+        ops = keras.ops
+        if hasattr(self, "_get_noise_shape"):
+            noise_shape = self._get_noise_shape(inputs)
+        else:
+            noise_shape = self.noise_shape or ops.shape(inputs)
+        noise_shape = tuple(ops.shape(inputs)[i] if d is None else d for i, d in enumerate(noise_shape))
+        rate = ops.cast(self._rate_variable.value, inputs.dtype)
+        uniform = keras.random.uniform(noise_shape, dtype=inputs.dtype, seed=self.seed_generator)
+        # the mask Keras's own dropout draws from the same seed on each backend (so a rate of 0 is the identity)
+        if keras.backend.backend() == "jax":
+            return ops.where(uniform < 1.0 - rate, inputs / (1.0 - rate), ops.zeros_like(inputs))
+        return ops.where(uniform >= rate, inputs * (1.0 / (1.0 - rate)), ops.zeros_like(inputs))
+
+
+class _StateBatchNormalization(keras.layers.BatchNormalization):
+    """Batch normalization reading its momentum and epsilon from variables in the step."""
+
+    def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
+        momentum, epsilon = self.momentum, self.epsilon
+        object.__setattr__(self, "momentum", self._momentum_variable.value)
+        object.__setattr__(self, "epsilon", self._epsilon_variable.value)
+        try:
+            return super().call(inputs, training=training, mask=mask)
+        finally:
+            object.__setattr__(self, "momentum", momentum)
+            object.__setattr__(self, "epsilon", epsilon)
+
+
+_STATE_DROPOUTS: dict[Any, type] = {}

@@ -1,0 +1,139 @@
+"""One compiled model per program in a worker process, so that trials of one shape share their traced steps.
+
+Keras traces (TensorFlow) or compiles (JAX) a model's train and predict steps once per model object, and each
+trial used to build a new one. Here a trial of the built-in families trains a *state model*
+(:func:`tuner.model.build_state_model`: dropout rates, L1/L2 factors and batch-norm momentum and epsilon in
+variables), kept per :func:`tuner.model.program_signature` and reset for each trial:
+
+1. the trial's model is built the standard way, under its seed (:func:`tuner.model.build_model`): its initial
+   weights and random-seed states are copied into the shared model, layer by layer;
+2. the hyperparameter variables and the optimizer's learning rate take the trial's values, the optimizer's
+   state (step count, moments) is put back to how it was built, and the metrics are reset;
+3. after training, the trained weights are copied back into the standard model, which is what the trial keeps
+   and a study exports: Keras's own layers, every value a plain number.
+
+So results per configuration are those of a model built afresh (same seeds; a rate read from a float32
+variable instead of a constant can move a result by a rounding step). ``TUNER_PROGRAM_CACHE`` sets how many
+shared models a process keeps (default 4, least recently used dropped first); 0 builds every trial afresh.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import keras
+import numpy as np
+
+from tuner.model import build_state_model, learning_rate_is_state, program_signature, state_values
+from tuner.space import knob_value
+
+__all__ = ["SharedModel", "adopt", "copy_back", "shared_model"]
+
+
+@dataclasses.dataclass
+class SharedModel:
+    """A compiled state model, its hyperparameter variables, and its optimizer's variables as built."""
+
+    model: Any
+    state: Any
+    optimizer_start: list[np.ndarray]
+
+
+_shared: collections.OrderedDict[Any, SharedModel] = collections.OrderedDict()
+
+
+def cache_size() -> int:
+    """How many shared models a process keeps: ``$TUNER_PROGRAM_CACHE``, default 4; 0 turns sharing off."""
+    try:
+        return max(0, int(os.environ.get("TUNER_PROGRAM_CACHE", "4")))
+    except ValueError:
+        return 4
+
+
+def shared_model(
+    params: Mapping[str, Any],
+    *,
+    input_shape: tuple[int, ...],
+    task: str,
+    n_outputs: int,
+    n_train: int,
+    build: Callable[[Callable[..., Any]], Any],
+    compile_model: Callable[[Any, Any], None],
+) -> SharedModel | None:
+    """The shared model for ``params``'s program, built and compiled the first time (before the trial's own model,
+    so that the trial's seeds draw what they would without it); None where the trial cannot share one (its family,
+    the backend, sharing turned off). :func:`adopt` then gives it the trial's initial state and hyperparameters.
+
+    Args:
+        params: the trial's resolved parameters.
+        input_shape, task, n_outputs: what the model is built for.
+        n_train: the training rows (a learning-rate schedule counts the steps they make).
+        build: builds a model with a builder of :func:`tuner.model.build_model`'s shape, under the trial's seed
+            and dtype policy.
+        compile_model: compiles a model as the trial's knobs ask (and builds its optimizer and metrics), a schedule's
+            learning rate the variable it is given (None: the optimizer's own).
+    """
+    size = cache_size()
+    if size == 0 or keras.backend.backend() not in ("tensorflow", "jax"):
+        return None
+    signature = program_signature(params, input_shape, task=task, n_outputs=n_outputs, n_train=n_train)
+    if signature is None:
+        return None
+    entry = _shared.get(signature)
+    if entry is None:
+        states: list[Any] = []
+
+        def builder(p: Mapping[str, Any], shape: tuple[int, ...], *, task: str, n_outputs: int) -> Any:
+            model, state = build_state_model(p, shape, task=task, n_outputs=n_outputs)
+            states.append(state)
+            return model
+
+        model = build(builder)
+        compile_model(model, None if learning_rate_is_state(params) else states[0].get("learning_rate"))
+        model.optimizer.build(model.trainable_variables)
+        entry = SharedModel(model, states[0], [np.array(v.numpy()) for v in model.optimizer.variables])
+        _shared[signature] = entry
+        while len(_shared) > size:
+            _shared.popitem(last=False)
+    else:
+        _shared.move_to_end(signature)
+    return entry
+
+
+def adopt(entry: SharedModel, template: Any, params: Mapping[str, Any]) -> Any:
+    """The shared model, holding ``template``'s initial weights and random-seed states (the trial's model as
+    :func:`tuner.model.build_model` built it under the trial's seed) and the trial's hyperparameters, with its
+    optimizer and metrics as new."""
+    _copy_layers(template, entry.model)
+    entry.state.assign(state_values(params))
+    optimizer = entry.model.optimizer
+    for variable, start in zip(optimizer.variables, entry.optimizer_start, strict=True):
+        variable.assign(start)
+    if learning_rate_is_state(params):
+        optimizer.learning_rate = float(knob_value(params, "learning_rate"))
+    entry.model.reset_metrics()
+    return entry.model
+
+
+def copy_back(entry: SharedModel, template: Any) -> Any:
+    """``template`` with the shared model's trained weights (and batch-norm statistics) copied in."""
+    _copy_layers(entry.model, template)
+    return template
+
+
+def _copy_layers(source: Any, target: Any) -> None:
+    """Each variable of ``source``'s layers into the same-named layer of ``target``, where both have it."""
+    for layer in source.layers:
+        try:
+            other = target.get_layer(layer.name)
+        except ValueError:  # a layer only the state model has (a dropout of rate 0, the hyperparameters)
+            continue
+        mine, theirs = layer.variables, other.variables
+        if len(mine) != len(theirs):
+            raise RuntimeError(f"layer {layer.name!r}: {len(mine)} variables here, {len(theirs)} in the shared model")
+        for value, variable in zip(mine, theirs, strict=True):
+            variable.assign(value)
