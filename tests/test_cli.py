@@ -1,15 +1,12 @@
-"""The CLI as a user meets it: exit codes, messages, nothing half-written, the UI command."""
+"""The CLI as a user meets it: exit codes, messages, nothing half-written (the UI command: tests/test_ui.py and
+tests/test_security.py)."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -78,32 +75,3 @@ def test_datasets_lists_builtins_without_tensorflow(tmp_path):
     lines = {line.split()[0]: line.rstrip() for line in listed.stdout.splitlines() if line.strip()}
     assert lines["mnist"].endswith(", cached")
     assert f"not cached: put the files in {tmp_path / 'keras' / 'datasets'}" in lines["cifar10"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.mark.slow
-def test_ui_serves_the_store_on_localhost(tmp_path):
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tuner", "ui", "--port", str(port)], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
-    try:
-        first = proc.stdout.readline()
-        assert f"http://127.0.0.1:{port}" in first
-        deadline = time.time() + 90
-        status = None
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
-                    status = response.status
-                    break
-            except OSError:
-                time.sleep(1)
-        assert status == 200
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)

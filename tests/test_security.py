@@ -136,11 +136,13 @@ def test_ui_and_dashboard_listen_on_loopback_only(tmp_path, command):
     proc = _serve([command, "--port", str(port), *store], tmp_path)
     try:
         with SocketWatch(proc.pid) as watch:
-            _wait(f"http://127.0.0.1:{port}/", proc)
+            status = _wait(f"http://127.0.0.1:{port}/", proc)
             time.sleep(1)  # the server's own workers are up too
             watch.poll()
     finally:
         _stop(proc)
+    if command == "ui":  # in a folder with no store yet, the UI serves its page (tests/test_ui.py: with a study)
+        assert status == 200
     assert any(x.port == port for x in watch.listeners), (watch.listeners, watch.processes)
     assert not exposed(watch.listeners), [str(x) for x in exposed(watch.listeners)]
 
