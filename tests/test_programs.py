@@ -49,22 +49,27 @@ def test_trials_differing_only_in_regularization_and_learning_rate_share_one_pro
     first = {"family": "mlp", "n_layers": 2, "units": 16, "dropout": 0.1, "batch_norm": "after", "bn_momentum": 0.9,
              "kernel_regularizer": "l2", "kernel_l2": 1e-3, "learning_rate": 3e-3, "epochs": 3, "patience": 0,
              "batch_size": 64}
-    second = {**first, "dropout": 0.3, "dropout_2": 0.0, "kernel_regularizer": "none", "bn_momentum": 0.7,
-              "learning_rate": 1e-2, "kernel_initializer": "he_normal"}
+    second = {**first, "dropout": 0.3, "kernel_regularizer": "none", "bn_momentum": 0.7, "learning_rate": 1e-2,
+              "kernel_initializer": "he_normal"}
+    third = {**first, "dropout": 0.2, "kernel_l2": 1e-4, "learning_rate": 1e-3}
+    configs = (first, second, third)
 
     monkeypatch.setenv("TUNER_PROGRAM_CACHE", "0")  # as before: a new model, new traces, every trial
-    fresh = [train_model(p, data, seed=5).metrics for p in (first, second)]
+    fresh = [train_model(p, data, seed=5).metrics for p in configs]
 
     monkeypatch.setenv("TUNER_PROGRAM_CACHE", "4")
     _reuse._shared.clear()
+    _reuse._seen.clear()
     watch_backend()
     counts, results = [], []
-    for params in (first, second):
+    for params in configs:
         before = programs_so_far()["compiled"]
         results.append(train_model(params, data, seed=5))
         counts.append(programs_so_far()["compiled"] - before)
         keras.backend.clear_session()
-    assert counts == [2, 0]  # the second trial traced nothing: it ran the first one's train and predict steps
+    # the first trial of a program trains a model of its own; the second builds the shared model; the third runs
+    # the second one's train and predict steps, tracing nothing
+    assert counts == [2, 2, 0]
     for result, expected in zip(results, fresh):
         for key in ("val_loss", "train_loss", "val_accuracy", "gap_loss"):
             assert result.metrics[key] == pytest.approx(expected[key], abs=1e-4), key
@@ -72,7 +77,7 @@ def test_trials_differing_only_in_regularization_and_learning_rate_share_one_pro
     # what the trial keeps is Keras's own model, its values plain numbers, with the trained weights
     model = results[1].model
     assert all(type(layer).__module__.startswith("keras") for layer in model.layers)
-    assert [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)] == [0.3]
+    assert [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)] == [0.3, 0.3]
     assert model.get_layer("bn_1").momentum == 0.7
     prepared = prepare_data(data, second)
     accuracy = float(np.mean(np.argmax(model.predict(prepared.x_val, verbose=0), axis=1) == prepared.y_val))

@@ -181,12 +181,14 @@ def _input_dropout(params: Mapping[str, Any], x: Any) -> Any:
 
 
 def _dropout(kind: Any, rate: float, name: str, x: Any, variable: str | None = None) -> Any:
-    """``kind(rate)`` applied to ``x`` where the rate is above 0; in a state model always, its rate the variable
+    """``kind(rate)`` applied to ``x`` where the rate is above 0; in a state model its rate is the variable
     ``variable`` (default: ``name``)."""
+    if rate <= 0:
+        return x
     state = current_state()
     if state is not None:
         return state_dropout(kind, state.get(variable or name), name)(x)
-    return kind(rate, name=name)(x) if rate > 0 else x
+    return kind(rate, name=name)(x)
 
 
 def _dense_kwargs(params: Mapping[str, Any]) -> dict[str, Any]:

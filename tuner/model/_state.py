@@ -5,8 +5,8 @@ compiled (JAX) train step, so every trial is a new program. :func:`build_state_m
 :func:`tuner.model.build_model`, except that these values live in non-trainable variables the step reads
 (:func:`tuner.model.state_values`):
 
-- dropout, spatial dropout, input and head dropout rates (the layers are always there; a rate of 0 is exactly
-  the identity);
+- dropout, spatial dropout, input and head dropout rates (whether a layer is there, its rate above 0, is part of
+  the program: a dropout layer of rate 0 would still draw its random mask every step);
 - the L1 and L2 factors of the kernel and bias penalties (a penalty of factor 0 adds exactly 0, so "none",
   "l1", "l2" and "l1_l2" are one program);
 - batch normalization's momentum and epsilon.
@@ -59,6 +59,8 @@ STATE_KNOBS = frozenset(
 )
 """Knobs whose values a state model reads from variables (per-layer values such as ``dropout_2`` included)."""
 
+_DROPOUTS = frozenset({"dropout", "input_dropout", "spatial_dropout", "head_dropout"})  # a layer iff rate > 0
+
 _OUTSIDE_THE_PROGRAM = frozenset({"kernel_initializer", "bias_initializer", "patience", "scaling"})
 """Knobs that never enter the compiled step: initial values (copied in), early stopping, the data's scaling."""
 
@@ -87,7 +89,8 @@ def program_signature(
         skip = skip | {"epochs"}  # epochs enter a schedule's steps only
         steps = None
     kept = tuple(sorted((k, repr(v)) for k, v in params.items() if knob_of(k) not in skip and k not in skip))
-    return (tuple(int(d) for d in input_shape), task, int(n_outputs), steps, kept)
+    present = tuple(sorted(k for k, v in params.items() if knob_of(k) in _DROPOUTS and float(v) > 0))
+    return (tuple(int(d) for d in input_shape), task, int(n_outputs), steps, kept, present)
 
 
 class HyperparameterState:

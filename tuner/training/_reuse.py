@@ -3,7 +3,9 @@
 Keras traces (TensorFlow) or compiles (JAX) a model's train and predict steps once per model object, and each
 trial used to build a new one. Here a trial of the built-in families trains a *state model*
 (:func:`tuner.model.build_state_model`: dropout rates, L1/L2 factors and batch-norm momentum and epsilon in
-variables), kept per :func:`tuner.model.program_signature` and reset for each trial:
+variables), kept per :func:`tuner.model.program_signature` and reset for each trial. The first trial of a program
+trains its own model, as before: a program met once (most of a small study's, and of a test's) costs nothing
+more. From the second on:
 
 1. the trial's model is built the standard way, under its seed (:func:`tuner.model.build_model`): its initial
    weights and random-seed states are copied into the shared model, layer by layer;
@@ -44,6 +46,7 @@ class SharedModel:
 
 
 _shared: collections.OrderedDict[Any, SharedModel] = collections.OrderedDict()
+_seen: collections.OrderedDict[Any, None] = collections.OrderedDict()  # programs met once, without a shared model
 
 
 def cache_size() -> int:
@@ -84,7 +87,12 @@ def shared_model(
     if signature is None:
         return None
     entry = _shared.get(signature)
-    if entry is None:
+    if entry is None and signature not in _seen:  # the first trial of a program trains a model of its own
+        _seen[signature] = None
+        while len(_seen) > 64 * size:
+            _seen.popitem(last=False)
+        return None
+    if entry is None:  # the second: a shared model, kept for the trials after
         states: list[Any] = []
 
         def builder(p: Mapping[str, Any], shape: tuple[int, ...], *, task: str, n_outputs: int) -> Any:
