@@ -82,3 +82,49 @@ def test_trials_differing_only_in_regularization_and_learning_rate_share_one_pro
     prepared = prepare_data(data, second)
     accuracy = float(np.mean(np.argmax(model.predict(prepared.x_val, verbose=0), axis=1) == prepared.y_val))
     assert accuracy == pytest.approx(results[1].metrics["val_accuracy"], abs=1e-6)
+
+
+_JAX_SCRIPT = """
+import json, os
+import keras
+from tuner.data import load_dataset
+from tuner.training import train_model
+from tuner.training._programs import programs_so_far
+
+data = load_dataset("iris")
+base = {"family": "mlp", "n_layers": 1, "units": 8, "dropout": 0.1, "lr_schedule": "cosine", "learning_rate": 1e-2,
+        "epochs": 2, "patience": 0, "batch_size": 16}
+configs = [base, {**base, "dropout": 0.3}, {**base, "dropout": 0.2, "learning_rate": 3e-2}, {**base, "dropout": 0.25}]
+out = {}
+for cache in ("0", "4"):
+    os.environ["TUNER_PROGRAM_CACHE"] = cache
+    runs = []
+    for params in configs:
+        before = programs_so_far()["compiled"]
+        result = train_model(params, data, seed=2)
+        runs.append([result.metrics["val_loss"], programs_so_far()["compiled"] - before])
+        keras.backend.clear_session()
+    out[cache] = runs
+print("RESULT", json.dumps(out))
+"""
+
+
+def test_under_jax_a_schedule_shares_a_program_when_its_rate_is_the_same_and_results_hold(tmp_path):
+    """JAX's optimizer step sees only its own variables, so a schedule's rate is part of the program there (a
+    shared model once read it from the model's state and failed); dropout rates still share one."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("jax")
+    env = dict(os.environ, KERAS_BACKEND="jax", TUNER_JAX_CACHE="none")
+    out = subprocess.run([sys.executable, "-c", _JAX_SCRIPT], env=env, capture_output=True, text=True, timeout=600,
+                         cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    runs = json.loads(next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))[len("RESULT "):])
+    fresh, shared = runs["0"], runs["4"]
+    assert [r[0] for r in shared] == pytest.approx([r[0] for r in fresh], abs=1e-4)
+    assert shared[2][1] > 0  # another learning rate under a schedule: another program under JAX
+    assert shared[1][1] > 0  # the second trial of a program builds the shared model
+    assert shared[3][1] == 0  # the same rate, another dropout: the shared model's program, nothing compiled

@@ -36,6 +36,7 @@ from tuner.model._state import (
     building_with,
     current_state,
     learning_rate_is_state,
+    schedule_reads_state,
     state_batch_norm,
     state_dropout,
 )
@@ -380,6 +381,6 @@ def build_state_model(
     state = HyperparameterState(state_values(params))
     with building_with(state):
         model = build_model(params, input_shape, task=task, n_outputs=n_outputs)
-    if not learning_rate_is_state(params):  # a schedule reads the rate from the state (before its layer is built)
-        state.get("learning_rate")
+    if not learning_rate_is_state(params) and schedule_reads_state():  # a schedule reads the rate from the state
+        state.get("learning_rate")  # (created before the state's layer is built)
     return keras.Model(model.input, state.layer(model.output), name=model.name), state

@@ -39,6 +39,7 @@ __all__ = [
     "current_state",
     "learning_rate_is_state",
     "program_signature",
+    "schedule_reads_state",
 ]
 
 STATE_KNOBS = frozenset(
@@ -75,6 +76,13 @@ def learning_rate_is_state(params: Mapping[str, Any]) -> bool:
     return knob_value(params, "lr_schedule") == "constant" and float(knob_value(params, "warmup_epochs")) == 0
 
 
+def schedule_reads_state() -> bool:
+    """Whether a learning-rate schedule can read its rate from the state: under TensorFlow the step captures the
+    variable; JAX's stateless optimizer step sees the optimizer's own variables only, so there a schedule's rate
+    stays a constant of the program (and part of its signature)."""
+    return keras.backend.backend() == "tensorflow"
+
+
 def program_signature(
     params: Mapping[str, Any], input_shape: tuple[int, ...], *, task: str, n_outputs: int, n_train: int
 ) -> tuple[Any, ...] | None:
@@ -83,7 +91,9 @@ def program_signature(
     state)."""
     if knob_value(params, "family") not in _REUSABLE_FAMILIES:
         return None
-    skip = STATE_KNOBS | _OUTSIDE_THE_PROGRAM | {"learning_rate"}
+    skip = STATE_KNOBS | _OUTSIDE_THE_PROGRAM
+    if learning_rate_is_state(params) or schedule_reads_state():
+        skip = skip | {"learning_rate"}
     steps: Any = int(n_train)  # a schedule counts optimizer steps: the rows set how many an epoch has
     if learning_rate_is_state(params):
         skip = skip | {"epochs"}  # epochs enter a schedule's steps only

@@ -30,7 +30,13 @@ from typing import Any
 import keras
 import numpy as np
 
-from tuner.model import build_state_model, learning_rate_is_state, program_signature, state_values
+from tuner.model import (
+    build_state_model,
+    learning_rate_is_state,
+    program_signature,
+    schedule_reads_state,
+    state_values,
+)
 from tuner.space import knob_value
 
 __all__ = ["SharedModel", "adopt", "copy_back", "shared_model"]
@@ -101,7 +107,8 @@ def shared_model(
             return model
 
         model = build(builder)
-        compile_model(model, None if learning_rate_is_state(params) else states[0].get("learning_rate"))
+        reads_state = not learning_rate_is_state(params) and schedule_reads_state()
+        compile_model(model, states[0].get("learning_rate") if reads_state else None)
         model.optimizer.build(model.trainable_variables)
         entry = SharedModel(model, states[0], [np.array(v.numpy()) for v in model.optimizer.variables])
         _shared[signature] = entry
