@@ -11,7 +11,8 @@ compiled (JAX) train step, so every trial is a new program. :func:`build_state_m
   "l1", "l2" and "l1_l2" are one program);
 - batch normalization's momentum and epsilon.
 
-The learning rate is already a variable of the Keras optimizer. What is left sets a shape or an operation
+A constant learning rate is already a variable of the Keras optimizer; a schedule reads its rate from the state
+under TensorFlow (:func:`schedule_reads_state`). What is left sets a shape or an operation
 (widths, depth, activations, batch-norm placement, the optimizer and a schedule's constants, the batch size):
 :func:`program_signature` names it, and two trials with the same signature can share one model object, its
 traced steps and compiled programs (``tuner.training``). Initial weights come from a model built the standard
