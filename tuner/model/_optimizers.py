@@ -119,10 +119,8 @@ def build_optimizer(params: Mapping[str, Any], *, steps_per_epoch: int, epochs: 
         steps_per_epoch=steps_per_epoch,
         epochs=epochs,
     )
-    if learning_rate is not None and not isinstance(schedule, float):
+    if learning_rate is not None:  # given for a schedule only: a constant rate is the optimizer's own variable
         schedule = ScaledSchedule(schedule, learning_rate)
-    elif learning_rate is not None:
-        schedule = float(knob_value(params, "learning_rate"))  # a constant rate is the optimizer's own variable
     config: dict[str, Any] = {"learning_rate": schedule}
     if "momentum" in accepted and name.lower() in ("sgd", "rmsprop"):
         config["momentum"] = float(knob_value(params, "momentum"))

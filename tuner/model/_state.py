@@ -72,8 +72,9 @@ _holder: contextvars.ContextVar[HyperparameterState | None] = contextvars.Contex
 
 
 def learning_rate_is_state(params: Mapping[str, Any]) -> bool:
-    """A constant learning rate without warm-up is the optimizer's own variable; a schedule's is the state's
-    ``learning_rate`` (:class:`tuner.model.ScaledSchedule`), its other values baked in."""
+    """A constant learning rate without warm-up is the optimizer's own variable. A schedule's is the state's
+    ``learning_rate`` (:class:`tuner.model.ScaledSchedule`) where :func:`schedule_reads_state`, else a constant;
+    its other values are baked in."""
     return knob_value(params, "lr_schedule") == "constant" and float(knob_value(params, "warmup_epochs")) == 0
 
 
@@ -193,7 +194,7 @@ class _HyperparameterLayer(keras.layers.Layer):
 
 
 class _RateFromState:
-    """A dropout whose rate is read from a variable in the step (always applied in training)."""
+    """A dropout whose rate (above 0) is read from a variable in the step."""
 
     _rate_variable: Any
     seed_generator: Any
@@ -210,7 +211,7 @@ class _RateFromState:
         noise_shape = tuple(ops.shape(inputs)[i] if d is None else d for i, d in enumerate(noise_shape))
         rate = ops.cast(self._rate_variable.value, inputs.dtype)
         uniform = keras.random.uniform(noise_shape, dtype=inputs.dtype, seed=self.seed_generator)
-        # the mask Keras's own dropout draws from the same seed on each backend (so a rate of 0 is the identity)
+        # the mask Keras's own dropout draws from the same seed on each backend
         if keras.backend.backend() == "jax":
             return ops.where(uniform < 1.0 - rate, inputs / (1.0 - rate), ops.zeros_like(inputs))
         return ops.where(uniform >= rate, inputs * (1.0 / (1.0 - rate)), ops.zeros_like(inputs))

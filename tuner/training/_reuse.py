@@ -145,7 +145,7 @@ def _copy_layers(source: Any, target: Any) -> None:
     for layer in source.layers:
         try:
             other = target.get_layer(layer.name)
-        except ValueError:  # a layer only the state model has (a dropout of rate 0, the hyperparameters)
+        except ValueError:  # a layer only the state model has (its hyperparameters)
             continue
         mine, theirs = layer.variables, other.variables
         if len(mine) != len(theirs):
