@@ -188,17 +188,27 @@ def test_help_does_not_import_tensorflow_or_keras() -> None:
     assert "tensorflow" not in proc.stderr
 
 
-@pytest.mark.parametrize("case", ["space file", "--set typo"])
+BEFORE_KERAS = {  # bad input the command line refuses before Keras, workers or stores start: args, message
+    "space file": (("--space", "{bad}"), "{bad}: parameters.units: `low <= high` must hold"),
+    "--set typo": (("--set", "unitz=3"), "--set: unitz: unknown parameter (did you mean 'units'?)"),
+    "--sampler": (("--sampler", "tpee"), "--sampler: sampler: must be one of ['tpe', "),
+    "--cv": (("--cv", "1"), "--cv: cv: must be 0 (off) or a number of folds >= 2; got 1"),
+    "--dataset name": (("--dataset", "digitz"), "(did you mean 'digits'?); got 'digitz'"),
+    "--dataset file": (("--dataset", "gone.csv"), "gone.csv: file not found"),
+    "--target on a built-in": (("--dataset", "iris", "--target", "y"), "built-in datasets have their own target"),
+}
+
+
+@pytest.mark.parametrize("case", list(BEFORE_KERAS))
 def test_bad_input_is_refused_before_keras_workers_or_stores_start(tmp_path, case) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("parameters:\n  units: {type: int, low: 10, high: 5}\n")
-    args = ("--space", str(bad)) if case == "space file" else ("--set", "unitz=3")  # the shipped default space
+    args, expected = BEFORE_KERAS[case]
+    args = tuple(a.format(bad=bad) for a in args)
     # -v: a Keras import would replay its captured stderr, import log included
     proc = finish(tuner("study", *args, "--workers", "2", "-v", extra=("-X", "importtime"), cwd=tmp_path))
     assert proc.returncode == 2
-    expected = (f"{bad}: parameters.units: `low <= high` must hold" if case == "space file" else
-                "--set: unitz: unknown parameter (did you mean 'units'?)")
-    assert expected in proc.stderr
+    assert expected.format(bad=bad) in proc.stderr, proc.stderr
     imported = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")]
     assert "tuner.space._spaces" in imported  # the import log is really there
     assert not [m for m in imported if m.split(".")[0] in ("tensorflow", "keras", "mlflow")]

@@ -449,7 +449,7 @@ def _programs_line(trials: list[Any], backend: str) -> str:
 
 
 def _inputs(args: argparse.Namespace) -> tuple[dict[str, Any], Any, Any]:
-    """The ``--set`` overrides, the space and the study settings, validated without Keras, storages or data.
+    """The ``--set`` overrides, the space and the study settings, validated without Keras, storages or reading data.
 
     A ``--model``'s own parameters are known once it loads, so its overrides are checked then.
     """
@@ -478,6 +478,10 @@ def _inputs(args: argparse.Namespace) -> tuple[dict[str, Any], Any, Any]:
     )  # checked by the study against the data's rows
     if args.n_trials is not None:
         settings.n_trials = args.n_trials
+    settings.check_options()  # what needs neither the data nor Keras
+    from tuner.data import check_source
+
+    check_source(args.dataset, target=args.target)  # a name or a file that is there; read once Keras runs
     if args.register and args.tracking_uri == "none":
         raise ConfigError(
             [

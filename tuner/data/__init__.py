@@ -26,7 +26,7 @@ from tuner.data._arrays import from_arrays, from_frame, in_memory_dataset
 from tuner.data._builtin import BUILTIN
 from tuner.data._dataset import Dataset, scale
 from tuner.data._keras_cache import KERAS_DATASETS, keras_cache_dir
-from tuner.data._load import list_datasets, load_dataset
+from tuner.data._load import check_source, list_datasets, load_dataset
 from tuner.data._preprocessing import Preprocessing
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "KERAS_DATASETS",
     "Dataset",
     "Preprocessing",
+    "check_source",
     "from_arrays",
     "from_frame",
     "in_memory_dataset",

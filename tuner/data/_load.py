@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -113,28 +114,41 @@ def load_dataset(
     )
 
 
-def _read_source(spec: str, *, target: str | None, categorical: str) -> tuple[Raw, str, str, str]:
-    """The raw data of a built-in name or a file, with its name, source and how messages name it."""
+def check_source(spec: str, *, target: str | None = None) -> Path | None:
+    """Check a dataset reference without reading it: a built-in name (None), or an existing ``.csv``, ``.parquet``
+    or ``.npz`` file (its path), ``target`` given for a table only. The command line calls it before Keras starts.
+
+    Raises:
+        DataError: an unknown name (with the nearest built-in), a missing file, an unknown format, a misplaced
+            ``target``.
+    """
     if spec in BUILTIN or spec in KERAS_DATASETS:
-        builtin = BUILTIN.get(spec) or KERAS_DATASETS[spec]
-        where = f"dataset {spec!r}"
         if target is not None:
             raise data_error(
-                where,
+                f"dataset {spec!r}",
                 "target",
                 "is only for CSV and Parquet files; built-in datasets have their own target",
                 value=target,
             )
-        return builtin.load(), spec, builtin.source, where
+        return None
     path = resolve_path(spec, _CALLER)
+    if path.suffix.lower() == ".npz" and target is not None:
+        raise data_error(
+            spec,
+            "target",
+            "is only for CSV and Parquet files; .npz files take the target from array 'y'",
+            value=target,
+        )
+    return path
+
+
+def _read_source(spec: str, *, target: str | None, categorical: str) -> tuple[Raw, str, str, str]:
+    """The raw data of a built-in name or a file, with its name, source and how messages name it."""
+    path = check_source(spec, target=target)
+    if path is None:
+        builtin = BUILTIN.get(spec) or KERAS_DATASETS[spec]
+        return builtin.load(), spec, builtin.source, f"dataset {spec!r}"
     if path.suffix.lower() == ".npz":
-        if target is not None:
-            raise data_error(
-                spec,
-                "target",
-                "is only for CSV and Parquet files; .npz files take the target from array 'y'",
-                value=target,
-            )
         raw = read_npz(path, spec)
     else:
         raw = read_table(path, spec, target=target, categorical=categorical)

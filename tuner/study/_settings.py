@@ -101,7 +101,18 @@ class StudySettings:
     cv: int | None = None
     image_shape: Any = None
 
-    def validate(self, task: str, metrics: tuple[str, ...] = ()) -> None:
+    def check_options(self) -> None:
+        """Check what needs neither the data nor Keras (backend, sampler, pruner, counts, timeout, folds), so that a
+        command line refuses them before Keras, workers or storages start.
+
+        Raises:
+            ConfigError: naming every such setting that breaks a rule.
+        """
+        problems = self._option_problems()
+        if problems:
+            raise ConfigError(problems)
+
+    def _option_problems(self) -> list[Problem]:
         problems = []
         if self.backend not in BACKENDS:
             problems.append(Problem("--backend", "backend", f"must be one of {list(BACKENDS)}", value=self.backend))
@@ -117,6 +128,14 @@ class StudySettings:
                 problems.append(Problem(field, field, f"must be an integer >= {low}", value=value))
         if self.timeout is not None and not self.timeout > 0:
             problems.append(Problem("--timeout", "timeout", "must be a positive number of seconds", value=self.timeout))
+        if self.cv is not None and (
+            isinstance(self.cv, bool) or not isinstance(self.cv, int) or self.cv < 0 or self.cv == 1
+        ):
+            problems.append(Problem("--cv", "cv", "must be 0 (off) or a number of folds >= 2", value=self.cv))
+        return problems
+
+    def validate(self, task: str, metrics: tuple[str, ...] = ()) -> None:
+        problems = self._option_problems()
         metric = headline_metric(task)
         allowed = {f"{p}_{m}" for p in ("val", "gap", "train") for m in ("loss", metric, *metrics)}
         if task == "regression":
@@ -141,10 +160,6 @@ class StudySettings:
             )
         if len(self.objective) != len(set(self.objective)):
             problems.append(Problem("--objective", "objective", "must not repeat a metric", value=list(self.objective)))
-        if self.cv is not None and (
-            isinstance(self.cv, bool) or not isinstance(self.cv, int) or self.cv < 0 or self.cv == 1
-        ):
-            problems.append(Problem("--cv", "cv", "must be 0 (off) or a number of folds >= 2", value=self.cv))
         if problems:
             raise ConfigError(problems)
 
