@@ -38,12 +38,31 @@ def test_a_model_traces_its_train_and_predict_steps_once_and_a_new_model_traces_
     assert programs_so_far()["compiled"] == before + 3
 
 
+def _fresh_then_shared(monkeypatch, configs, data, seed, **kwargs):
+    """Each configuration trained on a model built afresh (no sharing, as before issue 24), then with sharing:
+    the fresh metrics, the shared runs' results and the programs each traced (TensorFlow's count)."""
+    from tuner.training import _reuse, train_model
+
+    monkeypatch.setenv("TUNER_PROGRAM_CACHE", "0")  # as before: a new model, new traces, every trial
+    fresh = [train_model(p, data, seed=seed).metrics for p in configs]
+    monkeypatch.setenv("TUNER_PROGRAM_CACHE", "4")
+    _reuse._shared.clear()
+    watch_backend()
+    counts, results = [], []
+    for params in configs:
+        before = programs_so_far()["compiled"]
+        results.append(train_model(params, data, seed=seed, **kwargs))
+        counts.append(programs_so_far()["compiled"] - before)
+        keras.backend.clear_session()
+    return fresh, results, counts
+
+
 def test_trials_differing_only_in_regularization_and_learning_rate_share_one_program_and_keep_their_results(
         monkeypatch):
     """Two trials whose dropout rates, L2 factor (or none), batch-norm momentum, learning rate and initializer
     differ run one traced program (TensorFlow's count), with the results of models built afresh (issue 24)."""
     from tuner.data import load_dataset
-    from tuner.training import _reuse, prepare_data, train_model
+    from tuner.training import prepare_data
 
     data = load_dataset("digits")
     first = {"family": "mlp", "n_layers": 2, "units": 16, "dropout": 0.1, "batch_norm": "after", "bn_momentum": 0.9,
@@ -52,24 +71,10 @@ def test_trials_differing_only_in_regularization_and_learning_rate_share_one_pro
     second = {**first, "dropout": 0.3, "kernel_regularizer": "none", "bn_momentum": 0.7, "learning_rate": 1e-2,
               "kernel_initializer": "he_normal"}
     third = {**first, "dropout": 0.2, "kernel_l2": 1e-4, "learning_rate": 1e-3}
-    configs = (first, second, third)
-
-    monkeypatch.setenv("TUNER_PROGRAM_CACHE", "0")  # as before: a new model, new traces, every trial
-    fresh = [train_model(p, data, seed=5).metrics for p in configs]
-
-    monkeypatch.setenv("TUNER_PROGRAM_CACHE", "4")
-    _reuse._shared.clear()
-    _reuse._seen.clear()
-    watch_backend()
-    counts, results = [], []
-    for params in configs:
-        before = programs_so_far()["compiled"]
-        results.append(train_model(params, data, seed=5))
-        counts.append(programs_so_far()["compiled"] - before)
-        keras.backend.clear_session()
-    # the first trial of a program trains a model of its own; the second builds the shared model; the third runs
-    # the second one's train and predict steps, tracing nothing
-    assert counts == [2, 2, 0]
+    fresh, results, counts = _fresh_then_shared(monkeypatch, (first, second, third), data, 5)
+    # the first trial of a program builds the shared model; the others run its train and predict steps, tracing
+    # nothing
+    assert counts == [2, 0, 0]
     for result, expected in zip(results, fresh):
         for key in ("val_loss", "train_loss", "val_accuracy", "gap_loss"):
             assert result.metrics[key] == pytest.approx(expected[key], abs=1e-4), key
@@ -82,6 +87,33 @@ def test_trials_differing_only_in_regularization_and_learning_rate_share_one_pro
     prepared = prepare_data(data, second)
     accuracy = float(np.mean(np.argmax(model.predict(prepared.x_val, verbose=0), axis=1) == prepared.y_val))
     assert accuracy == pytest.approx(results[1].metrics["val_accuracy"], abs=1e-6)
+
+
+def test_where_a_study_varies_them_dropout_0_batch_norm_off_and_a_constant_rate_share_the_program(monkeypatch):
+    """With ``varying`` (the knobs the study samples), a dropout rate of 0, batch normalization off or after, and a
+    constant rate or a cosine decay are state too: four such trials trace one program, and each keeps the results
+    of a model built afresh (issue 24)."""
+    from tuner.data import load_dataset
+
+    data = load_dataset("digits")
+    base = {"family": "mlp", "n_layers": 2, "units": 16, "dropout": 0.2, "batch_norm": "after", "bn_momentum": 0.9,
+            "lr_schedule": "cosine", "end_lr_factor": 0.1, "learning_rate": 3e-3, "epochs": 3, "patience": 0,
+            "batch_size": 64}
+    configs = (base,
+               {**base, "dropout": 0.0, "batch_norm": "off", "lr_schedule": "constant"},
+               {**base, "batch_norm": "off", "learning_rate": 1e-2},
+               {**base, "dropout": 0.0, "lr_schedule": "constant", "bn_momentum": 0.8})
+    varying = {"dropout", "batch_norm", "bn_momentum", "lr_schedule", "learning_rate"}
+    fresh, results, counts = _fresh_then_shared(monkeypatch, configs, data, 3, varying=varying)
+    assert counts == [2, 0, 0, 0]
+    for result, expected in zip(results, fresh):
+        for key in ("val_loss", "train_loss", "val_accuracy", "gap_loss"):
+            assert result.metrics[key] == pytest.approx(expected[key], abs=1e-4), key
+    # the kept models are the standard ones: no batch normalization and no dropout layer where they are off
+    kept = results[1].model
+    assert not [layer for layer in kept.layers if isinstance(layer, (keras.layers.BatchNormalization,
+                                                                      keras.layers.Dropout))]
+    assert results[0].model.get_layer("bn_1").momentum == 0.9
 
 
 _JAX_SCRIPT = """
@@ -125,6 +157,7 @@ def test_under_jax_a_schedule_shares_a_program_when_its_rate_is_the_same_and_res
     runs = json.loads(next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))[len("RESULT "):])
     fresh, shared = runs["0"], runs["4"]
     assert [r[0] for r in shared] == pytest.approx([r[0] for r in fresh], abs=1e-4)
+    assert shared[0][1] > 0  # the first trial of a program builds the shared model
+    assert shared[1][1] == 0  # the same rate, another dropout: the shared model's program, nothing compiled
     assert shared[2][1] > 0  # another learning rate under a schedule: another program under JAX
-    assert shared[1][1] > 0  # the second trial of a program builds the shared model
-    assert shared[3][1] == 0  # the same rate, another dropout: the shared model's program, nothing compiled
+    assert shared[3][1] == 0

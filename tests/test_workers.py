@@ -358,7 +358,7 @@ def test_the_default_study_runs_a_worker_per_core_and_says_why(tmp_path, monkeyp
     assert proc.returncode == 0, err
     first = err.splitlines()[0]
     assert first.startswith("study 'image_default-digits': digits") and first.endswith(
-        ", 2 workers (auto: 2 cores, small model, ~0.66M multiply-adds per example)"), first
+        ", 2 workers (auto: 2 cores, small model, ~0.17M multiply-adds per example)"), first
     assert err.splitlines()[1].startswith("  backend tensorflow (auto: ")
     study = optuna.load_study(study_name="image_default-digits", storage=f"sqlite:///{tmp_path}/mlruns/optuna.db")
     pids = collections.Counter(t.user_attrs["worker_pid"] for t in study.trials)

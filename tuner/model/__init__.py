@@ -7,7 +7,13 @@ from tuner.model._augmentation import IMAGE_AUGMENTATIONS, SEQUENCE_AUGMENTATION
 from tuner.model._builders import build_model, build_state_model, check_model_fit, layer_value, state_values
 from tuner.model._export import ExportedModel
 from tuner.model._optimizers import LinearWarmup, ScaledSchedule, build_optimizer, build_schedule, current_learning_rate
-from tuner.model._state import STATE_KNOBS, learning_rate_is_state, program_signature, schedule_reads_state
+from tuner.model._state import (
+    STATE_KNOBS,
+    cosine_is_state,
+    learning_rate_is_state,
+    program_signature,
+    schedule_reads_state,
+)
 from tuner.model._task import ONE_HOT_LOSSES, canonical_loss, check_task_fit, output_activation, resolve_loss
 from tuner.model._views import as_view, natural_view, parse_image_shape, resolve_view, with_image_shape
 
@@ -32,6 +38,7 @@ __all__ = [
     "check_task_fit",
     "current_learning_rate",
     "layer_value",
+    "cosine_is_state",
     "learning_rate_is_state",
     "natural_view",
     "output_activation",

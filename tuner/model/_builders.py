@@ -26,22 +26,25 @@ same code runs under the TensorFlow, JAX and torch backends.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from tuner.errors import ConfigError, Problem
 from tuner.model._state import (
     HyperparameterState,
     StatePenalty,
+    batch_norm_is_gated,
     building_with,
+    cosine_is_state,
     current_state,
+    dropout_is_there,
     learning_rate_is_state,
     schedule_reads_state,
     state_batch_norm,
     state_dropout,
 )
 from tuner.model._task import check_task_fit, output_activation
-from tuner.space import FAMILIES, KNOBS, TASKS, knob_value, layer_key
+from tuner.space import FAMILIES, KNOBS, TASKS, knob_of, knob_value, layer_key
 
 __all__ = ["build_model", "build_state_model", "check_model_fit", "layer_value", "state_values"]
 
@@ -184,11 +187,11 @@ def _input_dropout(params: Mapping[str, Any], x: Any) -> Any:
 def _dropout(kind: Any, rate: float, name: str, x: Any, variable: str | None = None) -> Any:
     """``kind(rate)`` applied to ``x`` where the rate is above 0; in a state model its rate is the variable
     ``variable`` (default: ``name``)."""
+    state = current_state()
+    if state is not None and dropout_is_there(knob_of(variable or name), rate, state.varying):
+        return state_dropout(kind, state.get(variable or name), name)(x)
     if rate <= 0:
         return x
-    state = current_state()
-    if state is not None:
-        return state_dropout(kind, state.get(variable or name), name)(x)
     return kind(rate, name=name)(x)
 
 
@@ -213,7 +216,12 @@ def _normalized_activation(params: Mapping[str, Any], x: Any, suffix: Any, activ
     if bn == "before":
         x = _batch_norm(params, suffix)(x)
     x = keras.layers.Activation(keras.activations.get(activation), name=f"act_{suffix}")(x)
-    if bn == "after":
+    state = current_state()
+    if state is not None and batch_norm_is_gated(params, state.varying):  # off or after: one program
+        x = state_batch_norm(
+            state.get("bn_momentum"), state.get("bn_epsilon"), f"bn_{suffix}", gate=state.get("bn_gate")
+        )(x)
+    elif bn == "after":
         x = _batch_norm(params, suffix)(x)
     return x
 
@@ -359,6 +367,9 @@ def state_values(params: Mapping[str, Any]) -> dict[str, float]:
         name: float(knob_value(params, name))
         for name in ("input_dropout", "spatial_dropout", "head_dropout", "bn_momentum", "bn_epsilon", "learning_rate")
     }
+    values["bn_gate"] = 1.0 if knob_value(params, "batch_norm") == "after" else 0.0
+    constant = knob_value(params, "lr_schedule") == "constant"
+    values["lr_alpha"] = 1.0 if constant else float(knob_value(params, "end_lr_factor"))
     for i in range(1, int(knob_value(params, "n_layers")) + 1):
         values[f"dropout_{i}"] = float(layer_value(params, "dropout", i))
     for prefix in ("kernel", "bias"):
@@ -369,18 +380,26 @@ def state_values(params: Mapping[str, Any]) -> dict[str, float]:
 
 
 def build_state_model(
-    params: Mapping[str, Any], input_shape: tuple[int, ...], *, task: str, n_outputs: int
+    params: Mapping[str, Any],
+    input_shape: tuple[int, ...],
+    *,
+    task: str,
+    n_outputs: int,
+    varying: Collection[str] = (),
 ) -> tuple[Any, HyperparameterState]:
     """The model :func:`tuner.model.build_model` builds, with its hyperparameters in variables; and those.
+    ``varying``: the knobs the study samples (:func:`tuner.model.program_signature`).
 
     Raises:
         ConfigError: as :func:`tuner.model.build_model`.
     """
     import keras
 
-    state = HyperparameterState(state_values(params))
+    state = HyperparameterState(state_values(params), varying)
     with building_with(state):
         model = build_model(params, input_shape, task=task, n_outputs=n_outputs)
-    if not learning_rate_is_state(params) and schedule_reads_state():  # a schedule reads the rate from the state
+    if not learning_rate_is_state(params, varying) and schedule_reads_state():  # a schedule reads its rate here
         state.get("learning_rate")  # (created before the state's layer is built)
+        if cosine_is_state(params, varying):
+            state.get("lr_alpha")
     return keras.Model(model.input, state.layer(model.output), name=model.name), state

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,7 +12,14 @@ from keras import ops
 
 from tuner.space import knob_value
 
-__all__ = ["LinearWarmup", "ScaledSchedule", "build_optimizer", "build_schedule", "current_learning_rate"]
+__all__ = [
+    "LinearWarmup",
+    "ScaledSchedule",
+    "StateCosineDecay",
+    "build_optimizer",
+    "build_schedule",
+    "current_learning_rate",
+]
 
 
 @keras.saving.register_keras_serializable(package="tuner")
@@ -64,6 +72,26 @@ class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return {"unit": keras.optimizers.schedules.serialize(self.unit), "learning_rate": float(self.variable.numpy())}
 
 
+class StateCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Keras's ``CosineDecay`` from 1, its final fraction ``alpha`` a variable: 1 holds the rate constant, so that a
+    constant rate and a cosine decay run one program (:func:`tuner.model.cosine_is_state`). The same operations as
+    Keras's, in the same order. Not saved: exported models get the standard schedule, with the numbers."""
+
+    def __init__(self, decay_steps: int, alpha: Any) -> None:
+        super().__init__()
+        self.decay_steps, self.alpha = int(decay_steps), alpha
+
+    def __call__(self, step: Any) -> Any:
+        decay_steps = ops.cast(self.decay_steps, "float32")
+        completed_fraction = ops.divide(ops.minimum(ops.cast(step, "float32"), decay_steps), decay_steps)
+        cosine_decayed = 0.5 * (1.0 + ops.cos(ops.multiply(ops.array(math.pi, dtype="float32"), completed_fraction)))
+        alpha = ops.cast(self.alpha.value, "float32")
+        return (1 - alpha) * cosine_decayed + alpha
+
+    def get_config(self) -> dict[str, Any]:  # for display: a state model is not saved
+        return {"decay_steps": self.decay_steps, "alpha": float(self.alpha.numpy())}
+
+
 def build_schedule(params: Mapping[str, Any], *, steps_per_epoch: int, epochs: int) -> Any:
     """The learning rate (a float) or a ``keras.optimizers.schedules.LearningRateSchedule``.
 
@@ -105,20 +133,28 @@ def build_schedule(params: Mapping[str, Any], *, steps_per_epoch: int, epochs: i
     return lr if after is None else after
 
 
-def build_optimizer(params: Mapping[str, Any], *, steps_per_epoch: int, epochs: int, learning_rate: Any = None) -> Any:
+def build_optimizer(
+    params: Mapping[str, Any], *, steps_per_epoch: int, epochs: int, learning_rate: Any = None, alpha: Any = None
+) -> Any:
     """An optimizer looked up with ``keras.optimizers.get`` and configured from the parameters.
 
     Options the chosen optimizer does not take (``momentum`` for adam, ``nesterov`` for rmsprop) are
-    left out. ``learning_rate``, a variable, makes a schedule read its rate from it (:class:`ScaledSchedule`).
+    left out. ``learning_rate``, a variable, makes a schedule read its rate from it (:class:`ScaledSchedule`);
+    ``alpha``, a variable too, makes a constant rate or a cosine decay a cosine decay whose final fraction it is
+    (:class:`StateCosineDecay`).
     """
     name = knob_value(params, "optimizer")
     cls = type(keras.optimizers.get(name))
     accepted = set(inspect.signature(cls.__init__).parameters)
-    schedule = build_schedule(
-        {**params, "learning_rate": 1.0} if learning_rate is not None else params,
-        steps_per_epoch=steps_per_epoch,
-        epochs=epochs,
-    )
+    if alpha is not None:
+        decay_steps = knob_value(params, "decay_steps") or max(1, steps_per_epoch * epochs)
+        schedule = StateCosineDecay(int(decay_steps), alpha)
+    else:
+        schedule = build_schedule(
+            {**params, "learning_rate": 1.0} if learning_rate is not None else params,
+            steps_per_epoch=steps_per_epoch,
+            epochs=epochs,
+        )
     if learning_rate is not None:  # given for a schedule only: a constant rate is the optimizer's own variable
         schedule = ScaledSchedule(schedule, learning_rate)
     config: dict[str, Any] = {"learning_rate": schedule}

@@ -5,14 +5,16 @@ compiled (JAX) train step, so every trial is a new program. :func:`build_state_m
 :func:`tuner.model.build_model`, except that these values live in non-trainable variables the step reads
 (:func:`tuner.model.state_values`):
 
-- dropout, spatial dropout, input and head dropout rates (whether a layer is there, its rate above 0, is part of
-  the program: a dropout layer of rate 0 would still draw its random mask every step);
+- dropout, spatial dropout, input and head dropout rates (whether a layer is there is part of the program: its
+  rate above 0, or the study varying the rate, :func:`dropout_is_there`);
 - the L1 and L2 factors of the kernel and bias penalties (a penalty of factor 0 adds exactly 0, so "none",
   "l1", "l2" and "l1_l2" are one program);
-- batch normalization's momentum and epsilon.
+- batch normalization's momentum and epsilon, and, where the study varies it, whether it applies ("off" and
+  "after" gated, :func:`batch_norm_is_gated`).
 
 A constant learning rate is already a variable of the Keras optimizer; a schedule reads its rate from the state
-under TensorFlow (:func:`schedule_reads_state`). What is left sets a shape or an operation
+under TensorFlow (:func:`schedule_reads_state`), where a constant rate and a cosine decay are one program when the
+study varies the schedule (:func:`cosine_is_state`). What is left sets a shape or an operation
 (widths, depth, activations, batch-norm placement, the optimizer and a schedule's constants, the batch size):
 :func:`program_signature` names it, and two trials with the same signature can share one model object, its
 traced steps and compiled programs (``tuner.training``). Initial weights come from a model built the standard
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 import keras
@@ -36,8 +38,11 @@ from tuner.space import knob_of, knob_value
 __all__ = [
     "HyperparameterState",
     "STATE_KNOBS",
+    "batch_norm_is_gated",
     "building_with",
+    "cosine_is_state",
     "current_state",
+    "dropout_is_there",
     "learning_rate_is_state",
     "program_signature",
     "schedule_reads_state",
@@ -71,11 +76,40 @@ _REUSABLE_FAMILIES = ("mlp", "cnn")  # recurrent layers keep their dropout insid
 _holder: contextvars.ContextVar[HyperparameterState | None] = contextvars.ContextVar("tuner_state", default=None)
 
 
-def learning_rate_is_state(params: Mapping[str, Any]) -> bool:
-    """A constant learning rate without warm-up is the optimizer's own variable. A schedule's is the state's
-    ``learning_rate`` (:class:`tuner.model.ScaledSchedule`) where :func:`schedule_reads_state`, else a constant;
-    its other values are baked in."""
-    return knob_value(params, "lr_schedule") == "constant" and float(knob_value(params, "warmup_epochs")) == 0
+def learning_rate_is_state(params: Mapping[str, Any], varying: Collection[str] = ()) -> bool:
+    """A constant learning rate without warm-up is the optimizer's own variable (unless :func:`cosine_is_state`
+    makes it a cosine decay to 1). A schedule's is the state's ``learning_rate`` (:class:`tuner.model.ScaledSchedule`)
+    where :func:`schedule_reads_state`, else a constant; its other values are baked in."""
+    return (
+        knob_value(params, "lr_schedule") == "constant"
+        and float(knob_value(params, "warmup_epochs")) == 0
+        and not cosine_is_state(params, varying)
+    )
+
+
+def cosine_is_state(params: Mapping[str, Any], varying: Collection[str] = ()) -> bool:
+    """Where a study varies ``lr_schedule``, under TensorFlow (:func:`schedule_reads_state`), a constant rate and a
+    cosine decay are one program: a cosine decay whose final fraction (``end_lr_factor``) is the state's
+    ``lr_alpha``, 1 for a constant rate, which the decay then holds exactly."""
+    return (
+        "lr_schedule" in varying
+        and schedule_reads_state()
+        and knob_value(params, "lr_schedule") in ("constant", "cosine")
+        and float(knob_value(params, "warmup_epochs")) == 0
+    )
+
+
+def batch_norm_is_gated(params: Mapping[str, Any], varying: Collection[str] = ()) -> bool:
+    """Where a study varies ``batch_norm``, "off" and "after" are one program: batch normalization after the
+    activation, its output ``gate * bn(x) + (1 - gate) * x`` with the state's ``bn_gate`` 1 or 0 (exact either way;
+    "before" is another program)."""
+    return "batch_norm" in varying and knob_value(params, "batch_norm") in ("off", "after")
+
+
+def dropout_is_there(knob: str, rate: float, varying: Collection[str] = ()) -> bool:
+    """A state model's dropout layer is there where its rate is above 0, or where the study varies the rate (a rate
+    of 0 then keeps the layer, which passes its input through unchanged, so that its trials share a program)."""
+    return rate > 0 or knob in varying
 
 
 def schedule_reads_state() -> bool:
@@ -86,22 +120,41 @@ def schedule_reads_state() -> bool:
 
 
 def program_signature(
-    params: Mapping[str, Any], input_shape: tuple[int, ...], *, task: str, n_outputs: int, n_train: int
+    params: Mapping[str, Any],
+    input_shape: tuple[int, ...],
+    *,
+    task: str,
+    n_outputs: int,
+    n_train: int,
+    varying: Collection[str] = (),
 ) -> tuple[Any, ...] | None:
     """What sets the program of a state model built from ``params`` for ``n_train`` training rows: equal
     signatures, one program. None for a model that cannot be a state model (a family whose regularizers are not
-    state)."""
+    state). ``varying`` names the knobs the study samples: where it varies a dropout rate, batch normalization
+    (off/after) or the schedule (constant/cosine), the values that would change the program's structure become
+    state too (:func:`dropout_is_there`, :func:`batch_norm_is_gated`, :func:`cosine_is_state`)."""
     if knob_value(params, "family") not in _REUSABLE_FAMILIES:
         return None
     skip = STATE_KNOBS | _OUTSIDE_THE_PROGRAM
-    if learning_rate_is_state(params) or schedule_reads_state():
+    in_optimizer = learning_rate_is_state(params, varying)
+    if in_optimizer or schedule_reads_state():
         skip = skip | {"learning_rate"}
     steps: Any = int(n_train)  # a schedule counts optimizer steps: the rows set how many an epoch has
-    if learning_rate_is_state(params):
+    if in_optimizer:
         skip = skip | {"epochs"}  # epochs enter a schedule's steps only
         steps = None
-    kept = tuple(sorted((k, repr(v)) for k, v in params.items() if knob_of(k) not in skip and k not in skip))
-    present = tuple(sorted(k for k, v in params.items() if knob_of(k) in _DROPOUTS and float(v) > 0))
+    shown = dict(params)
+    if cosine_is_state(params, varying):
+        skip = skip | {"end_lr_factor"}
+        shown["lr_schedule"] = "cosine (final fraction in the state)"
+    if batch_norm_is_gated(params, varying):
+        shown["batch_norm"] = "after (gated by the state)"
+    kept = tuple(sorted((k, repr(v)) for k, v in shown.items() if knob_of(k) not in skip and k not in skip))
+    present = tuple(
+        sorted(
+            k for k, v in params.items() if knob_of(k) in _DROPOUTS and dropout_is_there(knob_of(k), float(v), varying)
+        )
+    )
     return (tuple(int(d) for d in input_shape), task, int(n_outputs), steps, kept, present)
 
 
@@ -112,8 +165,9 @@ class HyperparameterState:
     so that JAX's stateless train step receives them as inputs instead of constants.
     """
 
-    def __init__(self, values: Mapping[str, float]) -> None:
+    def __init__(self, values: Mapping[str, float], varying: Collection[str] = ()) -> None:
         self.values = dict(values)
+        self.varying = frozenset(varying)  # the knobs the study samples (:func:`program_signature`)
         self.layer = _HyperparameterLayer(name="hyperparameters")
         self.variables: dict[str, Any] = {}
 
@@ -162,11 +216,13 @@ def state_dropout(kind: Any, variable: Any, name: str, **kwargs: Any) -> Any:
     return layer
 
 
-def state_batch_norm(momentum: Any, epsilon: Any, name: str) -> Any:
-    """A batch normalization layer whose momentum and epsilon are variables."""
+def state_batch_norm(momentum: Any, epsilon: Any, name: str, gate: Any = None) -> Any:
+    """A batch normalization layer whose momentum and epsilon are variables; with ``gate``, a variable of 1 or 0,
+    its output is ``gate * bn(x) + (1 - gate) * x`` (:func:`batch_norm_is_gated`)."""
     layer = _StateBatchNormalization(name=name)
     object.__setattr__(layer, "_momentum_variable", momentum)
     object.__setattr__(layer, "_epsilon_variable", epsilon)
+    object.__setattr__(layer, "_gate_variable", gate)
     return layer
 
 
@@ -218,17 +274,23 @@ class _RateFromState:
 
 
 class _StateBatchNormalization(keras.layers.BatchNormalization):
-    """Batch normalization reading its momentum and epsilon from variables in the step."""
+    """Batch normalization reading its momentum and epsilon (and, gated, whether it applies) from variables."""
+
+    _gate_variable: Any = None
 
     def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
         momentum, epsilon = self.momentum, self.epsilon
         object.__setattr__(self, "momentum", self._momentum_variable.value)
         object.__setattr__(self, "epsilon", self._epsilon_variable.value)
         try:
-            return super().call(inputs, training=training, mask=mask)
+            outputs = super().call(inputs, training=training, mask=mask)
         finally:
             object.__setattr__(self, "momentum", momentum)
             object.__setattr__(self, "epsilon", epsilon)
+        if self._gate_variable is None:
+            return outputs
+        gate = keras.ops.cast(self._gate_variable.value, outputs.dtype)  # 1 or 0: either term is exactly 0
+        return gate * outputs + (1.0 - gate) * keras.ops.cast(inputs, outputs.dtype)
 
 
 _STATE_DROPOUTS: dict[Any, type] = {}

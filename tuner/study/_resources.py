@@ -155,7 +155,7 @@ def auto_workers(
         data_mb: the data's size in memory, MiB, which every worker loads. Defaults to `0`.
 
     Returns:
-        ``(workers, reason)``, e.g. ``(2, "auto: 2 cores, small model, ~0.66M multiply-adds per example")``.
+        ``(workers, reason)``, e.g. ``(2, "auto: 2 cores, small model, ~0.17M multiply-adds per example")``.
     """
     if not rebuildable:
         return 1, "auto: the study's data or model lives in this process only, so no worker process can rebuild it"

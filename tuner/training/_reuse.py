@@ -3,9 +3,9 @@
 Keras traces (TensorFlow) or compiles (JAX) a model's train and predict steps once per model object, and each
 trial used to build a new one. Here a trial of the built-in families trains a *state model*
 (:func:`tuner.model.build_state_model`: dropout rates, L1/L2 factors and batch-norm momentum and epsilon in
-variables), kept per :func:`tuner.model.program_signature` and reset for each trial. The first trial of a program
-trains its own model, as before: a program met once (most of a small study's, and of a test's) costs nothing
-more. From the second on:
+variables), kept per :func:`tuner.model.program_signature` and reset for each trial. Where the study says which
+knobs it samples (``varying``), a dropout rate of 0, batch normalization off or after, and a constant rate or a
+cosine decay are state too, so a study whose architecture is fixed runs one program per process. For each trial:
 
 1. the trial's model is built the standard way, under its seed (:func:`tuner.model.build_model`): its initial
    weights and random-seed states are copied into the shared model, layer by layer;
@@ -24,7 +24,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import keras
@@ -32,6 +32,7 @@ import numpy as np
 
 from tuner.model import (
     build_state_model,
+    cosine_is_state,
     learning_rate_is_state,
     program_signature,
     schedule_reads_state,
@@ -39,7 +40,7 @@ from tuner.model import (
 )
 from tuner.space import knob_value
 
-__all__ = ["SharedModel", "adopt", "copy_back", "shared_model"]
+__all__ = ["SharedModel", "adopt", "copy_back", "copy_optimizer", "shared_model"]
 
 
 @dataclasses.dataclass
@@ -52,7 +53,6 @@ class SharedModel:
 
 
 _shared: collections.OrderedDict[Any, SharedModel] = collections.OrderedDict()
-_seen: collections.OrderedDict[Any, None] = collections.OrderedDict()  # programs met once, without a shared model
 
 
 def cache_size() -> int:
@@ -71,7 +71,8 @@ def shared_model(
     n_outputs: int,
     n_train: int,
     build: Callable[[Callable[..., Any]], Any],
-    compile_model: Callable[[Any, Any], None],
+    compile_model: Callable[[Any, Any, Any], None],
+    varying: Collection[str] = (),
 ) -> SharedModel | None:
     """The shared model for ``params``'s program, built and compiled the first time (before the trial's own model,
     so that the trial's seeds draw what they would without it); None where the trial cannot share one (its family,
@@ -84,31 +85,32 @@ def shared_model(
         build: builds a model with a builder of :func:`tuner.model.build_model`'s shape, under the trial's seed
             and dtype policy.
         compile_model: compiles a model as the trial's knobs ask (and builds its optimizer and metrics), a schedule's
-            learning rate the variable it is given (None: the optimizer's own).
+            learning rate the variable it is given (None: the optimizer's own), a cosine decay's final fraction the
+            second variable (None: the knob's value).
+        varying: the knobs the study samples (:func:`tuner.model.program_signature`).
     """
     size = cache_size()
     if size == 0 or keras.backend.backend() not in ("tensorflow", "jax"):
         return None
-    signature = program_signature(params, input_shape, task=task, n_outputs=n_outputs, n_train=n_train)
+    signature = program_signature(params, input_shape, task=task, n_outputs=n_outputs, n_train=n_train, varying=varying)
     if signature is None:
         return None
     entry = _shared.get(signature)
-    if entry is None and signature not in _seen:  # the first trial of a program trains a model of its own
-        _seen[signature] = None
-        while len(_seen) > 64 * size:
-            _seen.popitem(last=False)
-        return None
-    if entry is None:  # the second: a shared model, kept for the trials after
+    if entry is None:  # the first trial of a program: a shared model, kept for the trials after
         states: list[Any] = []
 
         def builder(p: Mapping[str, Any], shape: tuple[int, ...], *, task: str, n_outputs: int) -> Any:
-            model, state = build_state_model(p, shape, task=task, n_outputs=n_outputs)
+            model, state = build_state_model(p, shape, task=task, n_outputs=n_outputs, varying=varying)
             states.append(state)
             return model
 
         model = build(builder)
-        reads_state = not learning_rate_is_state(params) and schedule_reads_state()
-        compile_model(model, states[0].get("learning_rate") if reads_state else None)
+        reads_state = not learning_rate_is_state(params, varying) and schedule_reads_state()
+        compile_model(
+            model,
+            states[0].get("learning_rate") if reads_state else None,
+            states[0].get("lr_alpha") if cosine_is_state(params, varying) else None,
+        )
         model.optimizer.build(model.trainable_variables)
         entry = SharedModel(model, states[0], [np.array(v.numpy()) for v in model.optimizer.variables])
         _shared[signature] = entry
@@ -119,7 +121,7 @@ def shared_model(
     return entry
 
 
-def adopt(entry: SharedModel, template: Any, params: Mapping[str, Any]) -> Any:
+def adopt(entry: SharedModel, template: Any, params: Mapping[str, Any], varying: Collection[str] = ()) -> Any:
     """The shared model, holding ``template``'s initial weights and random-seed states (the trial's model as
     :func:`tuner.model.build_model` built it under the trial's seed) and the trial's hyperparameters, with its
     optimizer and metrics as new."""
@@ -128,7 +130,7 @@ def adopt(entry: SharedModel, template: Any, params: Mapping[str, Any]) -> Any:
     optimizer = entry.model.optimizer
     for variable, start in zip(optimizer.variables, entry.optimizer_start, strict=True):
         variable.assign(start)
-    if learning_rate_is_state(params):
+    if learning_rate_is_state(params, varying):
         optimizer.learning_rate = float(knob_value(params, "learning_rate"))
     entry.model.reset_metrics()
     return entry.model
@@ -138,6 +140,19 @@ def copy_back(entry: SharedModel, template: Any) -> Any:
     """``template`` with the shared model's trained weights (and batch-norm statistics) copied in."""
     _copy_layers(entry.model, template)
     return template
+
+
+def copy_optimizer(entry: SharedModel, model: Any) -> None:
+    """Build ``model``'s optimizer (compiled after :func:`copy_back`) and give it the shared optimizer's state, its
+    step count and each weight's moments, matched by name: the kept model saves the optimizer it trained with, and
+    loads without Keras's warning about an optimizer of other variables."""
+    optimizer = model.optimizer
+    optimizer.build(model.trainable_variables)
+    source = {variable.name: variable for variable in entry.model.optimizer.variables}
+    for variable in optimizer.variables:
+        value = source.get(variable.name)
+        if value is not None and tuple(value.shape) == tuple(variable.shape):
+            variable.assign(value)
 
 
 def _copy_layers(source: Any, target: Any) -> None:

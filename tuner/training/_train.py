@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -34,7 +34,7 @@ from tuner.training._diagnosis import Diagnosis, DiagnosisRules, diagnose
 from tuner.training._gap import HonestGap, evaluate_split
 from tuner.training._jax_cache import enable_jax_compile_cache
 from tuner.training._programs import count_model_programs, watch_backend
-from tuner.training._reuse import SharedModel, adopt, copy_back, shared_model
+from tuner.training._reuse import SharedModel, adopt, copy_back, copy_optimizer, shared_model
 
 __all__ = [
     "ModelBuilder",
@@ -194,6 +194,7 @@ def train_model(
     gap_subset: int | None = 10_000,
     rules: DiagnosisRules | None = None,
     verbose: int = 0,
+    varying: Collection[str] = (),
 ) -> TrainResult:
     """Compile and fit one model, measuring the honest gap every epoch.
 
@@ -211,6 +212,8 @@ def train_model(
             None for all. Defaults to `10_000`.
         rules: thresholds of the verdict. Defaults to `DiagnosisRules()`.
         verbose: passed to ``fit``. Defaults to `0`.
+        varying: the knobs the study samples: trials that differ only in them share a compiled program in this
+            process (``TUNER_PROGRAM_CACHE``). Defaults to none (the values that are state anyway).
 
     Returns:
         A :class:`TrainResult`.
@@ -225,7 +228,7 @@ def train_model(
     watch_backend()
     data = prepare_data(dataset, params)
     # the built-in families: one model per program, shared by the trials of a process (built before the trial's)
-    shared = _shared_for(params, data, seed) if builder is None else None
+    shared = _shared_for(params, data, seed, varying) if builder is None else None
     model = _build(builder or build_model, params, data, seed)
     kept = user_compiled(model)
     if kept:  # the user's loss, metrics and optimizer, as build(hp) compiled them
@@ -239,7 +242,7 @@ def train_model(
     metric = headline_metric(task)
     template = model
     if shared is not None:
-        model = adopt(shared, template, params)
+        model = adopt(shared, template, params, varying)
     else:
         if not kept:
             _compile(model, params, loss=loss, metric=metric, n_train=len(data.x_train))
@@ -271,6 +274,7 @@ def train_model(
     if shared is not None:  # the trial keeps the standard model, its trained weights copied in
         model = copy_back(shared, template)
         _compile(model, params, loss=loss, metric=metric, n_train=len(data.x_train))
+        copy_optimizer(shared, model)
 
     history = gap.history
     epochs_run = len(history.get("val_loss", []))
@@ -338,15 +342,16 @@ def average_results(
     )
 
 
-def _shared_for(params: Mapping[str, Any], data: Dataset, seed: int) -> SharedModel | None:
+def _shared_for(params: Mapping[str, Any], data: Dataset, seed: int, varying: Collection[str]) -> SharedModel | None:
     """The model this trial's program shares with others in this process (:func:`tuner.training._reuse`), or None."""
     check_task_fit(params, data.task)
     loss = resolve_loss(params, data.task)
     metric = headline_metric(data.task)
     y_train = _targets(data.y_train, data.task, loss, data.n_classes, data.target_format)
 
-    def compile_model(model: Any, learning_rate: Any) -> None:
-        _compile(model, params, loss=loss, metric=metric, n_train=len(data.x_train), learning_rate=learning_rate)
+    def compile_model(model: Any, learning_rate: Any, alpha: Any) -> None:
+        n_train = len(data.x_train)
+        _compile(model, params, loss=loss, metric=metric, n_train=n_train, learning_rate=learning_rate, alpha=alpha)
         _build_state(model, data.x_train, y_train)
 
     return shared_model(
@@ -357,6 +362,7 @@ def _shared_for(params: Mapping[str, Any], data: Dataset, seed: int) -> SharedMo
         n_train=len(data.x_train),
         build=lambda b: _build(b, params, data, seed),
         compile_model=compile_model,
+        varying=varying,
     )
 
 
@@ -446,7 +452,14 @@ def _check_user_loss(model: Any, loss: Any, data: Dataset) -> None:
 
 
 def _compile(
-    model: Any, params: Mapping[str, Any], *, loss: str, metric: str, n_train: int, learning_rate: Any = None
+    model: Any,
+    params: Mapping[str, Any],
+    *,
+    loss: str,
+    metric: str,
+    n_train: int,
+    learning_rate: Any = None,
+    alpha: Any = None,
 ) -> None:
     """Compile with the optimizer and schedule the knobs ask for, XLA and steps per execution as the backend allows."""
     batch_size = int(knob_value(params, "batch_size"))
@@ -459,7 +472,9 @@ def _compile(
     if keras.backend.backend() == "torch":  # Keras's torch trainer runs one step per call only
         spe = 1
     model.compile(
-        optimizer=build_optimizer(params, steps_per_epoch=steps_per_epoch, epochs=epochs, learning_rate=learning_rate),
+        optimizer=build_optimizer(
+            params, steps_per_epoch=steps_per_epoch, epochs=epochs, learning_rate=learning_rate, alpha=alpha
+        ),
         loss=loss,
         metrics=[metric],
         jit_compile=bool(jit),
