@@ -6,13 +6,19 @@ from tuner.model._adapters import UserModel
 from tuner.model._augmentation import IMAGE_AUGMENTATIONS, SEQUENCE_AUGMENTATIONS, RandomShift, augmentation_layers
 from tuner.model._builders import build_model, build_state_model, check_model_fit, layer_value, state_values
 from tuner.model._export import ExportedModel
-from tuner.model._optimizers import LinearWarmup, ScaledSchedule, build_optimizer, build_schedule, current_learning_rate
+from tuner.model._optimizers import (
+    LinearWarmup,
+    OptimizerSlot,
+    ScaledSchedule,
+    build_optimizer,
+    build_schedule,
+    current_learning_rate,
+)
 from tuner.model._state import (
     STATE_KNOBS,
     cosine_is_state,
     learning_rate_is_state,
     program_signature,
-    schedule_reads_state,
 )
 from tuner.model._task import ONE_HOT_LOSSES, canonical_loss, check_task_fit, output_activation, resolve_loss
 from tuner.model._views import as_view, natural_view, parse_image_shape, resolve_view, with_image_shape
@@ -21,6 +27,7 @@ __all__ = [
     "ExportedModel",
     "IMAGE_AUGMENTATIONS",
     "LinearWarmup",
+    "OptimizerSlot",
     "ONE_HOT_LOSSES",
     "canonical_loss",
     "RandomShift",
@@ -46,7 +53,6 @@ __all__ = [
     "program_signature",
     "resolve_loss",
     "resolve_view",
-    "schedule_reads_state",
     "state_values",
     "with_image_shape",
 ]

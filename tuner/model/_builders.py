@@ -35,11 +35,8 @@ from tuner.model._state import (
     StatePenalty,
     batch_norm_is_gated,
     building_with,
-    cosine_is_state,
     current_state,
     dropout_is_there,
-    learning_rate_is_state,
-    schedule_reads_state,
     state_batch_norm,
     state_dropout,
 )
@@ -398,8 +395,4 @@ def build_state_model(
     state = HyperparameterState(state_values(params), varying)
     with building_with(state):
         model = build_model(params, input_shape, task=task, n_outputs=n_outputs)
-    if not learning_rate_is_state(params, varying) and schedule_reads_state():  # a schedule reads its rate here
-        state.get("learning_rate")  # (created before the state's layer is built)
-        if cosine_is_state(params, varying):
-            state.get("lr_alpha")
     return keras.Model(model.input, state.layer(model.output), name=model.name), state

@@ -14,6 +14,7 @@ from tuner.space import knob_value
 
 __all__ = [
     "LinearWarmup",
+    "OptimizerSlot",
     "ScaledSchedule",
     "StateCosineDecay",
     "build_optimizer",
@@ -53,12 +54,36 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "warmup_steps": self.warmup_steps, "after": after}
 
 
+class OptimizerSlot:
+    """A scalar a schedule reads (its learning rate, a cosine decay's final fraction), made a variable of the
+    optimizer's once the optimizer is built (:meth:`bind`): both backends' train steps receive the optimizer's
+    variables, JAX's stateless step those only, so the value is an input of the compiled step, not a constant."""
+
+    def __init__(self, name: str, initial: float) -> None:
+        self.name, self.initial = name, float(initial)
+        self.variable: Any = None
+
+    def bind(self, optimizer: Any) -> Any:
+        """Create the variable in ``optimizer`` (built) and return it."""
+        self.variable = optimizer.add_variable(
+            shape=(), initializer=keras.initializers.Constant(self.initial), dtype="float32", name=self.name
+        )
+        return self.variable
+
+    @property
+    def value(self) -> Any:
+        return self.variable.value
+
+    def numpy(self) -> Any:
+        return self.variable.numpy() if self.variable is not None else self.initial
+
+
 class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """``learning_rate * unit(step)``: a schedule built for a learning rate of 1, times a variable (issue 24).
 
     Every schedule tuner builds is proportional to its learning rate, so a state model's optimizer reads the rate
-    from a variable and trials differing in it share one program. Not saved: exported models get the standard
-    schedule, with the numbers.
+    from a variable (an :class:`OptimizerSlot`) and trials differing in it share one program. Not saved: exported
+    models get the standard schedule, with the numbers.
     """
 
     def __init__(self, unit: Any, learning_rate: Any) -> None:

@@ -12,13 +12,14 @@ compiled (JAX) train step, so every trial is a new program. :func:`build_state_m
 - batch normalization's momentum and epsilon, and, where the study varies it, whether it applies ("off" and
   "after" gated, :func:`batch_norm_is_gated`).
 
-A constant learning rate is already a variable of the Keras optimizer; a schedule reads its rate from the state
-under TensorFlow (:func:`schedule_reads_state`), where a constant rate and a cosine decay are one program when the
-study varies the schedule (:func:`cosine_is_state`). What is left sets a shape or an operation
-(widths, depth, activations, batch-norm placement, the optimizer and a schedule's constants, the batch size):
-:func:`program_signature` names it, and two trials with the same signature can share one model object, its
-traced steps and compiled programs (``tuner.training``). Initial weights come from a model built the standard
-way under the trial's seed, so results per configuration stay those of :func:`tuner.model.build_model`.
+A constant learning rate is already a variable of the Keras optimizer; a schedule reads its rate from another
+variable of the optimizer's (JAX's stateless step receives the optimizer's variables only), and a constant rate
+and a cosine decay are one program when the study varies the schedule (:func:`cosine_is_state`). What is left
+sets a shape or an operation (widths, depth, activations, batch-norm placement, the optimizer and a schedule's
+constants, the batch size): :func:`program_signature` names it, and two trials with the same signature can share
+one model object, its traced steps and compiled programs (``tuner.training``). Initial weights come from a model
+built the standard way under the trial's seed, so results per configuration stay those of
+:func:`tuner.model.build_model`.
 
 The state model is a training vehicle only: what a study keeps and exports is the standard model, with the
 trained weights copied in and every value a plain number.
@@ -45,7 +46,6 @@ __all__ = [
     "dropout_is_there",
     "learning_rate_is_state",
     "program_signature",
-    "schedule_reads_state",
 ]
 
 STATE_KNOBS = frozenset(
@@ -77,9 +77,9 @@ _holder: contextvars.ContextVar[HyperparameterState | None] = contextvars.Contex
 
 
 def learning_rate_is_state(params: Mapping[str, Any], varying: Collection[str] = ()) -> bool:
-    """A constant learning rate without warm-up is the optimizer's own variable (unless :func:`cosine_is_state`
-    makes it a cosine decay to 1). A schedule's is the state's ``learning_rate`` (:class:`tuner.model.ScaledSchedule`)
-    where :func:`schedule_reads_state`, else a constant; its other values are baked in."""
+    """A constant learning rate without warm-up is the optimizer's own learning-rate variable (unless
+    :func:`cosine_is_state` makes it a cosine decay to 1). A schedule is built for a rate of 1 and multiplied by a
+    variable of the optimizer's (:class:`tuner.model.ScaledSchedule`); its other values are baked in."""
     return (
         knob_value(params, "lr_schedule") == "constant"
         and float(knob_value(params, "warmup_epochs")) == 0
@@ -88,12 +88,11 @@ def learning_rate_is_state(params: Mapping[str, Any], varying: Collection[str] =
 
 
 def cosine_is_state(params: Mapping[str, Any], varying: Collection[str] = ()) -> bool:
-    """Where a study varies ``lr_schedule``, under TensorFlow (:func:`schedule_reads_state`), a constant rate and a
-    cosine decay are one program: a cosine decay whose final fraction (``end_lr_factor``) is the state's
-    ``lr_alpha``, 1 for a constant rate, which the decay then holds exactly."""
+    """Where a study varies ``lr_schedule``, a constant rate and a cosine decay are one program: a cosine decay
+    whose final fraction (``end_lr_factor``) is a variable of the optimizer's, 1 for a constant rate, which the decay
+    then holds exactly (:class:`tuner.model.StateCosineDecay`)."""
     return (
         "lr_schedule" in varying
-        and schedule_reads_state()
         and knob_value(params, "lr_schedule") in ("constant", "cosine")
         and float(knob_value(params, "warmup_epochs")) == 0
     )
@@ -136,9 +135,8 @@ def program_signature(
     if knob_value(params, "family") not in _REUSABLE_FAMILIES:
         return None
     skip = STATE_KNOBS | _OUTSIDE_THE_PROGRAM
+    skip = skip | {"learning_rate"}  # the optimizer's variable, or one a schedule reads
     in_optimizer = learning_rate_is_state(params, varying)
-    if in_optimizer or schedule_reads_state():
-        skip = skip | {"learning_rate"}
     steps: Any = int(n_train)  # a schedule counts optimizer steps: the rows set how many an epoch has
     if in_optimizer:
         skip = skip | {"epochs"}  # epochs enter a schedule's steps only

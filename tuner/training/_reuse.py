@@ -31,11 +31,11 @@ import keras
 import numpy as np
 
 from tuner.model import (
+    OptimizerSlot,
     build_state_model,
     cosine_is_state,
     learning_rate_is_state,
     program_signature,
-    schedule_reads_state,
     state_values,
 )
 from tuner.space import knob_value
@@ -45,11 +45,13 @@ __all__ = ["SharedModel", "adopt", "copy_back", "copy_optimizer", "shared_model"
 
 @dataclasses.dataclass
 class SharedModel:
-    """A compiled state model, its hyperparameter variables, and its optimizer's variables as built."""
+    """A compiled state model, its hyperparameter variables, its optimizer's variables as built, and those of them
+    its schedule reads (by :func:`tuner.model.state_values` name)."""
 
     model: Any
     state: Any
     optimizer_start: list[np.ndarray]
+    schedule: dict[str, Any]
 
 
 _shared: collections.OrderedDict[Any, SharedModel] = collections.OrderedDict()
@@ -85,8 +87,8 @@ def shared_model(
         build: builds a model with a builder of :func:`tuner.model.build_model`'s shape, under the trial's seed
             and dtype policy.
         compile_model: compiles a model as the trial's knobs ask (and builds its optimizer and metrics), a schedule's
-            learning rate the variable it is given (None: the optimizer's own), a cosine decay's final fraction the
-            second variable (None: the knob's value).
+            learning rate the :class:`tuner.model.OptimizerSlot` it is given (None: the optimizer's own), a cosine
+            decay's final fraction the second one (None: the knob's value).
         varying: the knobs the study samples (:func:`tuner.model.program_signature`).
     """
     size = cache_size()
@@ -105,14 +107,16 @@ def shared_model(
             return model
 
         model = build(builder)
-        reads_state = not learning_rate_is_state(params, varying) and schedule_reads_state()
-        compile_model(
-            model,
-            states[0].get("learning_rate") if reads_state else None,
-            states[0].get("lr_alpha") if cosine_is_state(params, varying) else None,
-        )
+        values = state_values(params)
+        slots = {}
+        if not learning_rate_is_state(params, varying):  # a schedule: its rate (and a cosine's end) are variables
+            slots["learning_rate"] = OptimizerSlot("tuner_learning_rate", values["learning_rate"])
+            if cosine_is_state(params, varying):
+                slots["lr_alpha"] = OptimizerSlot("tuner_lr_alpha", values["lr_alpha"])
+        compile_model(model, slots.get("learning_rate"), slots.get("lr_alpha"))
         model.optimizer.build(model.trainable_variables)
-        entry = SharedModel(model, states[0], [np.array(v.numpy()) for v in model.optimizer.variables])
+        schedule = {name: slot.bind(model.optimizer) for name, slot in slots.items()}
+        entry = SharedModel(model, states[0], [np.array(v.numpy()) for v in model.optimizer.variables], schedule)
         _shared[signature] = entry
         while len(_shared) > size:
             _shared.popitem(last=False)
@@ -130,6 +134,9 @@ def adopt(entry: SharedModel, template: Any, params: Mapping[str, Any], varying:
     optimizer = entry.model.optimizer
     for variable, start in zip(optimizer.variables, entry.optimizer_start, strict=True):
         variable.assign(start)
+    values = state_values(params)
+    for name, variable in entry.schedule.items():
+        variable.assign(values[name])
     if learning_rate_is_state(params, varying):
         optimizer.learning_rate = float(knob_value(params, "learning_rate"))
     entry.model.reset_metrics()
