@@ -33,19 +33,20 @@ else its ``keras.json``), else the one the measurements in :data:`MEASURED` find
 MEASURED: dict[str, tuple[str, str]] = {
     "cpu": (
         "tensorflow",
-        "faster than JAX on CPU for a fresh study: JAX compiles every trial afresh "
-        "(12 trials on digits: 49.4 s vs 22.5 s, benchmarks/RESULTS.md)",
+        "the backend tuner is tested under by default; JAX, which shares compiled programs across trials too, ran "
+        "the default study's 12 configurations on 2 cores in 53.7 s vs 69.8 s (--backend jax; benchmarks/RESULTS.md)",
     ),
     "gpu": (
         "tensorflow",
-        "JAX compiles every trial afresh, and on a GPU compilation is most of a small model's trial "
+        "the backend tuner is tested under by default; no GPU measurement of JAX since it shares programs "
         "(benchmarks/RESULTS.md)",
     ),
 }
-"""What ``--backend auto`` runs on each device when the user set no backend, and why: the backend the benchmarks
-measured faster for a study of fresh configurations (``benchmarks/trial_cost.py``; issues 17 and 24). JAX's epochs
-are 4-7x faster than TensorFlow's on the small models, but each trial compiles its own program, so a fresh study
-is slower under JAX; JAX goes in this table where a measurement shows it faster."""
+"""What ``--backend auto`` runs on each device when the user set no backend, and why (``benchmarks/trial_cost.py``;
+issues 17 and 24). JAX's epochs are 2-7x faster than TensorFlow's on the small models, and since trials share
+compiled programs (``tuner.training._reuse``) a fresh JAX study is faster than a TensorFlow one on CPU too; auto
+still runs TensorFlow, the backend the test suite runs every command under, and the reason says what JAX
+measured."""
 
 
 def pick_backend(*, gpu: bool = False) -> tuple[str, str]:
@@ -56,7 +57,7 @@ def pick_backend(*, gpu: bool = False) -> tuple[str, str]:
     :data:`MEASURED` for the device (``gpu``: a GPU is visible), falling back to a backend that is installed.
 
     Returns:
-        ``(backend, reason)``, e.g. ``("tensorflow", "auto: faster than JAX on CPU for a fresh study: ...")``.
+        ``(backend, reason)``, e.g. ``("tensorflow", "auto: the backend tuner is tested under by default; ...")``.
     """
     import importlib.util
 

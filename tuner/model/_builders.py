@@ -37,6 +37,7 @@ from tuner.model._state import (
     building_with,
     current_state,
     dropout_is_there,
+    penalty_is_there,
     state_batch_norm,
     state_dropout,
 )
@@ -61,8 +62,8 @@ def _regularizer(params: Mapping[str, Any], prefix: str) -> Any:
     import keras
 
     state = current_state()
-    if state is not None and prefix in ("kernel", "bias"):  # a state model: factors in variables, 0 for none
-        return StatePenalty(state.get(f"{prefix}_l1"), state.get(f"{prefix}_l2"))
+    if state is not None and prefix in ("kernel", "bias") and penalty_is_there(params, prefix, state.varying):
+        return StatePenalty(state.get(f"{prefix}_l1"), state.get(f"{prefix}_l2"))  # factors in variables, 0 for none
     kind = knob_value(params, f"{prefix}_regularizer")
     if kind in (None, "none"):
         return None

@@ -8,7 +8,7 @@ compiled (JAX) train step, so every trial is a new program. :func:`build_state_m
 - dropout, spatial dropout, input and head dropout rates (whether a layer is there is part of the program: its
   rate above 0, or the study varying the rate, :func:`dropout_is_there`);
 - the L1 and L2 factors of the kernel and bias penalties (a penalty of factor 0 adds exactly 0, so "none",
-  "l1", "l2" and "l1_l2" are one program);
+  "l1", "l2" and "l1_l2" are one program where the study varies them, :func:`penalty_is_there`);
 - batch normalization's momentum and epsilon, and, where the study varies it, whether it applies ("off" and
   "after" gated, :func:`batch_norm_is_gated`).
 
@@ -45,6 +45,7 @@ __all__ = [
     "current_state",
     "dropout_is_there",
     "learning_rate_is_state",
+    "penalty_is_there",
     "program_signature",
 ]
 
@@ -105,6 +106,14 @@ def batch_norm_is_gated(params: Mapping[str, Any], varying: Collection[str] = ()
     return "batch_norm" in varying and knob_value(params, "batch_norm") in ("off", "after")
 
 
+def penalty_is_there(params: Mapping[str, Any], prefix: str, varying: Collection[str] = ()) -> bool:
+    """A state model's ``prefix`` (kernel or bias) penalty is there where the trial asks for one, or where the study
+    varies its kind or factors (``none`` is then a factor of 0). A penalty of 0 everywhere would still cost its sums
+    every step."""
+    knobs = {f"{prefix}_regularizer", f"{prefix}_l1", f"{prefix}_l2"}
+    return knob_value(params, f"{prefix}_regularizer") not in (None, "none") or bool(knobs & set(varying))
+
+
 def dropout_is_there(knob: str, rate: float, varying: Collection[str] = ()) -> bool:
     """A state model's dropout layer is there where its rate is above 0, or where the study varies the rate (a rate
     of 0 then keeps the layer, which passes its input through unchanged, so that its trials share a program)."""
@@ -152,7 +161,7 @@ def program_signature(
         sorted(
             k for k, v in params.items() if knob_of(k) in _DROPOUTS and dropout_is_there(knob_of(k), float(v), varying)
         )
-    )
+    ) + tuple(f"{prefix}_penalty" for prefix in ("kernel", "bias") if penalty_is_there(params, prefix, varying))
     return (tuple(int(d) for d in input_shape), task, int(n_outputs), steps, kept, present)
 
 
@@ -264,8 +273,9 @@ class _RateFromState:
             noise_shape = self.noise_shape or ops.shape(inputs)
         noise_shape = tuple(ops.shape(inputs)[i] if d is None else d for i, d in enumerate(noise_shape))
         rate = ops.cast(self._rate_variable.value, inputs.dtype)
+
         uniform = keras.random.uniform(noise_shape, dtype=inputs.dtype, seed=self.seed_generator)
-        # the mask Keras's own dropout draws from the same seed on each backend
+        # the mask Keras's own dropout draws from the same seed on each backend (a rate of 0 keeps every value)
         if keras.backend.backend() == "jax":
             return ops.where(uniform < 1.0 - rate, inputs / (1.0 - rate), ops.zeros_like(inputs))
         return ops.where(uniform >= rate, inputs * (1.0 / (1.0 - rate)), ops.zeros_like(inputs))

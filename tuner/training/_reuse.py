@@ -3,9 +3,10 @@
 Keras traces (TensorFlow) or compiles (JAX) a model's train and predict steps once per model object, and each
 trial used to build a new one. Here a trial of the built-in families trains a *state model*
 (:func:`tuner.model.build_state_model`: dropout rates, L1/L2 factors and batch-norm momentum and epsilon in
-variables), kept per :func:`tuner.model.program_signature` and reset for each trial. Where the study says which
-knobs it samples (``varying``), a dropout rate of 0, batch normalization off or after, and a constant rate or a
-cosine decay are state too, so a study whose architecture is fixed runs one program per process. For each trial:
+variables), kept per :func:`tuner.model.program_signature` and reset for each trial. Under JAX, where the study
+says which knobs it samples (``varying``), a dropout rate of 0, batch normalization off or after, and a constant
+rate or a cosine decay are state too (:func:`structural_state`), so a study whose architecture is fixed runs one
+program per process. For each trial:
 
 1. the trial's model is built the standard way, under its seed (:func:`tuner.model.build_model`): its initial
    weights and random-seed states are copied into the shared model, layer by layer;
@@ -40,7 +41,7 @@ from tuner.model import (
 )
 from tuner.space import knob_value
 
-__all__ = ["SharedModel", "adopt", "copy_back", "copy_optimizer", "shared_model"]
+__all__ = ["SharedModel", "adopt", "copy_back", "copy_optimizer", "shared_model", "structural_state"]
 
 
 @dataclasses.dataclass
@@ -55,6 +56,16 @@ class SharedModel:
 
 
 _shared: collections.OrderedDict[Any, SharedModel] = collections.OrderedDict()
+
+
+def structural_state(varying: Collection[str]) -> frozenset[str]:
+    """The sampled knobs whose structural choices (dropout 0, batch norm off or after, constant or cosine) a shared
+    model makes state: under JAX all of them, under TensorFlow none. A state model then computes its largest
+    structure for every trial (batch normalization that is off, masks of rate 0, penalties of 0). XLA fuses that
+    work and a compilation costs seconds, but TensorFlow runs each small operation on its own: on the default image
+    study its epochs took about 1.5x as long, more than the traces saved (benchmarks/RESULTS.md, "One program per
+    shape")."""
+    return frozenset(varying) if keras.backend.backend() == "jax" else frozenset()
 
 
 def cache_size() -> int:

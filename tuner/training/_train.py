@@ -34,7 +34,7 @@ from tuner.training._diagnosis import Diagnosis, DiagnosisRules, diagnose
 from tuner.training._gap import HonestGap, evaluate_split
 from tuner.training._jax_cache import enable_jax_compile_cache
 from tuner.training._programs import count_model_programs, watch_backend
-from tuner.training._reuse import SharedModel, adopt, copy_back, copy_optimizer, shared_model
+from tuner.training._reuse import SharedModel, adopt, copy_back, copy_optimizer, shared_model, structural_state
 
 __all__ = [
     "ModelBuilder",
@@ -212,8 +212,8 @@ def train_model(
             None for all. Defaults to `10_000`.
         rules: thresholds of the verdict. Defaults to `DiagnosisRules()`.
         verbose: passed to ``fit``. Defaults to `0`.
-        varying: the knobs the study samples: trials that differ only in them share a compiled program in this
-            process (``TUNER_PROGRAM_CACHE``). Defaults to none (the values that are state anyway).
+        varying: the knobs the study samples: under JAX, trials that differ only in them share a compiled program
+            in this process (``TUNER_PROGRAM_CACHE``). Defaults to none (the values that are state anyway).
 
     Returns:
         A :class:`TrainResult`.
@@ -228,6 +228,7 @@ def train_model(
     watch_backend()
     data = prepare_data(dataset, params)
     # the built-in families: one model per program, shared by the trials of a process (built before the trial's)
+    varying = structural_state(varying)
     shared = _shared_for(params, data, seed, varying) if builder is None else None
     model = _build(builder or build_model, params, data, seed)
     kept = user_compiled(model)
