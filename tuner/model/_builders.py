@@ -184,7 +184,7 @@ def _input_dropout(params: Mapping[str, Any], x: Any) -> Any:
 
 def _dropout(kind: Any, rate: float, name: str, x: Any, variable: str | None = None) -> Any:
     """``kind(rate)`` applied to ``x`` where the rate is above 0; in a state model its rate is the variable
-    ``variable`` (default: ``name``)."""
+    ``variable`` (default: ``name``), and the layer is there where :func:`tuner.model._state.dropout_is_there`."""
     state = current_state()
     if state is not None and dropout_is_there(knob_of(variable or name), rate, state.varying):
         return state_dropout(kind, state.get(variable or name), name)(x)

@@ -67,7 +67,7 @@ STATE_KNOBS = frozenset(
 )
 """Knobs whose values a state model reads from variables (per-layer values such as ``dropout_2`` included)."""
 
-_DROPOUTS = frozenset({"dropout", "input_dropout", "spatial_dropout", "head_dropout"})  # a layer iff rate > 0
+_DROPOUTS = frozenset({"dropout", "input_dropout", "spatial_dropout", "head_dropout"})  # see dropout_is_there
 
 _OUTSIDE_THE_PROGRAM = frozenset({"kernel_initializer", "bias_initializer", "patience", "scaling"})
 """Knobs that never enter the compiled step: initial values (copied in), early stopping, the data's scaling."""
@@ -120,13 +120,6 @@ def dropout_is_there(knob: str, rate: float, varying: Collection[str] = ()) -> b
     return rate > 0 or knob in varying
 
 
-def schedule_reads_state() -> bool:
-    """Whether a learning-rate schedule can read its rate from the state: under TensorFlow the step captures the
-    variable; JAX's stateless optimizer step sees the optimizer's own variables only, so there a schedule's rate
-    stays a constant of the program (and part of its signature)."""
-    return keras.backend.backend() == "tensorflow"
-
-
 def program_signature(
     params: Mapping[str, Any],
     input_shape: tuple[int, ...],
@@ -143,11 +136,9 @@ def program_signature(
     state too (:func:`dropout_is_there`, :func:`batch_norm_is_gated`, :func:`cosine_is_state`)."""
     if knob_value(params, "family") not in _REUSABLE_FAMILIES:
         return None
-    skip = STATE_KNOBS | _OUTSIDE_THE_PROGRAM
-    skip = skip | {"learning_rate"}  # the optimizer's variable, or one a schedule reads
-    in_optimizer = learning_rate_is_state(params, varying)
+    skip = STATE_KNOBS | _OUTSIDE_THE_PROGRAM | {"learning_rate"}  # the optimizer's variable, or one a schedule reads
     steps: Any = int(n_train)  # a schedule counts optimizer steps: the rows set how many an epoch has
-    if in_optimizer:
+    if learning_rate_is_state(params, varying):
         skip = skip | {"epochs"}  # epochs enter a schedule's steps only
         steps = None
     shown = dict(params)
@@ -257,7 +248,7 @@ class _HyperparameterLayer(keras.layers.Layer):
 
 
 class _RateFromState:
-    """A dropout whose rate (above 0) is read from a variable in the step."""
+    """A dropout whose rate is read from a variable in the step (a rate of 0 keeps every value)."""
 
     _rate_variable: Any
     seed_generator: Any
@@ -273,7 +264,6 @@ class _RateFromState:
             noise_shape = self.noise_shape or ops.shape(inputs)
         noise_shape = tuple(ops.shape(inputs)[i] if d is None else d for i, d in enumerate(noise_shape))
         rate = ops.cast(self._rate_variable.value, inputs.dtype)
-
         uniform = keras.random.uniform(noise_shape, dtype=inputs.dtype, seed=self.seed_generator)
         # the mask Keras's own dropout draws from the same seed on each backend (a rate of 0 keeps every value)
         if keras.backend.backend() == "jax":
