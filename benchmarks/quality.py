@@ -7,12 +7,16 @@ that suits the data, 12 trials, cross-validation as its default says) and, for t
 same study with cross-validation the other way round (``--cv 0`` where the default is on, ``--cv 3``
 where it is off). Both are scored once on the same test split.
 
-scikit-learn gets the wall time tuner's default study took on that split, shared between its estimators
-(SVC, logistic regression, HistGradientBoostingClassifier, random forest; ridge and gradient boosting
-for regression), each tuned by ``HalvingRandomSearchCV`` (5-fold) with 8, 16, 32, ... candidates while the
-next search is expected to fit in its share (the first always runs; the last that finished counts); the estimator with the best cross-validated score is the
-baseline. Selection gap: the best validation (or CV) score minus the test score (for regression, test MAE
-minus validation MAE): how much the winner's validation figure flattered it.
+The budget is the wall time of tuner's default study on that split (its trials, the refit of the best
+configuration when cross-validated, and the test evaluation): scikit-learn gets the same total, in equal
+shares of what is left for each of its estimators in turn (SVC, logistic regression,
+HistGradientBoostingClassifier, random forest; ridge and gradient boosting for regression), so time one
+leaves unused goes to the next. In its share an estimator is tuned by ``HalvingRandomSearchCV`` (5-fold) with
+8 candidates, then 16, 32, ..., each search in a child process that is stopped when the share is spent; the
+last search that finished counts (an estimator whose first search did not finish has no score), and the
+estimator with the best cross-validated score is the baseline. Selection gap: the best validation (or CV)
+score minus the test score (for regression, test MAE minus validation MAE): how much the winner's
+validation figure flattered it.
 
     python benchmarks/quality.py --quick           # digits, wine, breast_cancer, diabetes; seed 0
     python benchmarks/quality.py                   # + mnist1d; seeds 0, 1, 2
@@ -70,11 +74,63 @@ def _baselines(task: str, seed: int) -> dict[str, tuple[Any, dict[str, Any]]]:
     }
 
 
-def sklearn_baseline(data: Any, budget: float, seed: int) -> dict[str, Any]:
-    """The best of the tuned estimators by cross-validated score, scored once on the test split."""
+def _searches(conn: Any, estimator: Any, grid: dict[str, Any], n_candidates: int, cv: Any, scoring: str,
+              seed: int, x: np.ndarray, y: np.ndarray, x_test: np.ndarray) -> None:
+    """In a child process: ``HalvingRandomSearchCV`` with ``n_candidates``, then twice as many, and so on, until
+    the parent stops it; sends "ready" once scikit-learn is imported, then each finished search's CV score,
+    parameters and test predictions."""
     from sklearn.experimental import enable_halving_search_cv  # noqa: F401
+    from sklearn.model_selection import HalvingRandomSearchCV
+
+    conn.send("ready")
+    while True:
+        search = HalvingRandomSearchCV(estimator, grid, n_candidates=n_candidates, cv=cv, scoring=scoring,
+                                       random_state=seed, n_jobs=1, factor=3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            search.fit(x, y)
+        conn.send({"score": float(search.best_score_), "params": {k: repr(v) for k, v in search.best_params_.items()},
+                   "pred": search.best_estimator_.predict(x_test), "n_candidates": n_candidates})
+        n_candidates *= 2
+
+
+def _tune_within(share: float, args: tuple[Any, ...]) -> dict[str, Any] | None:
+    """Let ``_searches`` run for ``share`` seconds from the moment its child is ready, then stop the child; the
+    last search that finished, or None."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process that runs TensorFlow's threads
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_searches, args=(send, *args), daemon=True)
+    child.start()
+    send.close()
+    last = None
+    try:
+        if receive.poll(60) and receive.recv() == "ready":
+            deadline = time.perf_counter() + share
+            while (left := deadline - time.perf_counter()) > 0 and receive.poll(left):
+                last = receive.recv()
+    except EOFError:  # the child died
+        pass
+    finally:
+        if child.is_alive():
+            child.kill()
+        child.join()
+        receive.close()
+    return last  # type: ignore[no-any-return]
+
+
+def sklearn_baseline(data: Any, budget: float, seed: int, first_candidates: int = 8) -> dict[str, Any]:
+    """The best of the tuned estimators by cross-validated score, scored once on the test split.
+
+    Each estimator's turn gets an equal share of what is left of ``budget`` (time one leaves unused goes to the
+    ones after it). In its share a child process runs ``HalvingRandomSearchCV`` with ``first_candidates``
+    candidates, then twice as many, and so on, and is stopped when the share is spent (counted from the moment
+    the child has imported scikit-learn); the last search that finished counts, and an estimator whose first
+    search did not finish has no score.
+    """
     from sklearn.metrics import accuracy_score, mean_absolute_error
-    from sklearn.model_selection import HalvingRandomSearchCV, KFold, StratifiedKFold
+    from sklearn.model_selection import KFold, StratifiedKFold
 
     regression = data.task == "regression"
     x = np.concatenate([data.x_train, data.x_val]).reshape(len(data.x_train) + len(data.x_val), -1)
@@ -84,32 +140,31 @@ def sklearn_baseline(data: Any, budget: float, seed: int) -> dict[str, Any]:
           StratifiedKFold(5, shuffle=True, random_state=seed))
     scoring = "neg_mean_absolute_error" if regression else "accuracy"
     estimators = _baselines(data.task, seed)
-    share = budget / len(estimators)
     start = time.perf_counter()
-    found, times = [], {}
-    for name, (estimator, grid) in estimators.items():
-        began, n_candidates, best, last = time.perf_counter(), 8, None, 0.0
-        # the next search (twice the candidates) takes about twice the last one: start it only if that fits
-        while best is None or time.perf_counter() - began + 2 * last <= share:
-            tic = time.perf_counter()
-            search = HalvingRandomSearchCV(estimator, grid, n_candidates=n_candidates, cv=cv, scoring=scoring,
-                                           random_state=seed, n_jobs=1, factor=3)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                search.fit(x, y)
-            best, last, n_candidates = search, time.perf_counter() - tic, n_candidates * 2
-        found.append((name, best))
-        times[name] = round(time.perf_counter() - began, 1)  # over its share when even the first search is longer
-    name, best = max(found, key=lambda item: item[1].best_score_)
-    pred = best.best_estimator_.predict(x_test)
+    found: dict[str, dict[str, Any]] = {}
+    times, candidates = {}, {}
+    for i, (name, (estimator, grid)) in enumerate(estimators.items()):
+        began = time.perf_counter()
+        share = (budget - (began - start)) / (len(estimators) - i)
+        got = _tune_within(share, (estimator, grid, first_candidates, cv, scoring, seed, x, y, x_test))
+        if got is not None:
+            found[name] = got
+        times[name] = round(time.perf_counter() - began, 1)
+        candidates[name] = got["n_candidates"] if got else 0
+    spent = time.perf_counter() - start
+    if not found:
+        return {"model": "none finished", "val": np.nan, "test": np.nan, "gap": np.nan, "time": spent,
+                "budget": budget, "times": times, "candidates": candidates, "cv_scores": {}}
+    name, best = max(found.items(), key=lambda item: item[1]["score"])
     if regression:
-        test, val = float(mean_absolute_error(data.y_test, pred)), -float(best.best_score_)
+        test, val = float(mean_absolute_error(data.y_test, best["pred"])), -best["score"]
         gap = test - val
     else:
-        test, val = float(accuracy_score(data.y_test, pred)), float(best.best_score_)
+        test, val = float(accuracy_score(data.y_test, best["pred"])), best["score"]
         gap = val - test
-    return {"model": name, "val": val, "test": test, "gap": gap, "time": time.perf_counter() - start,
-            "budget": budget, "times": times, "cv_scores": {n: float(b.best_score_) for n, b in found}}
+    return {"model": name, "val": val, "test": test, "gap": gap, "time": spent, "budget": budget, "times": times,
+            "candidates": candidates, "params": best["params"],
+            "cv_scores": {n: f["score"] for n, f in found.items()}}
 
 
 def tuner_study(name: str, seed: int, cv: int | None, folder: str, n_trials: int = 12) -> dict[str, Any]:
