@@ -320,6 +320,14 @@ def test_searched_lists_sampled_parameters(features: SearchSpace) -> None:
     assert {"n_layers", "units", "bn_momentum", "kernel_l1"} <= set(features.searched)
 
 
+def test_varying_knobs_name_the_knobs_of_the_sampled_parameters() -> None:
+    space = SearchSpace.from_dict({"parameters": {"n_layers": 2, "dropout": {"type": "float", "low": 0.0, "high": 0.5,
+                                                                            "per_layer": True},
+                                                  "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2},
+                                                  "batch_norm": "after", "epochs": 3}})
+    assert space.varying_knobs == {"dropout", "learning_rate"}  # batch_norm and epochs are fixed
+
+
 # -- overrides -------------------------------------------------------------------------------------
 def test_with_fixed_fixes_values() -> None:
     space = load_space("default")

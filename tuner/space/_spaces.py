@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from tuner.errors import Problem, SpaceError, did_you_mean
-from tuner.space._catalogue import KNOBS, layer_key, names_known_to_keras
+from tuner.space._catalogue import KNOBS, knob_of, layer_key, names_known_to_keras
 from tuner.space._param import Param, suggest_one
 from tuner.space._validate import validate
 from tuner.space._yaml import safe_load
@@ -125,6 +125,12 @@ class SearchSpace:
     def searched(self) -> list[str]:
         """Names of the parameters that are sampled (not fixed)."""
         return [n for n, p in self.params.items() if not p.is_fixed]
+
+    @property
+    def varying_knobs(self) -> frozenset[str]:
+        """The knobs whose value the study samples (``dropout`` for ``dropout_2``): what a model shared
+        between trials must hold as state rather than build in (``tuner.train_model``'s ``varying``)."""
+        return frozenset(knob_of(name) for name in self.searched)
 
     def defaults(self) -> dict[str, Any]:
         """Every knob's embedded default."""

@@ -12,7 +12,6 @@ from typing import Any
 
 from tuner._logging import get_logger
 from tuner.errors import ConfigError, TrialFailed
-from tuner.space import knob_of
 from tuner.study._callbacks import _PruningCallback
 from tuner.study._interrupts import check_stop, deferring_interrupts, stop_callback
 from tuner.study._record import INTERRUPTED, TrialRecord
@@ -77,7 +76,7 @@ def _train(study: RunningStudy, number: int, params: dict[str, Any], builder: An
                         callbacks=callbacks if execution == 0 else [stop_callback()],
                         builder=builder,
                         gap_subset=s.gap_subset,
-                        varying=frozenset(knob_of(name) for name in study.space.searched),
+                        varying=study.space.varying_knobs,
                     )
                 )
                 break
