@@ -10,10 +10,10 @@ CNN 94%, GRU 91%, human 96% (test accuracy).
 
 The spaces are written for this data: the mlp sees the sequence view (40 steps of 1 value, flattened by
 the model) so that it can use the same shift augmentation as the cnn. Each study stops starting trials
-at its time budget, so the default run ends in under 30 minutes on 2 CPU cores and ``--quick`` in under 5.
+at its time budget, so the default run ends in about 25 minutes on 2 CPU cores and ``--quick`` in under 5.
 
     python benchmarks/mnist1d_families.py --quick        # about 4 minutes on 2 CPU cores
-    python benchmarks/mnist1d_families.py                # about 25 minutes
+    python benchmarks/mnist1d_families.py                # about 25 minutes (MLP >= 80 %, CNN >= 98.5 %)
     python benchmarks/mnist1d_families.py --rnn --json out.json
 """
 
@@ -40,35 +40,41 @@ HUMAN = 0.96
 
 _COMMON = {
     "view": "sequence",
-    "augment_shift": {"type": "float", "low": 0.0, "high": 0.15},
-    "augment_noise": {"type": "float", "low": 0.0, "high": 0.2},
+    "augment_shift": {"type": "float", "low": 0.05, "high": 0.15},
+    "augment_noise": {"type": "float", "low": 0.0, "high": 0.1},
     "optimizer": "adam",
+    "lr_schedule": "cosine",
     "batch_size": 64,
     "scaling": "standard",
 }
+# Both families train for a whole cosine schedule (patience 0: no early stopping, the last epoch's weights): on
+# 3,200 training rows the published figures' 6,000 steps are about 190 epochs, and the first session's 40 epochs
+# with early stopping left the MLP at 77 % and the CNN at 97.7 %. One configuration of each, trained once
+# (session 11): MLP 3 x 512 gelu, dropout 0.3, 150 epochs: 86.0 %; CNN 3 x 64 filters of 5, batch norm after,
+# 100 epochs: 98.9 %. The spaces search around those.
 SPACES: dict[str, dict[str, Any]] = {
     "mlp": {
         "family": "mlp",
-        "n_layers": {"type": "int", "low": 1, "high": 3},
-        "units": {"type": "int", "low": 64, "high": 512, "log": True},
+        "n_layers": {"type": "int", "low": 2, "high": 3},
+        "units": {"type": "categorical", "choices": [256, 512]},
         "activation": {"type": "categorical", "choices": ["relu", "gelu"]},
-        "dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        "dropout": {"type": "float", "low": 0.1, "high": 0.5},
         "kernel_regularizer": {"type": "categorical", "choices": ["none", "l2"]},
-        "kernel_l2": {"type": "float", "low": 1.0e-6, "high": 1.0e-3, "log": True,
+        "kernel_l2": {"type": "float", "low": 1.0e-6, "high": 1.0e-4, "log": True,
                       "condition": {"kernel_regularizer": "l2"}},
-        "learning_rate": {"type": "float", "low": 3.0e-4, "high": 1.0e-2, "log": True},
+        "learning_rate": {"type": "float", "low": 3.0e-4, "high": 3.0e-3, "log": True},
     },
     "cnn": {
         "family": "cnn",
-        "n_layers": {"type": "int", "low": 2, "high": 4},
-        "conv_filters": {"type": "int", "low": 16, "high": 64, "log": True},
-        "kernel_size": {"type": "int", "low": 3, "high": 7, "step": 2},
+        "n_layers": 3,
+        "conv_filters": {"type": "categorical", "choices": [32, 64]},
+        "kernel_size": {"type": "categorical", "choices": [3, 5]},
         "pooling": "max",
         "global_pooling": "flatten",
-        "head_units": {"type": "categorical", "choices": [64, 128]},
+        "head_units": 128,
         "batch_norm": {"type": "categorical", "choices": ["off", "after"]},
-        "dropout": {"type": "float", "low": 0.0, "high": 0.3},
-        "learning_rate": {"type": "float", "low": 1.0e-3, "high": 1.0e-2, "log": True},
+        "dropout": {"type": "float", "low": 0.0, "high": 0.2},
+        "learning_rate": {"type": "float", "low": 1.0e-3, "high": 5.0e-3, "log": True},
     },
     "rnn": {
         "family": "rnn",
@@ -80,10 +86,11 @@ SPACES: dict[str, dict[str, Any]] = {
         "learning_rate": {"type": "float", "low": 1.0e-3, "high": 1.0e-2, "log": True},
     },
 }
-# (trials, seconds after which no new trial starts, epochs, patience)
+# (trials, seconds after which no new trial starts, epochs, patience); the studies run two trials at a time on 2
+# cores (workers "auto")
 BUDGETS = {
-    "default": {"mlp": (30, 6 * 60, 40, 8), "cnn": (40, 16 * 60, 40, 8), "rnn": (12, 15 * 60, 30, 6)},
-    "quick": {"mlp": (6, 60, 15, 4), "cnn": (6, 120, 15, 4), "rnn": (3, 120, 8, 3)},
+    "default": {"mlp": (12, 8 * 60, 150, 0), "cnn": (12, 10 * 60, 100, 0), "rnn": (12, 15 * 60, 30, 6)},
+    "quick": {"mlp": (4, 60, 15, 0), "cnn": (4, 120, 15, 0), "rnn": (3, 120, 8, 3)},
 }
 
 

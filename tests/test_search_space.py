@@ -251,7 +251,7 @@ def test_suggest_default_space_conditions() -> None:
         assert isinstance(params["n_layers"], int) and 1 <= params["n_layers"] <= 3
         assert params["units"] in (32, 64, 128, 256)  # a grid of powers of two: few programs (issue 24)
         assert 0.0 <= params["dropout"] <= 0.5
-        assert 1e-4 <= params["learning_rate"] <= 1e-2
+        assert 1e-3 <= params["learning_rate"] <= 3e-2
         assert (params["optimizer"], params["batch_size"], params["epochs"]) == ("adam", 64, 30)
         assert params["bn_epsilon"] == KNOBS["bn_epsilon"].default  # not in the space: the default
     assert with_bn and without_bn and with_l2 and without_l2
