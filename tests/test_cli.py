@@ -13,8 +13,9 @@ import pytest
 
 
 def _tuner(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tuner", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
+    from tests._forked import run
+
+    return run(list(args), cwd=cwd, timeout=timeout)
 
 
 @pytest.mark.parametrize(("args", "expected"), [

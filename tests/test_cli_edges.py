@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 
-def _tuner(*args: str, cwd: Path, timeout: int = 300, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tuner", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, **kwargs)
+def _tuner(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    from tests._forked import run
+
+    return run(list(args), cwd=cwd, timeout=timeout)
 
 
 def test_an_augmentation_the_data_cannot_take_is_refused_before_the_study_exists(tmp_path):
