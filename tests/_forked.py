@@ -1,13 +1,15 @@
-"""``python -m tuner ...`` for the tests, forked from a process that has imported TensorFlow, Keras and tuner once.
+"""``python -m tuner ...`` and ``python SCRIPT.py ...`` for the tests, forked from a process that imported TensorFlow,
+Keras and tuner once.
 
 Each ``python -m tuner`` subprocess pays about 8 s of CPU to import TensorFlow and Keras before it does anything;
-most of the suite's CPU goes there (session 10's profile). :func:`run` sends the command to a "zygote": one
-process per test process that imports them once and forks a child per command. The child is a real process with
-its own pid, working folder, environment, stdin, stdout, stderr and exit code, and runs ``tuner/__main__.py`` as
-``python -m tuner`` does (``runpy``), so what a test checks (exit code, output, files, signals to the child)
-holds as for a fresh interpreter. What it cannot check is a fresh interpreter's own cost or imports (``--help``
-must not import TensorFlow), nor another Keras backend: :func:`run` starts a real subprocess for those
-(``fresh=True``, or ``KERAS_BACKEND``/``--backend`` other than TensorFlow).
+most of the suite's CPU went there (session 10's profile). :func:`run` (and :func:`python` for a script) sends the
+command to a "zygote": one process per test process that imports them once and forks a child per command. The
+child is a real process with its own pid, working folder, environment, stdin, stdout, stderr and exit code, and
+runs ``tuner/__main__.py`` as ``python -m tuner`` does (``runpy``; a script with its folder first on ``sys.path``),
+so what a test checks (exit code, output, files, signals to the child) holds as for a fresh interpreter. What it
+cannot check is a fresh interpreter's own cost or imports (``--help`` must not import TensorFlow), nor another
+Keras backend: :func:`python` starts a real subprocess for those (``fresh=True``, or ``KERAS_BACKEND``/``--backend``
+other than TensorFlow), and for anything else than ``-m tuner`` or a ``.py`` script.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 ROOT = Path(__file__).resolve().parents[1]
 
 _ZYGOTE = r'''
 import json, os, runpy, signal, sys, traceback
 import keras, tuner.cli  # the imports every child shares
+import tuner, tuner.study
 sys.stdout.write("ready\n"); sys.stdout.flush()
 for line in sys.stdin:
     req = json.loads(line)
@@ -42,9 +45,14 @@ for line in sys.stdin:
             fd_err = os.open(req["stderr"], os.O_WRONLY | os.O_TRUNC)
             os.dup2(fd_in, 0); os.dup2(fd_out, 1); os.dup2(fd_err, 2)
             signal.signal(signal.SIGINT, signal.default_int_handler)
-            sys.argv = ["tuner", *req["args"]]
             try:
-                runpy.run_module("tuner", run_name="__main__", alter_sys=True)
+                if req["script"]:  # python SCRIPT ARGS: its folder first on sys.path, as python puts it
+                    sys.argv = [req["script"], *req["args"]]
+                    sys.path[0] = os.path.dirname(os.path.abspath(req["script"]))
+                    runpy.run_path(req["script"], run_name="__main__")
+                else:
+                    sys.argv = ["tuner", *req["args"]]
+                    runpy.run_module("tuner", run_name="__main__", alter_sys=True)
                 code = 0
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -91,14 +99,29 @@ def _start() -> subprocess.Popen:
     return _zygote
 
 
-def run(args: list[str], *, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600,
-        input: str = "", fresh: bool = False) -> subprocess.CompletedProcess:
-    """``python -m tuner *args`` in ``cwd`` with ``os.environ`` updated by ``env``, output captured as text."""
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+def run(args: list[str], *, cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 600,
+        input: str = "", fresh: bool = False, inherit: bool = True) -> subprocess.CompletedProcess:
+    """``python -m tuner *args`` in ``cwd``, output captured as text.
+
+    Its environment is ``os.environ`` updated by ``env``, or ``env`` alone with ``inherit=False`` (``PYTHONPATH``
+    and ``TF_CPP_MIN_LOG_LEVEL`` are set in both unless ``env`` sets them).
+    """
+    return python(["-m", "tuner", *args], cwd=cwd, env=env, timeout=timeout, input=input, fresh=fresh,
+                  inherit=inherit)
+
+
+def python(argv: list[str], *, cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 600,
+           input: str = "", fresh: bool = False, inherit: bool = True) -> subprocess.CompletedProcess:
+    """``python *argv`` (``-m tuner ...`` or ``SCRIPT ...``), forked from the zygote where it can be."""
+    full_env = {**(os.environ if inherit else {}), "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     backend = full_env.get("KERAS_BACKEND", "tensorflow")
-    if fresh or backend != "tensorflow" or any(a.startswith("--backend") for a in args):
-        return subprocess.run([sys.executable, "-m", "tuner", *args], cwd=cwd, env=full_env, capture_output=True,
-                              text=True, timeout=timeout, input=input)
+    module = argv[:2] == ["-m", "tuner"]
+    args = argv[2:] if module else argv[1:]
+    command = [sys.executable, *argv]
+    if (fresh or backend != "tensorflow" or any(a.startswith("--backend") for a in args)
+            or not (module or (argv and not argv[0].startswith("-") and argv[0].endswith(".py")))):
+        return subprocess.run(command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+                              input=input)
     with tempfile.TemporaryDirectory() as tmp, _lock:
         paths = {name: os.path.join(tmp, name) for name in ("stdin", "stdout", "stderr")}
         Path(paths["stdin"]).write_text(input)
@@ -106,12 +129,13 @@ def run(args: list[str], *, cwd: Path, env: dict[str, str] | None = None, timeou
         Path(paths["stderr"]).touch()
         zygote = _start()
         assert zygote.stdin is not None and zygote.stdout is not None
-        request = {"args": list(args), "cwd": str(cwd), "env": full_env, "timeout": timeout, **paths}
+        script = None if module else str(Path(cwd, argv[0]))
+        request = {"args": list(args), "script": script, "cwd": str(cwd), "env": full_env, "timeout": timeout,
+                   **paths}
         zygote.stdin.write(json.dumps(request) + "\n")
         zygote.stdin.flush()
         reply: dict[str, Any] = json.loads(zygote.stdout.readline())
+        out, err = Path(paths["stdout"]).read_text(), Path(paths["stderr"]).read_text()
         if reply["timed_out"]:
-            raise subprocess.TimeoutExpired([sys.executable, "-m", "tuner", *args], timeout,
-                                            Path(paths["stdout"]).read_text(), Path(paths["stderr"]).read_text())
-        return subprocess.CompletedProcess([sys.executable, "-m", "tuner", *args], reply["code"],
-                                           Path(paths["stdout"]).read_text(), Path(paths["stderr"]).read_text())
+            raise subprocess.TimeoutExpired(command, timeout, out, err)
+        return subprocess.CompletedProcess(command, reply["code"], out, err)

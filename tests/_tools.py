@@ -9,10 +9,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests import _forked
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,8 +38,13 @@ def require(*modules: str) -> None:
 
 def run(args: list[str], *, cwd: Path = ROOT, timeout: int = 600,
         env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run ``python -m ...`` (or any command) in the checkout and return it, output captured as text."""
-    args = [sys.executable, *args[1:]] if args[0] == "python" else args
+    """Run ``python -m ...`` (or any command) in the checkout and return it, output captured as text.
+
+    ``python -m tuner ...`` and ``python SCRIPT.py ...`` are forked from a process that imported TensorFlow and
+    tuner once (``tests/_forked.py``), as a fresh interpreter would run them but without its imports' cost.
+    """
+    if args[0] == "python":
+        return _forked.python(args[1:], cwd=cwd, env=env, timeout=timeout)
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
 

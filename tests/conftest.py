@@ -13,6 +13,19 @@ os.environ["TUNER_CV_AUTO_ROWS"] = "0"
 # process per core); tests of --workers auto unset it
 os.environ["TUNER_WORKERS"] = "1"
 
+# under pytest-xdist (addopts -n 2) each test process gets a temporary folder of its own, so that what a test
+# finds there (join files, worker processes named after them) is its own process's, not the other's
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    import atexit
+    import shutil
+    import tempfile
+
+    _own_tmp = os.path.join(tempfile.gettempdir(), f"tuner-tests-{os.environ['PYTEST_XDIST_WORKER']}-{os.getpid()}")
+    os.makedirs(_own_tmp, exist_ok=True)
+    os.environ["TMPDIR"] = _own_tmp
+    tempfile.tempdir = None  # gettempdir() reads TMPDIR again
+    atexit.register(shutil.rmtree, _own_tmp, ignore_errors=True)
+
 import pytest  # noqa: E402
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests import _forked
 from tuner.cli import main
 from tuner.data import load_dataset
 from tuner.model import ExportedModel
@@ -218,13 +219,13 @@ def free_port() -> int:
 def tracked_study(folder: Path, *, register: str | None = None) -> dict:
     """``python -m tuner study`` on a CSV with a text column, tracking in ./mlruns (as a user runs it)."""
     csv = write_csv(folder / "shapes.csv")
-    args = [sys.executable, "-m", "tuner", "study", "--dataset", str(csv), "--target", "kind", "--categorical", "onehot",
-            "--n-trials", "2", "--set", "epochs=3", "--study", "shapes", "--no-progress"]
+    args = ["study", "--dataset", str(csv), "--target", "kind", "--categorical", "onehot", "--n-trials", "2", "--set",
+            "epochs=3", "--study", "shapes", "--no-progress"]
     if register:
         args += ["--register", register]
     # as a user runs it: no MLFLOW_TRACKING_URI left in this process by an earlier test's mlflow.set_tracking_uri
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    proc = subprocess.run(args, cwd=folder, capture_output=True, text=True, timeout=600, env=env)
+    proc = _forked.run(args, cwd=folder, env=env, inherit=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {"folder": folder, "csv": csv, "stderr": proc.stderr, "tracking_uri": f"sqlite:///{folder}/mlruns/mlflow.db",
             "storage": f"sqlite:///{folder}/mlruns/optuna.db"}
@@ -264,8 +265,7 @@ def test_registered_model_is_served_by_mlflow_with_the_labels_of_best_model_and_
 
     # 2. python -m tuner predict
     (tmp_path / "rows.csv").write_text(rows.to_csv(index=False))
-    proc = subprocess.run([sys.executable, "-m", "tuner", "predict", "shapes", "rows.csv", "--output", "out.csv"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc = _forked.run(["predict", "shapes", "rows.csv", "--output", "out.csv"], cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert list(pd.read_csv(tmp_path / "out.csv")["label"]) == expected
 

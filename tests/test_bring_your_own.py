@@ -22,6 +22,8 @@ MODELS = Path(__file__).parent / "data" / "byo_models.py"
 sys.path.insert(0, str(MODELS.parent))
 import byo_models  # noqa: E402
 
+from tests import _forked
+
 
 def _settings(tmp_path: Path, name: str = "byo", **kw):
     return {"storage": f"sqlite:///{tmp_path}/optuna.db", "tracking_uri": "none", "study_name": name,
@@ -208,7 +210,7 @@ def test_arrays_arrays_with_validation_and_a_dataframe(tmp_path):
 # -- (e) the command line ----------------------------------------------------------------------------------
 
 def _tuner(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tuner", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    return _forked.run(list(args), cwd=cwd)
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
+from tests import _forked
 from tests._servers import MlflowServer, free_port, postgres_or_skip
 from tuner import DataError, SpaceError, load_dataset, load_space
 from tuner.space import SearchSpace
@@ -27,6 +28,8 @@ TINY = {"name": "tiny", "parameters": {"n_layers": 1, "units": {"type": "int", "
 
 
 def _tuner(*args: str, cwd: Path, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+    if not kw:  # forked from a process that imported TensorFlow once (tests/_forked.py)
+        return _forked.run(list(args), cwd=cwd, timeout=timeout)
     return subprocess.run([sys.executable, "-m", "tuner", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, **kw)
 

@@ -21,6 +21,7 @@ from keras import layers
 from sklearn.datasets import load_digits
 
 import tuner
+from tests import _forked
 from tuner import ConfigError, DataError
 from tuner.data import from_arrays
 from tuner.kerastuner import objective_of
@@ -287,8 +288,8 @@ def wrong_loss(hp):  # one output per class, a loss for one 0/1 target per outpu
 ])
 def test_cli_bad_model_exits_2_in_one_line_and_writes_nothing(tmp_path, model, extra, message):
     (tmp_path / "models.py").write_text(BAD_MODEL_FILE)
-    proc = subprocess.run([sys.executable, "-m", "tuner", "study", "--model", f"models.py:{model}", "--n-trials", "1",
-                           "--tracking-uri", "none", *extra], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    proc = _forked.run(["study", "--model", f"models.py:{model}", "--n-trials", "1", "--tracking-uri", "none", *extra],
+                       cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
@@ -359,9 +360,8 @@ def test_guide_build_model_with_conditional_layers_runs_and_resumes(tmp_path, ca
                              directory=tmp_path / "my_dir", project_name="helloworld")
     again.search(x_train, y_train, epochs=1, validation_data=(x_val, y_val))
     assert [t.number for t in again.study.trials() if t.state == "complete"] == [0, 1, 2]
-    report = subprocess.run([sys.executable, "-m", "tuner", "report", "helloworld", "--storage",
-                             f"sqlite:///{tmp_path / 'my_dir' / 'optuna.db'}"], capture_output=True, text=True,
-                            timeout=600)
+    report = _forked.run(["report", "helloworld", "--storage", f"sqlite:///{tmp_path / 'my_dir' / 'optuna.db'}"],
+                         cwd=tmp_path)
     assert report.returncode == 0 and "helloworld" in report.stdout, report.stderr[-2000:]
 
 

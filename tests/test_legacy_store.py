@@ -17,11 +17,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests import _forked
 
 FIXTURE = Path(__file__).resolve().parent / "data" / "legacy_store"
 STUDY = "legacy"
@@ -45,8 +46,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def _tuner(store: dict[str, Any], *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "KERAS_BACKEND")}
     env.update(TF_CPP_MIN_LOG_LEVEL="3", COLUMNS="200")
-    proc = subprocess.run([sys.executable, "-m", "tuner", *args, "--storage", store["storage"]], cwd=store["folder"],
-                          capture_output=True, text=True, env=env, timeout=600)
+    proc = _forked.run([*args, "--storage", store["storage"]], cwd=store["folder"], env=env, inherit=False)
     assert proc.returncode == 0, f"tuner {' '.join(args)}: exit {proc.returncode}\n{proc.stderr[-3000:]}"
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     return proc

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests import _forked
 from tuner.data import load_dataset
 from tuner.errors import ConfigError, DataError
 from tuner.model import natural_view, with_image_shape
@@ -141,7 +141,7 @@ def test_cv_records_each_fold_on_the_trial_and_its_run_and_refits_on_all_trainin
 
 
 def _tuner(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tuner", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return _forked.run(list(args), cwd=cwd, timeout=300)
 
 
 @pytest.mark.parametrize(("args", "expected"), [

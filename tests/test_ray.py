@@ -15,7 +15,6 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import numpy as np
 import optuna
 import pytest
 
@@ -23,6 +22,7 @@ ray = pytest.importorskip("ray")
 
 from mlflow import MlflowClient  # noqa: E402
 
+from tests import _forked  # noqa: E402
 from tuner import SearchSpace  # noqa: E402
 from tuner.study import Study  # noqa: E402
 
@@ -73,6 +73,8 @@ def _study_cmd(tmp_path: Path, address: str, *extra: str) -> list[str]:
 
 
 def _run(cmd: list[str], cwd: Path, *, env: dict[str, str] | None = None, timeout: float = 600):
+    if cmd[:3] == [sys.executable, "-m", "tuner"]:  # forked from a process that imported TensorFlow once
+        return _forked.run(cmd[3:], cwd=cwd, env=env, timeout=timeout)
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
 

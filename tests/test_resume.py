@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import optuna
 import pytest
 
+from tests import _forked
 from tuner import SearchSpace
 from tuner.study import Study, StudySettings
 
@@ -47,10 +45,10 @@ def test_a_resumed_study_never_replays_its_trials_and_matches_one_sitting(tmp_pa
 @pytest.mark.slow
 def test_a_study_resumed_with_two_workers_never_replays_its_trials(tmp_path):
     (tmp_path / "tiny.yaml").write_text(SearchSpace.from_dict(TINY).to_yaml())
-    base = [sys.executable, "-m", "tuner", "study", "--study", "dup", "--space", "tiny.yaml", "--dataset", "iris",
-            "--tracking-uri", "none", "--no-progress"]
+    base = ["study", "--study", "dup", "--space", "tiny.yaml", "--dataset", "iris", "--tracking-uri", "none",
+            "--no-progress"]
     for extra in (["--n-trials", "2"], ["--n-trials", "4"], ["--n-trials", "8", "--workers", "2"]):
-        proc = subprocess.run(base + extra, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        proc = _forked.run(base + extra, cwd=tmp_path)
         assert proc.returncode == 0, proc.stdout + proc.stderr
     trials = optuna.load_study(study_name="dup", storage=f"sqlite:///{tmp_path}/mlruns/optuna.db").trials
     configurations = [tuple(sorted(t.params.items())) for t in trials]

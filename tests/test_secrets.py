@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from tests import _forked
 from tests._servers import postgres_or_skip
 from tuner._store import mask_secrets
 
@@ -75,15 +76,14 @@ def test_a_password_in_the_storage_url_is_in_no_output_record_or_command_line(tm
     assert not any(secret in c for c in seen)
     assert secret not in proc.stdout and secret not in proc.stderr
     assert json.loads(proc.stdout)["storage"] == postgres.url.replace(secret, "***")
-    report = subprocess.run([sys.executable, "-m", "tuner", "report", "secret", "--tracking-uri", tracking, "--html",
-                             "r.html", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    report = _forked.run(["report", "secret", "--tracking-uri", tracking, "--html", "r.html", "--json"], cwd=tmp_path,
+                         env=env)
     assert report.returncode == 0, report.stderr
     assert secret not in report.stdout and secret not in report.stderr
     assert secret not in (tmp_path / "r.html").read_text()
     # the same study asked for with another objective: refused, naming the storage without its password
-    clash = subprocess.run([sys.executable, "-m", "tuner", "study", "--study", "secret", "--dataset", "iris",
-                            "--tracking-uri", tracking, "--objective", "val_loss"], cwd=tmp_path, env=env,
-                           capture_output=True, text=True, timeout=600)
+    clash = _forked.run(["study", "--study", "secret", "--dataset", "iris", "--tracking-uri", tracking, "--objective",
+                         "val_loss"], cwd=tmp_path, env=env)
     assert clash.returncode == 2 and "exists with another objective" in clash.stderr, clash.stderr
     assert secret not in clash.stdout + clash.stderr and "***" in clash.stderr
     client = MlflowClient(tracking)
@@ -146,13 +146,11 @@ def test_mlflow_credentials_and_a_ray_token_are_in_no_output_record_or_command_l
     for secret in (password, token):
         assert not any(secret in c for c in watch.processes.values())  # no command line of the tree
         assert secret not in stdout and secret not in stderr
-    report = subprocess.run([sys.executable, "-m", "tuner", "report", "authed", "--html", "r.html", "--json"],
-                            cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+    report = _forked.run(["report", "authed", "--html", "r.html", "--json"], cwd=folder, env=env, inherit=False)
     assert report.returncode == 0, report.stderr
     # a worker joining from another machine with a wrong password: one line, exit 2, no trial of its own
-    wrong = subprocess.run([sys.executable, "-m", "tuner", "worker", "--study", "authed", "--tracking-uri",
-                            auth_server.uri], cwd=folder, env={**env, "MLFLOW_TRACKING_PASSWORD": "wrong-pw"},
-                           capture_output=True, text=True, timeout=600)
+    wrong = _forked.run(["worker", "--study", "authed", "--tracking-uri", auth_server.uri], cwd=folder,
+                        env={**env, "MLFLOW_TRACKING_PASSWORD": "wrong-pw"}, inherit=False)
     assert wrong.returncode == 2, wrong.stderr
     assert wrong.stderr.strip().splitlines() == [
         f"error: {auth_server.uri}: tracking server: refused the credentials of user 'worker' (HTTP 401); nothing "

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import _forked
 from tests._servers import basic_auth_or_skip, basic_auth_server, free_port
 from tests._sockets import Listener, SocketWatch, exposed
 from tuner.cli._base import is_loopback
@@ -36,8 +37,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _tuner(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300):
-    return subprocess.run([sys.executable, "-m", "tuner", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=env or _env())
+    return _forked.run(list(args), cwd=cwd, env=env or _env(), inherit=False, timeout=timeout)
 
 
 # -- which addresses count as this machine only ------------------------------------------------------------

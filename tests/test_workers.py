@@ -16,10 +16,9 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
+from tests import _forked
 from tuner import SearchSpace
-from tuner.study import budget_counts
-from tuner.study import Study, StudySettings
-from tuner.study import ProcessPool, run_workers, worker_env
+from tuner.study import ProcessPool, Study, StudySettings, budget_counts, run_workers, worker_env
 
 TINY = {
     "name": "tiny",
@@ -54,10 +53,10 @@ def test_worker_env_divides_threads_and_assigns_gpus_round_robin():
 
 @pytest.mark.slow
 def test_two_local_workers_on_sqlite_share_40_trials_exactly_without_lock_errors(tmp_path):
-    cmd = [sys.executable, "-m", "tuner", "study", "--space", str(tmp_path / "tiny.yaml"), "--dataset", "iris",
-           "--workers", "2", "--n-trials", "40", "--no-progress", "--recycle-after", "15"]
+    cmd = ["study", "--space", str(tmp_path / "tiny.yaml"), "--dataset", "iris", "--workers", "2", "--n-trials", "40",
+           "--no-progress", "--recycle-after", "15"]
     (tmp_path / "tiny.yaml").write_text(SearchSpace.from_dict(TINY).to_yaml())
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    proc = _forked.run(cmd, cwd=tmp_path, timeout=900)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "database is locked" not in out and "Traceback" not in out
@@ -96,10 +95,10 @@ def test_timeout_holds_for_the_processes_that_take_over(tmp_path):
     """--timeout stops every worker: the CLI process hands over after each trial (--recycle-after 1), and no
     worker process starts a trial after the deadline, so the study stops far short of its 500 trials."""
     (tmp_path / "tiny.yaml").write_text(SearchSpace.from_dict(TINY).to_yaml())
-    cmd = [sys.executable, "-m", "tuner", "study", "--space", "tiny.yaml", "--dataset", "iris", "--n-trials", "500",
-           "--recycle-after", "1", "--timeout", "20", "--no-progress", "--tracking-uri", "none"]
+    cmd = ["study", "--space", "tiny.yaml", "--dataset", "iris", "--n-trials", "500", "--recycle-after", "1",
+           "--timeout", "20", "--no-progress", "--tracking-uri", "none"]
     start = time.time()
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc = _forked.run(cmd, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr
     study = optuna.load_study(study_name="tiny-iris", storage=f"sqlite:///{tmp_path}/mlruns/optuna.db")
     assert 2 <= len(study.trials) < 500
@@ -119,7 +118,8 @@ def test_workers_started_early_are_stopped_when_the_study_never_starts(tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert "bad.yaml: parameters.dropout: `low <= high` must hold" in proc.stderr and "Traceback" not in proc.stderr
     assert set(Path(tempfile.gettempdir()).glob("tuner-join-*")) == before
-    left = subprocess.run(["pgrep", "-f", "tuner worker --join-file"], capture_output=True, text=True).stdout.split()
+    left = subprocess.run(["pgrep", "-f", f"tuner worker --join-file {tempfile.gettempdir()}"], capture_output=True,
+                          text=True).stdout.split()
     assert left == []
     assert not (tmp_path / "mlruns" / "optuna.db").exists()  # no half-written study
 
@@ -156,8 +156,9 @@ def test_three_workers_on_postgresql_run_30_trials(tmp_path, postgres_url):
     numbers = [int(r.data.tags["optuna_trial_number"]) for r in runs]
     assert sorted(numbers) == list(range(30))
     # a `tuner worker` from "another machine" joins by name and storage alone
-    subprocess.run([sys.executable, "-m", "tuner", "worker", "--study", "pg", "--storage", postgres_url,
-                    "--tracking-uri", "none"], check=True, timeout=300, capture_output=True)
+    joined = _forked.run(["worker", "--study", "pg", "--storage", postgres_url, "--tracking-uri", "none"], cwd=tmp_path,
+                         timeout=300)
+    assert joined.returncode == 0, joined.stderr[-3000:]
     assert len(optuna.load_study(study_name="pg", storage=postgres_url).trials) == 30
 
 
