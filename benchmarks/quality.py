@@ -21,6 +21,7 @@ validation figure flattered it.
     python benchmarks/quality.py --quick           # digits, wine, breast_cancer, diabetes; seed 0
     python benchmarks/quality.py                   # + mnist1d; seeds 0, 1, 2
     python benchmarks/quality.py --datasets digits wine --seeds 0 1 --json out.json
+    python benchmarks/quality.py --datasets digits wine --seeds 3 4 5 6 7 8 9 --no-baselines   # --cv's gap only
 
 The machine's load average is printed before and after: on a shared machine the times (and so the
 baseline's budget) stretch.
@@ -196,6 +197,8 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+")
     parser.add_argument("--seeds", nargs="+", type=int)
     parser.add_argument("--no-other-cv", action="store_true", help="skip the study with cross-validation flipped")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="tuner's studies only (the selection gap with and without --cv over many seeds)")
     parser.add_argument("--n-trials", type=int, default=12, help="trials of each tuner study (default: 12, the CLI's)")
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args()
@@ -220,6 +223,8 @@ def main() -> None:
                     runs.append({"dataset": name, "seed": seed, "who": f"tuner {other['model']} (cv {other['cv']})",
                                  "side": "tuner other cv", **other})
                     print(json.dumps(runs[-1]), flush=True)
+                if args.no_baselines:
+                    continue
                 base = sklearn_baseline(data, default["time"], seed)
                 runs.append({"dataset": name, "seed": seed, "who": f"scikit-learn {base['model']}",
                              "side": "scikit-learn", **base})
