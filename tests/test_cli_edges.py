@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from tests import _forked
+
 
 def _tuner(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    from tests._forked import run
-
-    return run(list(args), cwd=cwd, timeout=timeout)
+    return _forked.run(list(args), cwd=cwd, timeout=timeout)
 
 
 def test_an_augmentation_the_data_cannot_take_is_refused_before_the_study_exists(tmp_path):
