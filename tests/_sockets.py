@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,9 +47,9 @@ class Listener:
 def _parent(pid: int) -> int | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return int(stat.rsplit(")", 1)[1].split()[1])  # the fields after "(comm)": state, ppid, ...
+    except (OSError, IndexError, ValueError):  # gone, or read while it exits (then the text can be cut short)
         return None
-    return int(stat.rsplit(")", 1)[1].split()[1])  # the fields after "(comm)": state, ppid, ...
 
 
 def process_tree(root: int) -> set[int]:
@@ -142,12 +143,15 @@ def exposed(listeners: list[Listener] | set[Listener]) -> list[Listener]:
 class SocketWatch:
     """Poll the process tree of ``root`` in a thread, every ``interval`` seconds, while the ``with`` block runs;
     :attr:`listeners` holds every listening socket seen (processes come and go: workers, server workers),
-    :attr:`processes` every process seen in the tree."""
+    :attr:`processes` every process seen in the tree; :attr:`polls` and :attr:`longest_gap` say how well it saw."""
 
     def __init__(self, root: int, interval: float = 0.2) -> None:
         self.root, self.interval = root, interval
         self.listeners: set[Listener] = set()
         self.processes: dict[int, str] = {}
+        self.polls = 0
+        self.longest_gap = 0.0  # seconds between the starts of two polls: a watch that stalled says so
+        self.errors: list[BaseException] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -156,10 +160,17 @@ class SocketWatch:
         for pid in tree:
             self.processes.setdefault(pid, _cmdline(pid))
         self.listeners.update(listening_sockets(tree))
+        self.polls += 1
 
     def _run(self) -> None:
+        last = time.monotonic()
         while not self._stop.is_set():
-            self.poll()
+            now = time.monotonic()
+            self.longest_gap, last = max(self.longest_gap, now - last), now
+            try:
+                self.poll()
+            except Exception as exc:  # kept for __exit__: a watch that stopped seeing must fail the test, not go blind
+                self.errors.append(exc)
             self._stop.wait(self.interval)
 
     def __enter__(self) -> SocketWatch:
@@ -169,3 +180,6 @@ class SocketWatch:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        if self.errors:
+            raise RuntimeError(f"SocketWatch: {len(self.errors)} of {self.polls + len(self.errors)} polls failed") \
+                from self.errors[0]

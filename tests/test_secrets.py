@@ -141,7 +141,7 @@ def test_mlflow_credentials_and_a_ray_token_are_in_no_output_record_or_command_l
         stdout, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stderr
     workers = [c for c in watch.processes.values() if "tuner worker" in c]
-    assert workers, watch.processes
+    assert workers, (f"{watch.polls} polls, longest gap {watch.longest_gap:.1f} s", watch.processes, stderr[-4000:])
     assert not exposed(watch.listeners), [str(x) for x in exposed(watch.listeners)]
     for secret in (password, token):
         assert not any(secret in c for c in watch.processes.values())  # no command line of the tree
