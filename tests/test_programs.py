@@ -90,29 +90,35 @@ def test_trials_differing_only_in_regularization_and_learning_rate_share_one_pro
     assert accuracy == pytest.approx(results[1].metrics["val_accuracy"], abs=1e-6)
 
 
-def test_under_tensorflow_a_structural_choice_stays_a_program_of_its_own(monkeypatch):
-    """Under TensorFlow a shared model keeps the trial's structure even where the study varies it (dropout 0, batch
-    norm off, a constant rate): computing the largest structure for every trial costs its small steps more than a
-    trace (issue 24). Trials of one structure still share a program, and every result is that of a fresh model."""
+def test_under_tensorflow_batch_norm_off_is_a_program_of_its_own_and_the_other_structural_choices_are_state(
+        monkeypatch):
+    """Under TensorFlow, where the study varies them, a dropout rate of 0, a penalty of kind none and a constant rate
+    are state of the shared model (a kept layer, factors of 0, a cosine decay to 1), so trials differing in them share
+    a program; batch norm off keeps the trial's structure, since a gated batch norm computes its moments every step,
+    which costs TensorFlow's small steps more than a trace (issue 24). Every result is that of a fresh model, and the
+    kept model has no layer or penalty that was switched off."""
     from tuner.data import load_dataset
 
     data = load_dataset("digits")
     base = {"family": "mlp", "n_layers": 2, "units": 16, "dropout": 0.2, "batch_norm": "after", "bn_momentum": 0.9,
-            "lr_schedule": "cosine", "end_lr_factor": 0.1, "learning_rate": 3e-3, "epochs": 3, "patience": 0,
-            "batch_size": 64}
+            "kernel_regularizer": "l2", "kernel_l2": 1e-3, "lr_schedule": "cosine", "end_lr_factor": 0.1,
+            "learning_rate": 3e-3, "epochs": 3, "patience": 0, "batch_size": 64}
     configs = (base,
-               {**base, "dropout": 0.0, "batch_norm": "off", "lr_schedule": "constant"},
+               {**base, "dropout": 0.0, "batch_norm": "off", "kernel_regularizer": "none", "lr_schedule": "constant"},
                {**base, "batch_norm": "off"},
-               {**base, "dropout": 0.3, "bn_momentum": 0.8, "learning_rate": 1e-2})
-    varying = {"dropout", "batch_norm", "bn_momentum", "lr_schedule", "learning_rate"}
+               {**base, "dropout": 0.3, "bn_momentum": 0.8, "learning_rate": 1e-2, "kernel_regularizer": "none"})
+    varying = {"dropout", "batch_norm", "bn_momentum", "kernel_regularizer", "kernel_l2", "lr_schedule",
+               "learning_rate"}
     fresh, results, counts = _fresh_then_shared(monkeypatch, configs, data, 3, varying=varying)
-    assert counts == [2, 2, 2, 0]  # three structures; the fourth trial runs the first one's program
+    # batch norm after, then off: two programs; the third and fourth trials differ from one of them in state alone
+    assert counts == [2, 2, 0, 0]
     for result, expected in zip(results, fresh):
         for key in ("val_loss", "train_loss", "val_accuracy", "gap_loss"):
             assert result.metrics[key] == pytest.approx(expected[key], abs=1e-4), key
-    kept = results[1].model  # the standard model: no batch normalization and no dropout layer where they are off
+    kept = results[1].model  # the standard model: no batch normalization, dropout layer or penalty where they are off
     assert not [layer for layer in kept.layers if isinstance(layer, (keras.layers.BatchNormalization,
                                                                       keras.layers.Dropout))]
+    assert [layer.kernel_regularizer for layer in kept.layers if isinstance(layer, keras.layers.Dense)] == [None] * 3
     assert results[3].model.get_layer("bn_1").momentum == 0.8
 
 

@@ -3,10 +3,11 @@
 Keras traces (TensorFlow) or compiles (JAX) a model's train and predict steps once per model object, and each
 trial used to build a new one. Here a trial of the built-in families trains a *state model*
 (:func:`tuner.model.build_state_model`: dropout rates, L1/L2 factors and batch-norm momentum and epsilon in
-variables), kept per :func:`tuner.model.program_signature` and reset for each trial. Under JAX, where the study
-says which knobs it samples (``varying``), a dropout rate of 0, batch normalization off or after, and a constant
-rate or a cosine decay are state too (:func:`structural_state`), so a study whose architecture is fixed runs one
-program per process. For each trial:
+variables), kept per :func:`tuner.model.program_signature` and reset for each trial. Where the study says which
+knobs it samples (``varying``), a dropout rate of 0, a penalty or none, and a constant rate or a cosine decay are
+state too, and under JAX batch normalization off or after as well (:func:`structural_state`), so a study whose
+architecture is fixed shares one train step per process under JAX, and one per batch norm on or off under
+TensorFlow. For each trial:
 
 1. the trial's model is built the standard way, under its seed (:func:`tuner.model.build_model`): its initial
    weights and random-seed states are copied into the shared model, layer by layer;
@@ -59,13 +60,18 @@ _shared: collections.OrderedDict[Any, SharedModel] = collections.OrderedDict()
 
 
 def structural_state(varying: Collection[str]) -> frozenset[str]:
-    """The sampled knobs whose structural choices (dropout 0, batch norm off or after, constant or cosine) a shared
-    model makes state: under JAX all of them, under TensorFlow none. A state model then computes its largest
-    structure for every trial (batch normalization that is off, masks of rate 0, penalties of 0). XLA fuses that
-    work and a compilation costs seconds, but TensorFlow runs each small operation on its own: on the default image
-    study its epochs took about 1.5x as long, more than the traces saved (benchmarks/RESULTS.md, "One program per
-    shape")."""
-    return frozenset(varying) if keras.backend.backend() == "jax" else frozenset()
+    """The sampled knobs whose structural choices a shared model makes state (a dropout rate of 0 keeps its layer, a
+    penalty of kind ``none`` has factors of 0, a constant rate is a cosine decay to a final fraction of 1, batch
+    norm off or after is one gated layer): under JAX all of them; under TensorFlow all but ``batch_norm``.
+
+    A state model computes its largest structure for every trial. XLA fuses that work and a compilation costs
+    seconds, so under JAX everything pays. TensorFlow runs each small operation on its own: a gated batch norm that
+    is off still computes its moments every step, and on the default image study that cost more than the traces
+    it saved (12 configurations: 67.0 s against 63.2 s with nothing as state), while the other three cost less
+    (50.6 s, 4 programs instead of 22; benchmarks/RESULTS.md, "One program per shape")."""
+    if keras.backend.backend() == "jax":
+        return frozenset(varying)
+    return frozenset(varying) - {"batch_norm"}
 
 
 def cache_size() -> int:
