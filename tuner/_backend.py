@@ -34,7 +34,7 @@ MEASURED: dict[str, tuple[str, str]] = {
     "cpu": (
         "tensorflow",
         "the backend tuner is tested under by default; JAX, which shares compiled programs across trials too, ran "
-        "the default study's 12 configurations on 2 cores in 53.7 s vs 69.8 s (--backend jax; benchmarks/RESULTS.md)",
+        "the default study's 12 configurations on 2 cores in 37.6 s vs 43.8 s (--backend jax; benchmarks/RESULTS.md)",
     ),
     "gpu": (
         "tensorflow",
