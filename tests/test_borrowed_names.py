@@ -21,6 +21,8 @@ BORROWED = [
     ("ray._private.ray_constants", "ENABLE_RAY_CLUSTER",
      "a local Ray instance listens on 127.0.0.1 only", "tuner/study/_ray.py"),
     ("numpy._core.multiarray", "_reconstruct", "allowed in a CIFAR pickle (Keras's cache)", "tuner/data/_keras_cache.py"),
+    ("tensorflow.python.pywrap_tfe", "TFE_ContextClearCaches",
+     "kept between trials of a shared model (its instantiated steps stay)", "tuner/training/_reuse.py"),
 ]
 
 

@@ -41,7 +41,7 @@ def test_a_model_traces_its_train_and_predict_steps_once_and_a_new_model_traces_
 def _fresh_then_shared(monkeypatch, configs, data, seed, **kwargs):
     """Each configuration trained on a model built afresh (no sharing, as before issue 24), then with sharing:
     the fresh metrics, the shared runs' results and the programs each traced (TensorFlow's count)."""
-    from tuner.training import _reuse, train_model
+    from tuner.training import _reuse, clear_after_trial, train_model
 
     monkeypatch.setenv("TUNER_PROGRAM_CACHE", "0")  # as before: a new model, new traces, every trial
     fresh = [train_model(p, data, seed=seed).metrics for p in configs]
@@ -53,8 +53,42 @@ def _fresh_then_shared(monkeypatch, configs, data, seed, **kwargs):
         before = programs_so_far()["compiled"]
         results.append(train_model(params, data, seed=seed, **kwargs))
         counts.append(programs_so_far()["compiled"] - before)
-        keras.backend.clear_session()
+        clear_after_trial()  # as a study does after every trial: the shared steps stay instantiated
     return fresh, results, counts
+
+
+def test_trials_of_a_shared_model_keep_tensorflows_runtime_caches_and_other_trials_clear_them(monkeypatch):
+    """Seeding and clear_session clear TensorFlow's eager runtime caches, and a shared model's traced step is then
+    instantiated again in the next trial's first epoch (0.2-0.4 s, benchmarks/first_epoch.py). A trial of a shared
+    model keeps them, before it builds and after it ends; a trial of a model built afresh clears them, as before.
+    The real clear is counted, not replaced."""
+    from tensorflow.python import pywrap_tfe
+
+    from tuner.data import load_dataset
+    from tuner.training import _reuse, clear_after_trial, train_model
+
+    real, calls = pywrap_tfe.TFE_ContextClearCaches, []
+
+    def counted(handle):
+        calls.append(handle)
+        return real(handle)
+
+    monkeypatch.setattr(pywrap_tfe, "TFE_ContextClearCaches", counted)
+    data = load_dataset("iris")
+    params = {"family": "mlp", "n_layers": 1, "units": 8, "dropout": 0.1, "epochs": 2, "patience": 0, "batch_size": 16}
+    monkeypatch.setenv("TUNER_PROGRAM_CACHE", "4")
+    _reuse._shared.clear()
+    train_model(params, data, seed=1)  # builds the shared model: its first build seeds (and clears) as always
+    clear_after_trial()
+    calls.clear()
+    train_model({**params, "dropout": 0.3}, data, seed=2)  # runs the shared model
+    clear_after_trial()
+    assert calls == []
+    assert pywrap_tfe.TFE_ContextClearCaches is counted  # put back after each block
+    monkeypatch.setenv("TUNER_PROGRAM_CACHE", "0")  # a model built afresh: cleared when it is seeded and after it
+    train_model(params, data, seed=3)
+    clear_after_trial()
+    assert len(calls) >= 2
 
 
 def test_trials_differing_only_in_regularization_and_learning_rate_share_one_program_and_keep_their_results(

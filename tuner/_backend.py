@@ -34,7 +34,7 @@ MEASURED: dict[str, tuple[str, str]] = {
     "cpu": (
         "tensorflow",
         "the backend tuner is tested under by default; JAX, which shares compiled programs across trials too, ran "
-        "the default study's 12 configurations on 2 cores in 37.6 s vs 43.8 s (--backend jax; benchmarks/RESULTS.md)",
+        "the default study's 12 configurations on 2 cores in 32.5 s vs 32.6 s (--backend jax; benchmarks/RESULTS.md)",
     ),
     "gpu": (
         "tensorflow",
@@ -43,10 +43,10 @@ MEASURED: dict[str, tuple[str, str]] = {
     ),
 }
 """What ``--backend auto`` runs on each device when the user set no backend, and why (``benchmarks/trial_cost.py``;
-issues 17 and 24). JAX's epochs are 2-7x faster than TensorFlow's on the small models, and since trials share
-compiled programs (``tuner.training._reuse``) a fresh JAX study is faster than a TensorFlow one on CPU too; auto
-still runs TensorFlow, the backend the test suite runs every command under, and the reason says what JAX
-measured."""
+issues 17 and 24). JAX's epochs are 2-7x faster than TensorFlow's on the small models. Trials share compiled
+programs on both backends (``tuner.training._reuse``), and on CPU a fresh study of the default space now takes
+about as long on either. Auto runs TensorFlow, the backend the test suite runs every command under, and the reason
+says what JAX measured."""
 
 
 def pick_backend(*, gpu: bool = False) -> tuple[str, str]:

@@ -114,10 +114,9 @@ class Objective:
         self.on_start = on_start
 
     def __call__(self, trial: Any) -> float | list[float]:
-        import keras
         import optuna
 
-        from tuner.training import programs_so_far
+        from tuner.training import clear_after_trial, programs_so_far
 
         study, s = self.study, self.study.settings
         tracker = study.tracker
@@ -202,7 +201,7 @@ class Objective:
                     TrialRecord.write(trial, resolved_params=resolved)
             if result is not None:
                 result.model = None
-            keras.backend.clear_session()  # which collects garbage too (a second collection cost 0.1 s a trial)
+            clear_after_trial()  # clear_session, which collects garbage too (a second collection cost 0.1 s a trial)
 
     def _cross_validate(self, trial: Any, params: Any, builder: Any, epoch_callbacks: Any) -> Any:
         """The trial scored over ``settings.cv`` folds (:func:`tuner.training.cross_validate`), pruned on the running

@@ -15,6 +15,7 @@ from tuner.training._cv import (
 from tuner.training._diagnosis import VERDICTS, Diagnosis, DiagnosisRules, baseline_score, diagnose
 from tuner.training._gap import HonestGap, evaluate_split, metric_functions
 from tuner.training._programs import PROGRAM_WORDS, programs_so_far
+from tuner.training._reuse import clear_after_trial
 from tuner.training._train import (
     ModelBuilder,
     TrainResult,
@@ -38,6 +39,7 @@ __all__ = [
     "VERDICTS",
     "auto_folds",
     "average_results",
+    "clear_after_trial",
     "baseline_score",
     "check_folds",
     "check_user_model",

@@ -24,9 +24,10 @@ shared models a process keeps (default 4, least recently used dropped first); 0 
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import os
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
 import keras
@@ -42,7 +43,16 @@ from tuner.model import (
 )
 from tuner.space import knob_value
 
-__all__ = ["SharedModel", "adopt", "copy_back", "copy_optimizer", "shared_model", "structural_state"]
+__all__ = [
+    "SharedModel",
+    "adopt",
+    "clear_after_trial",
+    "copy_back",
+    "copy_optimizer",
+    "runtime_caches_kept",
+    "shared_model",
+    "structural_state",
+]
 
 
 @dataclasses.dataclass
@@ -54,9 +64,56 @@ class SharedModel:
     state: Any
     optimizer_start: list[np.ndarray]
     schedule: dict[str, Any]
+    trials: int = 0  # the trials that adopted it so far
 
 
 _shared: collections.OrderedDict[Any, SharedModel] = collections.OrderedDict()
+_last_trial = {"shared": False}  # whether this process's last trial trained a shared model (clear_after_trial)
+
+
+@contextlib.contextmanager
+def runtime_caches_kept(keep: bool = True) -> Iterator[None]:
+    """Under TensorFlow, with ``keep``, the eager runtime's caches survive the block.
+
+    ``keras.utils.set_random_seed`` and ``keras.backend.clear_session`` both clear them (``TFE_ContextClearCaches``;
+    seeding does it to restart stateful random kernels, which tuner's models do not use: Keras draws its random
+    numbers with stateless operations). A shared model's traced step must then be instantiated again at its next
+    call: about 0.2-0.4 s of a trial's first epoch (``benchmarks/first_epoch.py``). The name is borrowed
+    (``tests/test_borrowed_names.py``); without it the caches are cleared as before."""
+    if not keep or keras.backend.backend() != "tensorflow":
+        yield
+        return
+    try:
+        from tensorflow.python import pywrap_tfe
+    except ImportError:
+        yield
+        return
+    clear = getattr(pywrap_tfe, "TFE_ContextClearCaches", None)
+    if clear is None:
+        yield
+        return
+    pywrap_tfe.TFE_ContextClearCaches = lambda handle: None
+    try:
+        yield
+    finally:
+        pywrap_tfe.TFE_ContextClearCaches = clear
+
+
+def note_trial(shared: bool) -> None:
+    """Record whether the trial now training runs a shared model that an earlier trial built
+    (:func:`clear_after_trial` reads it)."""
+    _last_trial["shared"] = shared
+
+
+def clear_after_trial() -> None:
+    """``keras.backend.clear_session()`` after a trial (Keras's global state, and a garbage collection). Where the
+    trial trained a shared model that an earlier trial built, TensorFlow's runtime caches stay, with the shared
+    steps' instantiated functions. After any other trial (the first of a program, whose new shared model may have
+    pushed an older one out; a user's model; a model built afresh) they are cleared, so that what a model left
+    there goes with it: the caches hold no more than the programs trained since the last new one."""
+    with runtime_caches_kept(_last_trial["shared"]):
+        keras.backend.clear_session()
+    _last_trial["shared"] = False
 
 
 def structural_state(varying: Collection[str]) -> frozenset[str]:
@@ -146,6 +203,7 @@ def adopt(entry: SharedModel, template: Any, params: Mapping[str, Any], varying:
     """The shared model, holding ``template``'s initial weights and random-seed states (the trial's model as
     :func:`tuner.model.build_model` built it under the trial's seed) and the trial's hyperparameters, with its
     optimizer and metrics as new."""
+    entry.trials += 1
     _copy_layers(template, entry.model)
     entry.state.assign(state_values(params))
     optimizer = entry.model.optimizer

@@ -34,7 +34,16 @@ from tuner.training._diagnosis import Diagnosis, DiagnosisRules, diagnose
 from tuner.training._gap import HonestGap, evaluate_split
 from tuner.training._jax_cache import enable_jax_compile_cache
 from tuner.training._programs import count_model_programs, watch_backend
-from tuner.training._reuse import SharedModel, adopt, copy_back, copy_optimizer, shared_model, structural_state
+from tuner.training._reuse import (
+    SharedModel,
+    adopt,
+    copy_back,
+    copy_optimizer,
+    note_trial,
+    runtime_caches_kept,
+    shared_model,
+    structural_state,
+)
 
 __all__ = [
     "ModelBuilder",
@@ -230,7 +239,9 @@ def train_model(
     # the built-in families: one model per program, shared by the trials of a process (built before the trial's)
     varying = structural_state(varying)
     shared = _shared_for(params, data, seed, varying) if builder is None else None
-    model = _build(builder or build_model, params, data, seed)
+    note_trial(shared is not None and shared.trials > 0)  # a program an earlier trial built and ran
+    with runtime_caches_kept(shared is not None):  # the shared model's instantiated steps stay (runtime_caches_kept)
+        model = _build(builder or build_model, params, data, seed)
     kept = user_compiled(model)
     if kept:  # the user's loss, metrics and optimizer, as build(hp) compiled them
         loss = model.loss
