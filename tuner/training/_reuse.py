@@ -80,23 +80,27 @@ def runtime_caches_kept(keep: bool = True) -> Iterator[None]:
     numbers with stateless operations). A shared model's traced step must then be instantiated again at its next
     call: about 0.2-0.4 s of a trial's first epoch (``benchmarks/first_epoch.py``). The name is borrowed
     (``tests/test_borrowed_names.py``); without it the caches are cleared as before."""
-    if not keep or keras.backend.backend() != "tensorflow":
+    runtime = _tensorflow_runtime() if keep else None
+    if runtime is None:
         yield
         return
-    try:
-        from tensorflow.python import pywrap_tfe
-    except ImportError:
-        yield
-        return
-    clear = getattr(pywrap_tfe, "TFE_ContextClearCaches", None)
-    if clear is None:
-        yield
-        return
-    pywrap_tfe.TFE_ContextClearCaches = lambda handle: None
+    clear = runtime.TFE_ContextClearCaches
+    runtime.TFE_ContextClearCaches = lambda handle: None
     try:
         yield
     finally:
-        pywrap_tfe.TFE_ContextClearCaches = clear
+        runtime.TFE_ContextClearCaches = clear
+
+
+def _tensorflow_runtime() -> Any:
+    """TensorFlow's eager runtime bindings where the backend is TensorFlow and they still hold the cache clear."""
+    if keras.backend.backend() != "tensorflow":
+        return None
+    try:
+        from tensorflow.python import pywrap_tfe
+    except ImportError:
+        return None
+    return pywrap_tfe if hasattr(pywrap_tfe, "TFE_ContextClearCaches") else None
 
 
 def note_trial(shared: bool) -> None:
@@ -123,9 +127,8 @@ def structural_state(varying: Collection[str]) -> frozenset[str]:
 
     A state model computes its largest structure for every trial. XLA fuses that work and a compilation costs
     seconds, so under JAX everything pays. TensorFlow runs each small operation on its own: a gated batch norm that
-    is off still computes its moments every step, and on the default image study that cost more than the traces
-    it saved (12 configurations: 67.0 s against 63.2 s with nothing as state), while the other three cost less
-    (50.6 s, 4 programs instead of 22; benchmarks/RESULTS.md, "One program per shape")."""
+    is off still computes its moments every step, which costs more than the traces it saves, while the other
+    choices cost less than theirs (benchmarks/RESULTS.md, "One program per shape", session 13)."""
     if keras.backend.backend() == "jax":
         return frozenset(varying)
     return frozenset(varying) - {"batch_norm"}
