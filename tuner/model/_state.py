@@ -101,8 +101,9 @@ def cosine_is_state(params: Mapping[str, Any], varying: Collection[str] = ()) ->
 
 def batch_norm_is_gated(params: Mapping[str, Any], varying: Collection[str] = ()) -> bool:
     """Where a study varies ``batch_norm``, "off" and "after" are one program: batch normalization after the
-    activation, its output ``gate * bn(x) + (1 - gate) * x`` with the state's ``bn_gate`` 1 or 0 (exact either way;
-    "before" is another program)."""
+    activation, gated by the state's ``bn_gate``, 1 or 0 (exact either way; "before" is another program). Under
+    TensorFlow the gate is a ``cond``, so batch norm that is off computes nothing; under JAX the output is
+    ``gate * bn(x) + (1 - gate) * x``, which XLA fuses (benchmarks/RESULTS.md, "One program per shape")."""
     return "batch_norm" in varying and knob_value(params, "batch_norm") in ("off", "after")
 
 
@@ -215,8 +216,8 @@ def state_dropout(kind: Any, variable: Any, name: str, **kwargs: Any) -> Any:
 
 
 def state_batch_norm(momentum: Any, epsilon: Any, name: str, gate: Any = None) -> Any:
-    """A batch normalization layer whose momentum and epsilon are variables; with ``gate``, a variable of 1 or 0,
-    its output is ``gate * bn(x) + (1 - gate) * x`` (:func:`batch_norm_is_gated`)."""
+    """A batch normalization layer whose momentum and epsilon are variables; with ``gate``, a variable of 1 or 0, it
+    normalizes where the gate is 1 and passes its input through where it is 0 (:func:`batch_norm_is_gated`)."""
     layer = _StateBatchNormalization(name=name)
     object.__setattr__(layer, "_momentum_variable", momentum)
     object.__setattr__(layer, "_epsilon_variable", epsilon)
@@ -277,6 +278,21 @@ class _StateBatchNormalization(keras.layers.BatchNormalization):
     _gate_variable: Any = None
 
     def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
+        if self._gate_variable is not None and keras.backend.backend() == "tensorflow":
+            # TensorFlow runs each small operation on its own: a cond runs one branch, where the arithmetic gate
+            # below would compute the moments of a batch norm that is off every step
+            return keras.ops.cond(
+                self._gate_variable.value > 0.5,
+                lambda: self._normalized(inputs, training, mask),
+                lambda: keras.ops.cast(inputs, self.compute_dtype),
+            )
+        outputs = self._normalized(inputs, training, mask)
+        if self._gate_variable is None:
+            return outputs
+        gate = keras.ops.cast(self._gate_variable.value, outputs.dtype)  # 1 or 0: either term is exactly 0
+        return gate * outputs + (1.0 - gate) * keras.ops.cast(inputs, outputs.dtype)
+
+    def _normalized(self, inputs: Any, training: Any, mask: Any) -> Any:
         momentum, epsilon = self.momentum, self.epsilon
         object.__setattr__(self, "momentum", self._momentum_variable.value)
         object.__setattr__(self, "epsilon", self._epsilon_variable.value)
@@ -285,10 +301,7 @@ class _StateBatchNormalization(keras.layers.BatchNormalization):
         finally:
             object.__setattr__(self, "momentum", momentum)
             object.__setattr__(self, "epsilon", epsilon)
-        if self._gate_variable is None:
-            return outputs
-        gate = keras.ops.cast(self._gate_variable.value, outputs.dtype)  # 1 or 0: either term is exactly 0
-        return gate * outputs + (1.0 - gate) * keras.ops.cast(inputs, outputs.dtype)
+        return outputs
 
 
 _STATE_DROPOUTS: dict[Any, type] = {}

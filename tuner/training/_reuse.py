@@ -5,9 +5,8 @@ trial used to build a new one. Here a trial of the built-in families trains a *s
 (:func:`tuner.model.build_state_model`: dropout rates, L1/L2 factors and batch-norm momentum and epsilon in
 variables), kept per :func:`tuner.model.program_signature` and reset for each trial. Where the study says which
 knobs it samples (``varying``), a dropout rate of 0, a penalty or none, and a constant rate or a cosine decay are
-state too, and under JAX batch normalization off or after as well (:func:`structural_state`), so a study whose
-architecture is fixed shares one train step per process under JAX, and one per batch norm on or off under
-TensorFlow. For each trial:
+state too, and so is batch normalization off or after (one layer, gated), so a study whose architecture is fixed
+shares one train step per process on either backend. For each trial:
 
 1. the trial's model is built the standard way, under its seed (:func:`tuner.model.build_model`): its initial
    weights and random-seed states are copied into the shared model, layer by layer;
@@ -51,7 +50,6 @@ __all__ = [
     "copy_optimizer",
     "runtime_caches_kept",
     "shared_model",
-    "structural_state",
 ]
 
 
@@ -118,20 +116,6 @@ def clear_after_trial() -> None:
     with runtime_caches_kept(_last_trial["shared"]):
         keras.backend.clear_session()
     _last_trial["shared"] = False
-
-
-def structural_state(varying: Collection[str]) -> frozenset[str]:
-    """The sampled knobs whose structural choices a shared model makes state (a dropout rate of 0 keeps its layer, a
-    penalty of kind ``none`` has factors of 0, a constant rate is a cosine decay to a final fraction of 1, batch
-    norm off or after is one gated layer): under JAX all of them; under TensorFlow all but ``batch_norm``.
-
-    A state model computes its largest structure for every trial. XLA fuses that work and a compilation costs
-    seconds, so under JAX everything pays. TensorFlow runs each small operation on its own: a gated batch norm that
-    is off still computes its moments every step, which costs more than the traces it saves, while the other
-    choices cost less than theirs (benchmarks/RESULTS.md, "One program per shape", session 13)."""
-    if keras.backend.backend() == "jax":
-        return frozenset(varying)
-    return frozenset(varying) - {"batch_norm"}
 
 
 def cache_size() -> int:

@@ -42,7 +42,6 @@ from tuner.training._reuse import (
     note_trial,
     runtime_caches_kept,
     shared_model,
-    structural_state,
 )
 
 __all__ = [
@@ -237,7 +236,6 @@ def train_model(
     watch_backend()
     data = prepare_data(dataset, params)
     # the built-in families: one model per program, shared by the trials of a process (built before the trial's)
-    varying = structural_state(varying)
     shared = _shared_for(params, data, seed, varying) if builder is None else None
     note_trial(shared is not None and shared.trials > 0)  # a program an earlier trial built and ran
     with runtime_caches_kept(shared is not None):  # the shared model's instantiated steps stay (runtime_caches_kept)
