@@ -309,52 +309,6 @@ def test_the_tracker_and_the_report_draw_learning_curves_with_one_drawer():
     assert [ax.get_title() for ax in plot_learning_curves(history).axes] == ["loss", "accuracy"]
 
 
-def test_a_trials_learning_curves_are_drawn_beside_the_next_trial_and_logged_before_the_block_ends(tmp_path,
-                                                                                                   monkeypatch):
-    """Inside ``drawing_in_background`` (a study's trial loop), ``end_trial`` hands the trial's learning_curves.png
-    to a thread of its own, so the next trial trains while it is drawn (issue 24); the block ends once it is logged.
-    Outside the block it is drawn at once, in the caller's thread, as before."""
-    import threading
-
-    from mlflow import MlflowClient
-
-    from tuner.tracking import EpochLogger, MlflowTracker
-    from tuner.tracking import _curves
-
-    drawn_on = []
-    real = _curves.plot_learning_curves
-
-    def drawer(*args, **kwargs):  # the real drawer, noting the thread it ran on
-        drawn_on.append(threading.current_thread().name)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(_curves, "plot_learning_curves", drawer)
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    tracker = MlflowTracker("drawing", tracking_uri=uri)
-    tracker.start_study(study_name="drawing", settings={}, space_yaml="", dataset={"name": "x", "task": "binary"})
-
-    def trial(number):
-        run_id = tracker.start_trial(number, {"dropout": 0.1}, study_name="drawing")
-        logger = tracker.trial_callbacks(run_id)[0]
-        assert isinstance(logger, EpochLogger)
-        logger.on_train_begin()
-        for epoch, (train, val) in enumerate([(0.9, 1.0), (0.5, 0.7), (0.3, 0.6)]):
-            logger.on_epoch_end(epoch, {"train_loss": train, "val_loss": val, "gap_loss": val - train})
-        tracker.end_trial(run_id, state="complete", metrics={"val_loss": 0.6})
-        return run_id
-
-    with tracker.drawing_in_background():
-        first = trial(0)
-        second = trial(1)
-    assert drawn_on == ["tuner-curves_0", "tuner-curves_0"]  # one drawing thread, the trials' own thread free
-    third = trial(2)
-    assert drawn_on[2] == threading.current_thread().name
-    client = MlflowClient(uri)
-    for run_id in (first, second, third):
-        assert [a.path for a in client.list_artifacts(run_id)] == ["learning_curves.png"]
-        assert client.get_run(run_id).info.status == "FINISHED"
-
-
 def test_what_counts_as_a_regularizer_is_defined_once():
     """Every knob an ablation switches off is a regularization knob of the gap plot, weight_decay included."""
     from tuner.report import regularization_knobs

@@ -6,7 +6,6 @@ Optuna and tqdm are imported inside the functions, so that importing tuner stays
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import sys
 import time
@@ -87,18 +86,16 @@ def optimize(
                     target,
                 )
                 return
-            draw = getattr(study.tracker, "drawing_in_background", None)  # each trial's plot beside the next trial
-            with draw() if draw is not None else contextlib.nullcontext():
-                study.stopped_for = _trials(
-                    study,
-                    target=target,
-                    missing=missing,
-                    timeout=timeout,
-                    progress=progress,
-                    on_trial=on_trial,
-                    max_trials=max_trials,
-                    max_rss_mb=max_rss_mb,
-                )
+            study.stopped_for = _trials(
+                study,
+                target=target,
+                missing=missing,
+                timeout=timeout,
+                progress=progress,
+                on_trial=on_trial,
+                max_trials=max_trials,
+                max_rss_mb=max_rss_mb,
+            )
     finally:
         gc.unfreeze()  # last (closing the tracking clears the Keras session): later work collects this run's garbage
 

@@ -10,7 +10,6 @@ It is also the one place where the settings a study records are masked (:func:`~
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -114,11 +113,6 @@ class GuardedTracker:
                 self.down,
                 self.study_name,
             )
-
-    def drawing_in_background(self) -> contextlib.AbstractContextManager[None]:
-        """The backend's :meth:`~tuner.tracking.MlflowTracker.drawing_in_background`, where it has one."""
-        draw = getattr(self.inner, "drawing_in_background", None)
-        return draw() if draw is not None and self.down is None else contextlib.nullcontext()
 
     def start_trial(self, number: int, params: Mapping[str, Any], *, study_name: str) -> str | None:
         run_id = self._call("start_trial", number, params, study_name=study_name)

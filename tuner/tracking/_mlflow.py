@@ -83,7 +83,6 @@ class MlflowTracker:
         self.parent_run_id: str | None = None
         self._owns_parent = False
         self._epoch_loggers: dict[str, Any] = {}
-        self._drawing: Any = None  # the thread drawing trials' learning curves (drawing_in_background)
 
     # -- batches ---------------------------------------------------------------------------
     def log_metrics(
@@ -191,27 +190,7 @@ class MlflowTracker:
         )
         self.client.set_terminated(run_id, status=STATUS[state])
         if logger is not None and logger.history:
-            if self._drawing is not None:
-                self._drawing.submit(self._log_learning_curves, run_id, logger.history)
-            else:
-                self._log_learning_curves(run_id, logger.history)
-
-    @contextlib.contextmanager
-    def drawing_in_background(self) -> Iterator[None]:
-        """Within the block, each trial's ``learning_curves.png`` is drawn and logged on a thread of its own while
-        the next trial trains (matplotlib's rendering took 0.2-0.5 s of a trial on 2 cores; benchmarks/RESULTS.md,
-        issue 24); the block ends once the last one is logged."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        if self._drawing is not None:  # already inside such a block
-            yield
-            return
-        self._drawing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tuner-curves")
-        try:
-            yield
-        finally:
-            drawing, self._drawing = self._drawing, None
-            drawing.shutdown(wait=True)
+            self._log_learning_curves(run_id, logger.history)
 
     def _log_learning_curves(self, run_id: str, history: dict[str, list[float]]) -> None:
         """The trial's honest curves as ``learning_curves.png`` on its run (the per-epoch metrics are its charts)."""
