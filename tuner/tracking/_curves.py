@@ -87,7 +87,9 @@ def plot_learning_curves(
             ax.plot(epochs[: len(ys)], ys, style, marker="o", markersize=3, label=label, color=color)
         if best_epoch is not None:
             ax.axvline(best_epoch, color="#555555", linestyle=":", linewidth=1.2, label=f"chosen epoch {best_epoch}")
-        ax.set_title(name)
+        ax.set_title(name, y=1.0)  # placed, not measured: matplotlib would lay out the ticks to place it (~0.1 s)
+        if compact:  # fewer ticks to make and draw
+            ax.locator_params(nbins=4)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         if epochs and len(epochs) <= 12:
