@@ -155,6 +155,25 @@ def test_under_tensorflow_batch_norm_off_and_the_other_structural_choices_are_st
     assert results[3].model.get_layer("bn_1").momentum == 0.8
 
 
+def test_under_mixed_precision_batch_norm_off_or_after_shares_a_program_and_reads_float32_hyperparameters(
+        monkeypatch):
+    """Under mixed_float16 the state's variables are read as float32 (not autocast to float16): batch normalization's
+    momentum and epsilon inside its gate once met float32 statistics as float16 and failed ("Input 'y' of 'Mul' Op has
+    type float16"). Batch norm after, then off, then without dropout share one program, with a fresh model's results
+    to float16's rounding."""
+    from tuner.data import load_dataset
+
+    data = load_dataset("iris")
+    base = {"family": "mlp", "n_layers": 1, "units": 8, "dropout": 0.1, "batch_norm": "after", "epochs": 2,
+            "patience": 0, "batch_size": 16, "precision": "mixed_float16"}
+    configs = (base, {**base, "batch_norm": "off"}, {**base, "dropout": 0.0, "bn_momentum": 0.8})
+    fresh, results, counts = _fresh_then_shared(monkeypatch, configs, data, 1,
+                                                varying={"batch_norm", "dropout", "bn_momentum"})
+    assert counts == [2, 0, 0]
+    for result, expected in zip(results, fresh):
+        assert result.metrics["val_loss"] == pytest.approx(expected["val_loss"], abs=2e-2)
+
+
 _JAX_SCRIPT = """
 import json, os
 import keras

@@ -178,6 +178,7 @@ class HyperparameterState:
                 initializer=keras.initializers.Constant(self.values[name]),
                 dtype="float32",
                 trainable=False,
+                autocast=False,  # read as float32 under mixed precision too: each reader casts it where it must
                 name=name,
             )
         return self.variables[name]
