@@ -28,7 +28,9 @@ less disturbed by other work on a shared machine) (tuner's code is not changed) 
 times the median of its later epochs (steady state). ``trial / epochs`` is the whole trial over that
 (the issue's target: at most 1.5 under the default backend). ``trial/(epochs+gap)`` counts each epoch with its
 honest-gap pass, as Keras counts an epoch with its validation pass: what is left over is the trial's fixed cost. ``study s`` is the child's whole
-``Study.run`` (including the study's own start and end). Figures are medians over the configurations;
+``Study.run`` (including the study's own start and end). ``floor s`` is that study with every trial cut to its
+epochs alone and their honest-gap passes (``study s`` - the trials + their epochs and gap): what no cut of a
+trial's fixed cost can go below while the epochs and the gap stay. Figures are medians over the configurations;
 shares are medians of each trial's share. Wall times are those of a machine that may be shared: the
 script prints the load average next to them.
 
@@ -137,6 +139,8 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
                              storage=f"sqlite:///{tmp}/optuna.db",
                              tracking_uri="none" if args.no_tracking else f"sqlite:///{tmp}/mlflow.db")
     study = Study(args.space, args.dataset, settings, workers=1)  # every trial in this process, where it is timed
+    for params in json.loads(Path(args.configs_from).read_text()) if args.configs_from else []:
+        study.enqueue(params)  # these configurations instead of the sampler's
     start = time.perf_counter()
     study.run()
     study_s = time.perf_counter() - start
@@ -178,6 +182,10 @@ def summarize(run: dict[str, Any], clock: str = "wall") -> dict[str, Any]:
                                  if t["epochs_alone"] > 0])
     row["epoch_ms"] = 1000 * C.median([t["epochs_alone"] / t["epochs_run"] for t in trials if t["epochs_run"]])
     row["epochs_run"] = C.median([t["epochs_run"] for t in trials])
+    # the study's floor: every trial cut to its epochs and their honest-gap passes, all else kept
+    row["sum_trials_s"] = sum(t["whole"] for t in trials)
+    row["sum_epochs_gap_s"] = sum(t["epochs_alone"] + t["parts"].get("gap", 0.0) for t in trials)
+    row["floor_s"] = run["study_s"] - row["sum_trials_s"] + row["sum_epochs_gap_s"]
     for p in PARTS:
         row[p] = C.median([t["parts"].get(p, 0.0) for t in trials])
         row[f"{p} %"] = 100 * C.median([t["parts"].get(p, 0.0) / t["whole"] for t in trials])
@@ -199,6 +207,8 @@ def main() -> None:
     parser.add_argument("--program-cache", nargs="+", default=["4"],
                         help="TUNER_PROGRAM_CACHE values to compare (0: a new model every trial)")
     parser.add_argument("--json", type=Path, help="write the figures here too")
+    parser.add_argument("--configs-from", help="a JSON list of parameter sets to train (e.g. against_commit.py's "
+                        "configurations) instead of the random sampler's")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--dataset", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -221,6 +231,7 @@ def main() -> None:
                         env["TUNER_JAX_CACHE"] = cache
                     cmd = [sys.executable, __file__, "--child", "--dataset", dataset, "--configs", str(args.configs),
                            "--space", args.space]
+                    cmd += ["--configs-from", args.configs_from] if args.configs_from else []
                     cmd += ["--no-tracking"] * args.no_tracking + ["--keras-gap-loss"] * args.keras_gap_loss
                     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
                 lines = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
@@ -239,6 +250,9 @@ def main() -> None:
                    ("programs", "programs"), ("trial_s", "trial s"),
                    ("epochs_s", "epochs alone s"), ("ratio", "trial/epochs"), ("ratio_cpu", "same, CPU time"),
                    ("ratio_gap", "trial/(epochs+gap)"), ("epoch_ms", "ms/epoch"), ("epochs_run", "epochs"), ("study_s", "study s"), ("load1", "load1")])
+    print("\nthe study if every trial were its epochs and their honest-gap passes alone (its start and end kept)")
+    C.table(rows, [("dataset", "dataset"), ("backend", "backend"), ("cache", "program cache"), ("study_s", "study s"),
+                   ("sum_trials_s", "trials s"), ("sum_epochs_gap_s", "their epochs+gap s"), ("floor_s", "floor s")])
     for clock in ("wall", "cpu"):
         print(f"\nmedian seconds per trial by part (and median share of the trial, %), {clock} time")
         C.table([summarize(r, clock) for r in runs], [("dataset", "dataset"), ("backend", "backend"), ("cache", "cache")]
