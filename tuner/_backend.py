@@ -28,13 +28,14 @@ __all__ = [
 
 BACKENDS = ("auto", "tensorflow", "jax", "torch")
 """``--backend`` choices. ``auto`` (:func:`pick_backend`): the backend the user set for Keras (``KERAS_BACKEND``,
-else its ``keras.json``), else the one the measurements in :data:`MEASURED` find faster."""
+else its ``keras.json``), else the one :data:`MEASURED` names for the device, with what was measured."""
 
 MEASURED: dict[str, tuple[str, str]] = {
     "cpu": (
         "tensorflow",
         "the backend tuner is tested under by default; JAX, which shares compiled programs across trials too, ran "
-        "the default study's 12 configurations on 2 cores in 32.5 s vs 32.6 s (--backend jax; benchmarks/RESULTS.md)",
+        "the default study's 12 configurations on 2 cores in 0.95-0.97x TensorFlow's time with a fresh compilation "
+        "cache, each trial in 0.63-0.69x (--backend jax; benchmarks/RESULTS.md)",
     ),
     "gpu": (
         "tensorflow",
@@ -43,10 +44,10 @@ MEASURED: dict[str, tuple[str, str]] = {
     ),
 }
 """What ``--backend auto`` runs on each device when the user set no backend, and why (``benchmarks/trial_cost.py``;
-issues 17 and 24). JAX's epochs are 2-7x faster than TensorFlow's on the small models. Trials share compiled
-programs on both backends (``tuner.training._reuse``), and on CPU a fresh study of the default space now takes
-about as long on either. Auto runs TensorFlow, the backend the test suite runs every command under, and the reason
-says what JAX measured."""
+issues 17 and 24). Trials share compiled programs on both backends (``tuner.training._reuse``). On CPU a JAX trial of
+the default space takes about two thirds of a TensorFlow one, but JAX's first trials compile, so a fresh study of 12
+takes 0.95-0.97x as long. Auto runs TensorFlow, the backend the test suite runs every command under (JAX is a test
+dependency, so picking it where installed would move the suite to JAX), and the reason says what JAX measured."""
 
 
 def pick_backend(*, gpu: bool = False) -> tuple[str, str]:
@@ -96,7 +97,7 @@ def choose_backend(name: str = "auto") -> str:
         chosen = name
     elif keras is not None:
         chosen = keras.backend.backend()
-    else:  # the user's choice (KERAS_BACKEND, else Keras's config file), else what the measurements say
+    else:  # the user's choice (KERAS_BACKEND, else Keras's config file), else MEASURED's for the device
         chosen = pick_backend()[0]
     if keras is not None and keras.backend.backend() != chosen:
         raise ConfigError(

@@ -194,7 +194,7 @@ class StudyCommand(Command):
             choices=BACKENDS,
             default="auto",
             help="Keras backend of this study and its workers (default: auto = $KERAS_BACKEND, "
-            "else keras.json, else the one measured faster on this device: tensorflow today).",
+            "else keras.json, else tensorflow; --backend jax is faster for the built-in models on CPU).",
         )
 
     @contextlib.contextmanager
