@@ -41,7 +41,10 @@ study = Study(space, dataset, settings)  # $TUNER_WORKERS=1 where the API has wo
 for params in configs:  # the configurations every run trains: the first run's
     study.enqueue(params)
 study.run()
-print("RESULT " + json.dumps({"programs": getattr(study, "programs_compiled", None)}))
+trials = sorted(study.optuna_study.trials, key=lambda t: t.number)
+print("RESULT " + json.dumps({"programs": getattr(study, "programs_compiled", None),
+                              "values": [t.values[0] if t.values else None for t in trials],
+                              "params": [t.params for t in trials]}))
 """
 
 
@@ -54,39 +57,21 @@ def _run(checkout: Path, space: Path, args: argparse.Namespace, configs: list[di
         proc = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, timeout=3600)
         wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        values, params = _trials(Path(folder))
         stores = sorted(str(db.relative_to(folder)) for db in Path(folder).glob("**/*.db"))
     if proc.returncode != 0:
         raise SystemExit(f"{checkout}: exit {proc.returncode}\n{proc.stderr[-3000:]}")
     lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    result = json.loads(lines[-1][len("RESULT "):]) if lines else {}
-    done = [v for v in values if v is not None]
+    result = json.loads(lines[-1][len("RESULT "):])
+    done = [v for v in result["values"] if v is not None]
     return {
         "wall_s": round(wall, 1),
         "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1),
         "best_val": max(done) if done else None,
         "programs": result.get("programs"),
         "stores": stores,  # the Optuna storage and MLflow's store, as the default command writes them
-        "values": values,
-        "params": params,
+        "values": result["values"],
+        "params": result["params"],
     }
-
-
-def _trials(folder: Path) -> tuple[list[float | None], list[dict[str, Any]]]:
-    """The objective and the parameters of each trial, by number, from the study's Optuna storage in ``folder``."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    for db in sorted(folder.glob("**/*.db")):
-        url = f"sqlite:///{db}"
-        try:
-            names = optuna.get_all_study_names(url)
-        except Exception:  # not an Optuna storage (MLflow's)
-            continue
-        for name in names:
-            trials = sorted(optuna.load_study(study_name=name, storage=url).trials, key=lambda t: t.number)
-            return [t.values[0] if t.values else None for t in trials], [dict(t.params) for t in trials]
-    return [], []
 
 
 def _compare_values(runs: list[dict[str, Any]]) -> None:
